@@ -1,0 +1,157 @@
+//! The admin API: what `fedctl` asks its own control plane. Served on
+//! `control.adminListen`, loopback or a unix socket only, so callers are
+//! trusted (DESIGN.md, CLI contract).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedmesh_proto::identity::inspect_cert;
+use fedmesh_proto::v1::{self, admin_server::Admin};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::checks;
+use crate::clock;
+use crate::context::Control;
+use crate::peering::info::{locality_to_proto, parse_roots};
+use crate::peering::join::{JoinError, join};
+use crate::peering::leave::leave;
+use crate::peering::{PeerView, role_str};
+use crate::store::TokenRecord;
+use crate::token::{JoinToken, secret_hash_hex};
+
+/// Default token lifetime (`fedctl token create` without `--ttl`).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Longest token lifetime accepted.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The `Admin` service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    ctl: Arc<Control>,
+}
+
+impl AdminService {
+    /// A service over the control plane's state.
+    pub fn new(ctl: Arc<Control>) -> Self {
+        Self { ctl }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_token(
+        &self,
+        request: Request<v1::CreateTokenRequest>,
+    ) -> Result<Response<v1::CreateTokenResponse>, Status> {
+        let ttl = match request.into_inner().ttl_seconds {
+            0 => DEFAULT_TOKEN_TTL,
+            s => Duration::from_secs(s),
+        };
+        if ttl > MAX_TOKEN_TTL {
+            return Err(Status::invalid_argument(format!(
+                "--ttl {}s is longer than the 30-day maximum",
+                ttl.as_secs()
+            )));
+        }
+        let token = JoinToken::generate(&self.ctl.peering_advertise, self.ctl.ca.pin())
+            .map_err(Status::internal)?;
+        let now = clock::now_unix_ms();
+        let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let record = TokenRecord {
+            created_unix_ms: now,
+            expires_unix_ms: expires,
+            used_unix_ms: None,
+            used_by: None,
+        };
+        let store = self.ctl.store.clone();
+        let hash = secret_hash_hex(&token.secret);
+        tokio::task::spawn_blocking(move || store.put_token(&hash, &record))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        info!(expires = %clock::rfc3339_ms(expires), "join token created");
+        Ok(Response::new(v1::CreateTokenResponse {
+            token: token.encode(),
+            expires_unix_ms: expires,
+        }))
+    }
+
+    async fn join_peer(
+        &self,
+        request: Request<v1::JoinPeerRequest>,
+    ) -> Result<Response<v1::JoinPeerResponse>, Status> {
+        let token = JoinToken::decode(&request.into_inner().token)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let record = join(&self.ctl, &token).await.map_err(|e| match e {
+            JoinError::Unreachable { .. } => Status::unavailable(e.to_string()),
+            JoinError::Refused { .. } => Status::permission_denied(e.to_string()),
+            JoinError::BadAnswer(_) | JoinError::Local(_) => {
+                Status::failed_precondition(e.to_string())
+            }
+        })?;
+        let peer = self
+            .ctl
+            .peers
+            .view(&record.name)
+            .map(|v| peer_status(&v))
+            .ok_or_else(|| Status::aborted("the peer was removed while joining"))?;
+        Ok(Response::new(v1::JoinPeerResponse { peer: Some(peer) }))
+    }
+
+    async fn leave_peer(
+        &self,
+        request: Request<v1::LeavePeerRequest>,
+    ) -> Result<Response<v1::LeavePeerResponse>, Status> {
+        let peer = request.into_inner().peer;
+        let outcome = leave(&self.ctl, &peer).await.map_err(Status::not_found)?;
+        Ok(Response::new(v1::LeavePeerResponse {
+            remote_notified: outcome.remote_notified,
+            detail: outcome.detail,
+        }))
+    }
+
+    async fn list_peers(
+        &self,
+        _request: Request<v1::ListPeersRequest>,
+    ) -> Result<Response<v1::ListPeersResponse>, Status> {
+        let peers = self.ctl.peers.views().iter().map(peer_status).collect();
+        Ok(Response::new(v1::ListPeersResponse { peers }))
+    }
+
+    async fn check(
+        &self,
+        _request: Request<v1::CheckRequest>,
+    ) -> Result<Response<v1::CheckResponse>, Status> {
+        Ok(Response::new(v1::CheckResponse {
+            results: checks::run(&self.ctl),
+        }))
+    }
+}
+
+/// A peer as the admin API shows it.
+pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
+    let r = &v.record;
+    let root_expires = parse_roots(&r.roots_pem)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|der| inspect_cert(&der).ok())
+        .map(|info| clock::datetime_unix_ms(info.not_after))
+        .max()
+        .unwrap_or(0);
+    v1::PeerStatus {
+        name: r.name.clone(),
+        endpoint: r.endpoint.clone(),
+        role: role_str(r).to_string(),
+        locality: Some(locality_to_proto(&r.locality)),
+        state: v.state.as_str().to_string(),
+        since_unix_ms: v.since_ms,
+        last_heartbeat_unix_ms: v.last_heard_ms.unwrap_or(0),
+        imports: 0,
+        root_expires_unix_ms: root_expires,
+        trust_domain: r.trust_domain.clone(),
+        gateway_address: r.gateway_address.clone(),
+        last_error: v.last_error.clone().unwrap_or_default(),
+    }
+}

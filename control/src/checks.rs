@@ -1,0 +1,136 @@
+//! `fedctl check`: health checks of this cluster and its peerings, each a
+//! named pass/fail line with a reason and, on failure, what to do.
+
+use std::time::Duration;
+
+use fedmesh_proto::v1::CheckResult;
+use time::OffsetDateTime;
+
+use crate::clock;
+use crate::context::Control;
+use crate::peering::LinkState;
+use crate::token::BootstrapToken;
+
+/// A CA closer than this to its end fails the check: time to rotate.
+const CA_WARN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Runs every check.
+pub fn run(ctl: &Control) -> Vec<CheckResult> {
+    let now = OffsetDateTime::now_utc();
+    let mut out = vec![
+        check_ca(ctl, now),
+        check_leaf(ctl, now),
+        check_bootstrap(ctl),
+    ];
+    out.extend(check_peers(ctl));
+    out
+}
+
+fn result(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> CheckResult {
+    CheckResult {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+fn until(t: OffsetDateTime) -> String {
+    clock::rfc3339_ms(clock::datetime_unix_ms(t))
+}
+
+fn check_ca(ctl: &Control, now: OffsetDateTime) -> CheckResult {
+    let end = ctl.ca.not_after();
+    if end <= now {
+        result(
+            "ca",
+            false,
+            format!(
+                "the cluster CA expired at {}; replace it (ca.certFile/ca.keyFile) and re-join peers",
+                until(end)
+            ),
+        )
+    } else if end - now < CA_WARN {
+        result(
+            "ca",
+            false,
+            format!(
+                "the cluster CA expires at {}, in under 30 days; rotate it",
+                until(end)
+            ),
+        )
+    } else {
+        result("ca", true, format!("valid until {}", until(end)))
+    }
+}
+
+fn check_leaf(ctl: &Control, now: OffsetDateTime) -> CheckResult {
+    let end = ctl.cert.not_after();
+    if end <= now {
+        result(
+            "control certificate",
+            false,
+            format!(
+                "expired at {}; renewal failed, see the control plane log",
+                until(end)
+            ),
+        )
+    } else {
+        result(
+            "control certificate",
+            true,
+            format!(
+                "valid until {} (renewed at two-thirds of its life)",
+                until(end)
+            ),
+        )
+    }
+}
+
+fn check_bootstrap(ctl: &Control) -> CheckResult {
+    let path = &ctl.config.gateway.bootstrap_token_file;
+    let name = "gateway bootstrap token";
+    match std::fs::read_to_string(path) {
+        Ok(text) => match BootstrapToken::decode(&text) {
+            Ok(t) if t == ctl.bootstrap => result(name, true, format!("{}", path.display())),
+            Ok(_) => result(
+                name,
+                false,
+                format!(
+                    "{} holds another token than the one in use; restart `fedctl run` to rewrite it",
+                    path.display()
+                ),
+            ),
+            Err(e) => result(name, false, format!("{}: {e}", path.display())),
+        },
+        Err(e) => result(
+            name,
+            false,
+            format!(
+                "cannot read {}: {e}; restart `fedctl run` to rewrite it",
+                path.display()
+            ),
+        ),
+    }
+}
+
+fn check_peers(ctl: &Control) -> Vec<CheckResult> {
+    let dead_after = ctl.config.control.peer_dead_after;
+    ctl.peers
+        .views()
+        .into_iter()
+        .map(|v| {
+            let name = format!("peer {}", v.record.name);
+            let since = clock::rfc3339_ms(v.since_ms);
+            let error = v.last_error.clone().unwrap_or_else(|| "no error recorded".into());
+            match v.state {
+                LinkState::Connected => match v.last_heard_ms.map(clock::age) {
+                    Some(age) if age <= dead_after => result(name, true, format!("connected since {since}, heard {} ms ago", age.as_millis())),
+                    Some(age) => result(name, false, format!("connected but silent for {} ms (peerDeadAfter {} ms)", age.as_millis(), dead_after.as_millis())),
+                    None => result(name, false, "connected but never heard"),
+                },
+                LinkState::Stale => result(name, false, format!("stale since {since}: {error}; check that {} is running and reachable at {}", v.record.name, v.record.endpoint)),
+                LinkState::Disconnected => result(name, false, format!("disconnected since {since}: {error}; check that {} is running and reachable", v.record.name)),
+            }
+        })
+        .collect()
+}

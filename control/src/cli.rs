@@ -1,0 +1,158 @@
+//! The `fedctl` command line (DESIGN.md, CLI contract): global flags
+//! `--config`, `--admin`, `-o table|json` before or after the subcommand;
+//! client commands find the admin API by `--admin`, else `FEDCTL_ADMIN`,
+//! else `control.adminListen` from `--config`, else the default
+//! `127.0.0.1:15000`.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use fedmesh_proto::config::{AdminListen, Config, parse_duration};
+
+/// fedmesh: link clusters into one federation with `fedctl join`.
+#[derive(Debug, Parser)]
+#[command(name = "fedctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Cluster config file (YAML); `run` requires it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Admin API of the control plane to talk to (IP:PORT or unix:PATH).
+    #[arg(long, global = true, value_name = "ADDR", env = "FEDCTL_ADMIN")]
+    pub admin: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// JSON for scripts (shapes fixed by DESIGN.md).
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (peering, admin API, gateway API) until SIGTERM.
+    Run,
+    /// Manage join tokens.
+    Token {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Join the cluster that issued TOKEN; blocks until it answers.
+    Join {
+        /// A token printed by `fedctl token create` on the other cluster.
+        token: String,
+    },
+    /// End the peering with PEER (on both sides when it can be told).
+    Leave {
+        /// The peer's cluster name.
+        peer: String,
+    },
+    /// List this cluster's peers and their link state.
+    Peers,
+    /// Check this cluster's certificates and peerings; non-zero exit on failure.
+    Check,
+}
+
+/// `fedctl token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a single-use join token for another cluster.
+    Create {
+        /// How long the token stays valid (e.g. 10m, 1h, 24h; at most 30 days).
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("the ttl must be at least 1s".into());
+    }
+    Ok(d)
+}
+
+/// Runs the parsed command line and returns the process exit code. Errors
+/// are printed as `error: …` with the whole cause.
+pub fn main(cli: Cli) -> ExitCode {
+    let verbose = matches!(cli.command, Command::Run);
+    init_tracing(verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Run = cli.command {
+        let path = cli.config.as_deref().ok_or_else(|| {
+            anyhow!("`fedctl run` needs --config FILE (the cluster config, see docs/config.md)")
+        })?;
+        let config = Config::load(path)?;
+        crate::daemon::run(config).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let admin = admin_address(&cli)?;
+    let mut client = client::connect(&admin).await?;
+    match cli.command {
+        Command::Run => unreachable!("handled above"),
+        Command::Token {
+            command: TokenCommand::Create { ttl },
+        } => client::token_create(&mut client, ttl, cli.output).await,
+        Command::Join { token } => client::join(&mut client, &token, cli.output).await,
+        Command::Leave { peer } => client::leave(&mut client, &peer, cli.output).await,
+        Command::Peers => client::peers(&mut client, cli.output).await,
+        Command::Check => client::check(&mut client, cli.output).await,
+    }
+}
+
+/// Where the admin API is: `--admin` (or `FEDCTL_ADMIN`), else the config's
+/// `control.adminListen`, else the default.
+fn admin_address(cli: &Cli) -> anyhow::Result<AdminListen> {
+    if let Some(text) = &cli.admin {
+        return AdminListen::parse(text).map_err(|e| anyhow!("--admin {text:?}: {e}"));
+    }
+    if let Some(path) = &cli.config {
+        let config =
+            Config::load(path).context("while reading --config to find control.adminListen")?;
+        return Ok(config.control.admin_listen);
+    }
+    AdminListen::parse("127.0.0.1:15000").map_err(|e| anyhow!(e))
+}
+
+fn init_tracing(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("FEDMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

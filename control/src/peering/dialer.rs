@@ -1,0 +1,134 @@
+//! The dialer side of a peering: for the peering's whole life, keep one
+//! sync stream open to the acceptor, redialing with jittered exponential
+//! backoff after any failure (DESIGN.md, Joining: roles as in Consul
+//! peering).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedmesh_proto::v1::peering_client::PeeringClient;
+use ring::rand::SecureRandom;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::session::{self, SessionEnd};
+use super::transport::{connect, error_chain};
+use crate::context::Control;
+
+/// First retry delay.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// Longest retry delay, so a restarted peer is found again quickly.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A stream that lasted this long resets the backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
+/// Starts the dial loop for `peer` and registers it with the peer set, so
+/// removing the peer stops it.
+pub fn spawn(ctl: Arc<Control>, peer: String) {
+    let span = info_span!("dialer", %peer);
+    let task = tokio::spawn(run(ctl.clone(), peer.clone()).instrument(span));
+    ctl.peers.set_dialer(&peer, task.abort_handle());
+}
+
+async fn run(ctl: Arc<Control>, peer: String) {
+    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    loop {
+        let Some(record) = ctl.peers.record(&peer) else {
+            return;
+        };
+        let started = Instant::now();
+        match dial_once(&ctl, &peer, &record.endpoint).await {
+            Err(error) => {
+                warn!(endpoint = %record.endpoint, %error, "dialing peer failed; will retry");
+                ctl.peers.dial_failed(&peer, error);
+            }
+            Ok(SessionEnd::Left) => return,
+            Ok(_) => {}
+        }
+        if started.elapsed() >= HEALTHY_SESSION {
+            backoff.reset();
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// One dial: connect, open the stream, run the session to its end.
+async fn dial_once(ctl: &Arc<Control>, peer: &str, endpoint: &str) -> Result<SessionEnd, String> {
+    let tls = ctl.peering_client_tls(peer).map_err(|e| e.to_string())?;
+    let channel = connect(endpoint, tls, ctl.dial_timeout())
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let mut client = PeeringClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let Some((id, kill)) = ctl.peers.open_session(peer, tx.clone()) else {
+        return Ok(SessionEnd::Replaced);
+    };
+    let inbound = match client.sync(ReceiverStream::new(rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let error = format!("peer refused the sync stream: {}", status.message());
+            ctl.peers.session_ended(peer, id, Some(error.clone()));
+            return Err(error);
+        }
+    };
+    info!(%endpoint, session = id, "peering stream open");
+    Ok(session::run(ctl.clone(), peer.to_string(), id, inbound, tx, kill).await)
+}
+
+/// Exponential backoff with jitter: each delay is drawn from
+/// [d/2, d] where d doubles from `base` up to `cap`.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `base`, never above `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// Back to `base` after a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay.
+    pub fn next_delay(&mut self) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << self.attempt.min(16));
+        self.attempt = self.attempt.saturating_add(1);
+        let full = exp.min(self.cap);
+        let mut byte = [0u8; 1];
+        // Without randomness, fall back to the full delay: still bounded.
+        let frac = match ring::rand::SystemRandom::new().fill(&mut byte) {
+            Ok(()) => 0.5 + f64::from(byte[0]) / 510.0,
+            Err(_) => 1.0,
+        };
+        full.mul_f64(frac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        let delays: Vec<Duration> = (0..20).map(|_| b.next_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(5)));
+        assert!(delays.last().unwrap() >= &Duration::from_millis(2500));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,227 @@
+//! The join handshake, both sides (DESIGN.md, Joining).
+//!
+//! Joiner ([`join`]): dial the address in the token over TLS, accept the
+//! server only if its chain ends in the pinned CA (before the secret is
+//! sent), call Join with the secret and this cluster's info, store the
+//! acceptor as a peer and start dialing it.
+//!
+//! Acceptor ([`accept`]): check the request field by field, refuse a
+//! clashing name, trust domain or DNS zone, then check and consume the
+//! token and store the joiner in one store transaction; answer with this
+//! cluster's info.
+
+use std::sync::Arc;
+
+use fedmesh_proto::identity::spki_sha256;
+use fedmesh_proto::v1::{self, peering_client::PeeringClient};
+use tonic::Status;
+use tracing::info;
+
+use super::info::{PeerInfo, parse_roots};
+use super::transport::{connect, error_chain};
+use super::{LinkState, dialer};
+use crate::clock;
+use crate::context::Control;
+use crate::store::{PeerRecord, Role};
+use crate::token::{JoinToken, hex, secret_hash_hex};
+
+/// Why `fedctl join` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// TLS or TCP to the issuer failed (including a CA that does not match
+    /// the token's pin).
+    #[error("cannot reach the issuing cluster at {address}: {reason}")]
+    Unreachable {
+        /// The token's address.
+        address: String,
+        /// The whole cause.
+        reason: String,
+    },
+    /// The issuer answered with a refusal.
+    #[error("{address} refused the join: {reason}")]
+    Refused {
+        /// The token's address.
+        address: String,
+        /// The issuer's message.
+        reason: String,
+    },
+    /// The issuer's answer is unusable.
+    #[error("the issuing cluster's answer is unusable: {0}")]
+    BadAnswer(String),
+    /// This side cannot take the peer.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Joins the cluster that issued `token` and starts dialing it.
+///
+/// # Errors
+/// See [`JoinError`]; nothing is stored when it fails.
+pub async fn join(ctl: &Arc<Control>, token: &JoinToken) -> Result<PeerRecord, JoinError> {
+    let address = token.address.clone();
+    let (tls, _verifier) = ctl
+        .join_client_tls(token.pin)
+        .map_err(|e| JoinError::Local(e.to_string()))?;
+    let channel = connect(&address, tls, ctl.dial_timeout())
+        .await
+        .map_err(|e| JoinError::Unreachable {
+            address: address.clone(),
+            reason: error_chain(&e),
+        })?;
+    let request = v1::JoinRequest {
+        secret: token.secret.to_vec(),
+        joiner: Some(ctl.local_info()),
+    };
+    let answer = PeeringClient::new(channel)
+        .join(request)
+        .await
+        .map_err(|status| JoinError::Refused {
+            address: address.clone(),
+            reason: status.message().to_string(),
+        })?
+        .into_inner();
+    let acceptor = answer
+        .acceptor
+        .ok_or_else(|| JoinError::BadAnswer("acceptor is missing".into()))?;
+    let info = PeerInfo::from_proto(&acceptor, "acceptor")
+        .map_err(|e| JoinError::BadAnswer(e.to_string()))?;
+    check_pinned_root(&info, token.pin)?;
+    if info.name == ctl.config.cluster {
+        return Err(JoinError::Local(format!(
+            "the issuing cluster is named {:?} like this one; every cluster needs its own name",
+            info.name
+        )));
+    }
+    let record = PeerRecord {
+        name: info.name.clone(),
+        trust_domain: info.trust_domain,
+        locality: info.locality,
+        roots_pem: info.roots_pem,
+        role: Role::Dialer,
+        endpoint: address,
+        gateway_address: info.gateway_address,
+        joined_unix_ms: clock::now_unix_ms(),
+    };
+    store_peer(ctl, &record).await.map_err(JoinError::Local)?;
+    ctl.peers
+        .insert(
+            record.clone(),
+            LinkState::Disconnected,
+            clock::now_unix_ms(),
+        )
+        .map_err(JoinError::Local)?;
+    dialer::spawn(ctl.clone(), record.name.clone());
+    info!(peer = %record.name, endpoint = %record.endpoint, "joined; dialing the peer");
+    Ok(record)
+}
+
+/// The roots the acceptor sent must include the CA the token pinned.
+fn check_pinned_root(info: &PeerInfo, pin: [u8; 32]) -> Result<(), JoinError> {
+    let roots = parse_roots(&info.roots_pem).map_err(JoinError::BadAnswer)?;
+    let pinned = roots.iter().any(|r| spki_sha256(r).is_ok_and(|p| p == pin));
+    if pinned {
+        Ok(())
+    } else {
+        Err(JoinError::BadAnswer(format!(
+            "none of its CA roots matches the token's pin sha256:{}",
+            hex(&pin)
+        )))
+    }
+}
+
+/// Serves a Join request.
+///
+/// # Errors
+/// A status naming what was refused and what to do.
+pub async fn accept(
+    ctl: &Arc<Control>,
+    request: v1::JoinRequest,
+) -> Result<v1::JoinResponse, Status> {
+    let joiner = request
+        .joiner
+        .ok_or_else(|| Status::invalid_argument("field joiner is missing"))?;
+    let info = PeerInfo::from_proto(&joiner, "joiner")
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if request.secret.len() != 32 {
+        return Err(Status::invalid_argument("field secret must be 32 bytes"));
+    }
+    check_joiner(ctl, &info)?;
+    let record = PeerRecord {
+        name: info.name.clone(),
+        trust_domain: info.trust_domain.clone(),
+        locality: info.locality.clone(),
+        roots_pem: info.roots_pem.clone(),
+        role: Role::Acceptor,
+        endpoint: info.peering_endpoint.clone(),
+        gateway_address: info.gateway_address.clone(),
+        joined_unix_ms: clock::now_unix_ms(),
+    };
+    let store = ctl.store.clone();
+    let hash = secret_hash_hex(&request.secret);
+    let stored = record.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        store.accept_join(&hash, clock::now_unix_ms(), &stored)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("join task failed: {e}")))?
+    .map_err(|e| Status::internal(e.to_string()))?;
+    if let Err(refusal) = outcome {
+        info!(joiner = %info.name, %refusal, "join refused");
+        return Err(Status::permission_denied(refusal.to_string()));
+    }
+    ctl.peers
+        .insert(record, LinkState::Disconnected, clock::now_unix_ms())
+        .map_err(Status::internal)?;
+    info!(peer = %info.name, trust_domain = %info.trust_domain, "cluster joined");
+    Ok(v1::JoinResponse {
+        acceptor: Some(ctl.local_info()),
+    })
+}
+
+/// Refuses a joiner that clashes with this cluster or its peers.
+fn check_joiner(ctl: &Control, info: &PeerInfo) -> Result<(), Status> {
+    let me = &ctl.config;
+    if info.name == me.cluster {
+        return Err(Status::failed_precondition(format!(
+            "the joining cluster is named {:?} like this one; every cluster needs its own name",
+            info.name
+        )));
+    }
+    if info.trust_domain == me.trust_domain {
+        return Err(Status::failed_precondition(format!(
+            "trust domain {} is this cluster's own; give the joining cluster its own trustDomain",
+            info.trust_domain
+        )));
+    }
+    if info.dns_zone != me.dns.zone {
+        return Err(Status::failed_precondition(format!(
+            "DNS zone mismatch: {} serves {}, the joining cluster serves {}; use the same dns.zone in every cluster",
+            me.cluster, me.dns.zone, info.dns_zone
+        )));
+    }
+    for existing in ctl.peers.views() {
+        let r = &existing.record;
+        if r.name == info.name && r.roots_pem != info.roots_pem {
+            return Err(Status::already_exists(format!(
+                "{} is already a peer of {} with another CA; run `fedctl leave {}` on {} first",
+                r.name, me.cluster, r.name, me.cluster
+            )));
+        }
+        if r.name != info.name && r.trust_domain == info.trust_domain {
+            return Err(Status::already_exists(format!(
+                "trust domain {} already belongs to peer {}",
+                r.trust_domain, r.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn store_peer(ctl: &Arc<Control>, record: &PeerRecord) -> Result<(), String> {
+    let store = ctl.store.clone();
+    let record = record.clone();
+    tokio::task::spawn_blocking(move || store.put_peer(&record))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,240 @@
+//! One peering stream, the same loop on both ends: send Hello, send a
+//! heartbeat every `heartbeatInterval`, treat a peer silent for
+//! `peerDeadAfter` as dead, and handle Goodbye (`fedctl leave`).
+//!
+//! The session ends when the stream breaks, the peer goes silent, a newer
+//! stream from the same peer replaces it (the kill signal), or the peering
+//! is removed. Its end is recorded in the [`super::PeerSet`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedmesh_proto::v1::{self, sync_message::Msg};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+use tokio_stream::{Stream, StreamExt};
+use tracing::{debug, info, warn};
+
+use super::info::PeerInfo;
+use crate::clock;
+use crate::context::Control;
+
+/// How long the side answering a Goodbye waits for the leaver to close.
+const GOODBYE_LINGER: Duration = Duration::from_secs(1);
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// A newer stream replaced it, or the peering was removed here.
+    Replaced,
+    /// The peer left (Goodbye), or answered ours.
+    Left,
+    /// The stream broke or the peer went silent.
+    Failed(String),
+}
+
+/// Runs one session to its end and records the end in the peer set.
+pub async fn run<S>(
+    ctl: Arc<Control>,
+    peer: String,
+    id: u64,
+    inbound: S,
+    outbound: mpsc::Sender<v1::SyncMessage>,
+    kill: oneshot::Receiver<()>,
+) -> SessionEnd
+where
+    S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
+{
+    let end = drive(&ctl, &peer, id, inbound, &outbound, kill).await;
+    match &end {
+        SessionEnd::Failed(reason) => {
+            warn!(%peer, session = id, %reason, "peering stream ended");
+            ctl.peers.session_ended(&peer, id, Some(reason.clone()));
+        }
+        SessionEnd::Replaced | SessionEnd::Left => {
+            debug!(%peer, session = id, ?end, "peering stream closed");
+            ctl.peers.session_ended(&peer, id, None);
+        }
+    }
+    end
+}
+
+async fn drive<S>(
+    ctl: &Arc<Control>,
+    peer: &str,
+    id: u64,
+    mut inbound: S,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    mut kill: oneshot::Receiver<()>,
+) -> SessionEnd
+where
+    S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
+{
+    let hello = Msg::Hello(v1::Hello {
+        info: Some(ctl.local_info()),
+        acked_version: 0,
+        epoch: 0,
+    });
+    if send(outbound, hello).is_err() {
+        return SessionEnd::Failed("stream closed before hello".into());
+    }
+    let dead_after = ctl.config.control.peer_dead_after;
+    let mut heartbeat = tokio::time::interval(ctl.config.control.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut deadline = Instant::now() + dead_after;
+    loop {
+        tokio::select! {
+            _ = &mut kill => return SessionEnd::Replaced,
+            _ = heartbeat.tick() => {
+                let beat = Msg::Heartbeat(v1::Heartbeat { sent_unix_ms: clock::now_unix_ms() });
+                if send(outbound, beat).is_err() {
+                    return SessionEnd::Failed("stream closed".into());
+                }
+            }
+            () = sleep_until(deadline) => {
+                return SessionEnd::Failed(format!(
+                    "peer silent for {} ms (peerDeadAfter)", dead_after.as_millis()
+                ));
+            }
+            next = inbound.next() => {
+                let msg = match next {
+                    None => return SessionEnd::Failed("stream closed by peer".into()),
+                    Some(Err(status)) => return SessionEnd::Failed(status_text(&status)),
+                    Some(Ok(m)) => m,
+                };
+                deadline = Instant::now() + dead_after;
+                ctl.peers.heard(peer, id);
+                if let Some(end) = handle(ctl, peer, id, msg, outbound, &mut inbound).await {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+/// Handles one message; `Some` ends the session.
+async fn handle<S>(
+    ctl: &Arc<Control>,
+    peer: &str,
+    id: u64,
+    msg: v1::SyncMessage,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    inbound: &mut S,
+) -> Option<SessionEnd>
+where
+    S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
+{
+    match msg.msg {
+        Some(Msg::Hello(hello)) => {
+            let Some(info) = hello.info else {
+                return Some(SessionEnd::Failed("hello without info".into()));
+            };
+            match PeerInfo::from_proto(&info, "hello.info") {
+                Ok(info) if info.name == peer => update_peer(ctl, peer, &info).await,
+                Ok(info) => Some(SessionEnd::Failed(format!(
+                    "peer sent name {:?} on a stream authenticated as {peer:?}",
+                    info.name
+                ))),
+                Err(e) => Some(SessionEnd::Failed(format!("bad hello: {e}"))),
+            }
+        }
+        Some(Msg::Trust(update)) => {
+            let roots = update.ca_roots_pem;
+            if let Err(e) = super::info::parse_roots(&roots) {
+                return Some(SessionEnd::Failed(format!("bad trust bundle update: {e}")));
+            }
+            persist(ctl, peer, move |r| r.roots_pem = roots).await
+        }
+        Some(Msg::Goodbye(bye)) => {
+            if ctl.peers.answer_goodbye(peer, id) {
+                return Some(SessionEnd::Left);
+            }
+            info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
+            let ack = Msg::Goodbye(v1::Goodbye {
+                reason: format!("{} removed the peering", ctl.config.cluster),
+            });
+            let _ = send(outbound, ack);
+            remove_peer(ctl, peer).await;
+            // Let the leaver read the answer and close first.
+            let _ = tokio::time::timeout(GOODBYE_LINGER, async {
+                while let Some(Ok(_)) = inbound.next().await {}
+            })
+            .await;
+            ctl.peers.remove(peer);
+            Some(SessionEnd::Left)
+        }
+        Some(Msg::Heartbeat(_)) => None,
+        // Export sync (issue 3) is the only user of these; a peer running a
+        // newer fedmesh may send them already.
+        Some(Msg::Exports(_) | Msg::Ack(_)) | None => {
+            debug!(%peer, "ignoring sync message this version does not use");
+            None
+        }
+    }
+}
+
+/// Applies what the peer says about itself on a new stream.
+async fn update_peer(ctl: &Arc<Control>, peer: &str, info: &PeerInfo) -> Option<SessionEnd> {
+    let info = info.clone();
+    persist(ctl, peer, move |r| {
+        r.locality = info.locality;
+        r.gateway_address = info.gateway_address;
+        r.roots_pem = info.roots_pem;
+        if r.role == crate::store::Role::Acceptor {
+            // The dialer's own advertised address; a dialer keeps dialing
+            // the address from the token.
+            r.endpoint = info.peering_endpoint;
+        }
+    })
+    .await
+}
+
+async fn persist(
+    ctl: &Arc<Control>,
+    peer: &str,
+    update: impl FnOnce(&mut crate::store::PeerRecord),
+) -> Option<SessionEnd> {
+    match ctl.peers.update_record(peer, update) {
+        Ok(None) => None,
+        Ok(Some(record)) => {
+            let store = ctl.store.clone();
+            let saved = tokio::task::spawn_blocking(move || store.put_peer(&record)).await;
+            match saved {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(SessionEnd::Failed(format!("cannot store peer update: {e}"))),
+                Err(e) => Some(SessionEnd::Failed(format!("cannot store peer update: {e}"))),
+            }
+        }
+        Err(e) => Some(SessionEnd::Failed(format!("refused peer update: {e}"))),
+    }
+}
+
+/// Removes the peering from the store (the caller removes it from the set
+/// afterwards, which ends this session).
+pub async fn remove_peer(ctl: &Arc<Control>, peer: &str) {
+    let store = ctl.store.clone();
+    let name = peer.to_string();
+    match tokio::task::spawn_blocking(move || store.remove_peer(&name)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(%peer, error = %e, "cannot remove peer from the store"),
+        Err(e) => warn!(%peer, error = %e, "cannot remove peer from the store"),
+    }
+}
+
+fn send(outbound: &mpsc::Sender<v1::SyncMessage>, msg: Msg) -> Result<(), ()> {
+    match outbound.try_send(v1::SyncMessage { msg: Some(msg) }) {
+        Ok(()) => Ok(()),
+        // The peer is not reading; a heartbeat or hello can wait for the
+        // next one. Silence on its side is caught by its own deadline.
+        Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+    }
+}
+
+fn status_text(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        format!("stream failed: {:?}", status.code())
+    } else {
+        format!("stream failed: {}", status.message())
+    }
+}

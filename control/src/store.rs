@@ -1,0 +1,439 @@
+//! The crash-safe state store: one redb file, `<dataDir>/state.redb`.
+//!
+//! Why redb: it is pure Rust (no C toolchain, no system library), its write
+//! transactions are ACID with an fsync at commit (`Durability::Immediate`,
+//! the default), and a `kill -9` at any moment leaves the last committed
+//! transaction intact — so everything acknowledged to a user or a peer
+//! survives. Values are JSON documents, so later issues add fields with
+//! `#[serde(default)]` and keep reading old files.
+//!
+//! Tables: `meta` (CA material, schema version), `peers` (one record per
+//! peering), `tokens` (join-token hashes; never the secret itself). The
+//! export issue adds imports, VIP allocations and acked sync versions.
+//!
+//! Calls block on disk I/O; they are short and rare (join, leave, token
+//! create), so async callers use them directly or via `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const PEERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("peers");
+const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tokens");
+
+const SCHEMA_VERSION: &[u8] = b"1";
+const CA_CERT: &str = "ca.cert.pem";
+const CA_KEY: &str = "ca.key.pem";
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened.
+    #[error(
+        "cannot open state store {path}: {source}; if another `fedctl run` uses this dataDir, stop it or give this one its own dataDir"
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A read or write failed.
+    #[error("state store {action} failed: {source}")]
+    Db {
+        /// What was being done.
+        action: &'static str,
+        /// The redb error.
+        #[source]
+        source: redb::Error,
+    },
+    /// A stored record does not decode (written by a newer fedmesh?).
+    #[error("state store record {key} in table {table} is unreadable: {reason}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// Record key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file was written by a newer schema.
+    #[error(
+        "state store schema {found} is newer than this fedctl understands ({SCHEMA_VERSION:?}); upgrade fedctl"
+    )]
+    Schema {
+        /// What the file says.
+        found: String,
+    },
+}
+
+/// Which side dials a peering (DESIGN.md, Joining: the joiner dials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// This cluster joined the peer and dials it for the peering's life.
+    Dialer,
+    /// The peer joined this cluster and dials it.
+    Acceptor,
+}
+
+impl Role {
+    /// `"dialer"` or `"acceptor"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Dialer => "dialer",
+            Role::Acceptor => "acceptor",
+        }
+    }
+}
+
+/// A peer's locality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StoredLocality {
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+}
+
+/// One peering, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The peer's cluster name.
+    pub name: String,
+    /// The peer's trust domain.
+    pub trust_domain: String,
+    /// The peer's locality.
+    pub locality: StoredLocality,
+    /// PEM roots of the peer's CA (several during a rotation).
+    pub roots_pem: Vec<String>,
+    /// Which side dials.
+    pub role: Role,
+    /// The peer's peering address (host:port): dialed by a dialer; for an
+    /// acceptor, what the peer advertised.
+    pub endpoint: String,
+    /// The peer's gateway ingress address.
+    pub gateway_address: String,
+    /// Unix ms of the join.
+    pub joined_unix_ms: i64,
+}
+
+/// A join token, stored by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Unix ms of creation.
+    pub created_unix_ms: i64,
+    /// Unix ms after which it is refused.
+    pub expires_unix_ms: i64,
+    /// Unix ms it was used at, once used.
+    pub used_unix_ms: Option<i64>,
+    /// The cluster that used it.
+    pub used_by: Option<String>,
+}
+
+/// Why a join was refused by the token check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No such token.
+    #[error("the join token is not known here (issued by another cluster, or never issued)")]
+    Unknown,
+    /// Used before.
+    #[error(
+        "the join token was already used (by {by} at {at}); tokens are single-use: create a new one with `fedctl token create`"
+    )]
+    Used {
+        /// Who used it.
+        by: String,
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// Past its expiry.
+    #[error("the join token expired at {at}; create a new one with `fedctl token create`")]
+    Expired {
+        /// When (RFC 3339).
+        at: String,
+    },
+}
+
+/// The state store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/state.redb`, creating `data_dir` with
+    /// mode 0700.
+    ///
+    /// # Errors
+    /// When the folder or file cannot be created or opened (for instance it
+    /// is locked by another process), or the schema is newer.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join("state.redb");
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let store = Self { db, path };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db("begin init"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(db("open meta"))?;
+            let found = meta
+                .get("schema")
+                .map_err(db("read schema"))?
+                .map(|v| v.value().to_vec());
+            match found {
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION)
+                        .map_err(db("write schema"))?;
+                }
+                Some(v) if v.as_slice() <= SCHEMA_VERSION => {}
+                Some(v) => {
+                    return Err(StoreError::Schema {
+                        found: String::from_utf8_lossy(&v).into_owned(),
+                    });
+                }
+            }
+            txn.open_table(PEERS).map_err(db("open peers"))?;
+            txn.open_table(TOKENS).map_err(db("open tokens"))?;
+        }
+        txn.commit().map_err(db("commit init"))
+    }
+
+    /// The stored CA (cert PEM, key PEM), if one was generated before.
+    ///
+    /// # Errors
+    /// On read failure.
+    pub fn ca(&self) -> Result<Option<(String, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let meta = txn.open_table(META).map_err(db("open meta"))?;
+        let get = |k: &str| -> Result<Option<String>, StoreError> {
+            Ok(meta
+                .get(k)
+                .map_err(db("read CA"))?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+        };
+        match (get(CA_CERT)?, get(CA_KEY)?) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores the generated CA.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn put_ca(&self, cert_pem: &str, key_pem: &str) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(db("open meta"))?;
+            meta.insert(CA_CERT, cert_pem.as_bytes())
+                .map_err(db("write CA"))?;
+            meta.insert(CA_KEY, key_pem.as_bytes())
+                .map_err(db("write CA"))?;
+            Ok(())
+        })
+    }
+
+    /// Every stored peering.
+    ///
+    /// # Errors
+    /// On read failure or an unreadable record.
+    pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        self.all(PEERS, "peers")
+    }
+
+    /// Inserts or replaces a peering.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn put_peer(&self, peer: &PeerRecord) -> Result<(), StoreError> {
+        self.write(|txn| put_json(txn, PEERS, &peer.name, peer))
+    }
+
+    /// Removes a peering; returns whether it existed.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn remove_peer(&self, name: &str) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut peers = txn.open_table(PEERS).map_err(db("open peers"))?;
+            let existed = peers.remove(name).map_err(db("remove peer"))?.is_some();
+            Ok(existed)
+        })
+    }
+
+    /// Stores a new token by the hex SHA-256 of its secret, and drops
+    /// tokens that expired more than a day ago.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn put_token(&self, hash_hex: &str, token: &TokenRecord) -> Result<(), StoreError> {
+        let prune_before = token.created_unix_ms - 24 * 3600 * 1000;
+        self.write(|txn| {
+            let mut table = txn.open_table(TOKENS).map_err(db("open tokens"))?;
+            let mut old = Vec::new();
+            for row in table.iter().map_err(db("list tokens"))? {
+                let (k, v) = row.map_err(db("list tokens"))?;
+                let keep = serde_json::from_slice::<TokenRecord>(v.value())
+                    .map(|t| t.expires_unix_ms >= prune_before)
+                    .unwrap_or(false);
+                if !keep {
+                    old.push(k.value().to_string());
+                }
+            }
+            for k in old {
+                table.remove(k.as_str()).map_err(db("prune tokens"))?;
+            }
+            drop(table);
+            put_json(txn, TOKENS, hash_hex, token)
+        })
+    }
+
+    /// In one transaction: checks the token (known, unused, unexpired),
+    /// marks it used by `peer.name`, and stores the peer. Nothing is written
+    /// when the token is refused.
+    ///
+    /// # Errors
+    /// `Ok(Err(refusal))` when the token is refused; `Err` on store failure.
+    pub fn accept_join(
+        &self,
+        hash_hex: &str,
+        now_unix_ms: i64,
+        peer: &PeerRecord,
+    ) -> Result<Result<(), TokenRefusal>, StoreError> {
+        self.write(|txn| {
+            let Some(mut token) = get_json::<TokenRecord>(txn, TOKENS, "tokens", hash_hex)? else {
+                return Ok(Err(TokenRefusal::Unknown));
+            };
+            if let Some(at) = token.used_unix_ms {
+                return Ok(Err(TokenRefusal::Used {
+                    by: token.used_by.clone().unwrap_or_default(),
+                    at: crate::clock::rfc3339_ms(at),
+                }));
+            }
+            if now_unix_ms > token.expires_unix_ms {
+                return Ok(Err(TokenRefusal::Expired {
+                    at: crate::clock::rfc3339_ms(token.expires_unix_ms),
+                }));
+            }
+            token.used_unix_ms = Some(now_unix_ms);
+            token.used_by = Some(peer.name.clone());
+            put_json(txn, TOKENS, hash_hex, &token)?;
+            put_json(txn, PEERS, &peer.name, peer)?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Runs `f` in a write transaction and commits it only if `f` returns
+    /// `Ok`. The commit is durable (fsync) before this returns.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(db("begin write"))?;
+        let out = f(&txn)?;
+        txn.commit().map_err(db("commit"))?;
+        Ok(out)
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<'_, &str, &[u8]>,
+        name: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(def).map_err(db("open table"))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db("list"))? {
+            let (k, v) = row.map_err(db("list"))?;
+            out.push(decode(name, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+fn put_json<T: Serialize>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<'_, &str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    // Serializing plain structs of strings and numbers cannot fail.
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut table = txn.open_table(def).map_err(db("open table"))?;
+    table.insert(key, bytes.as_slice()).map_err(db("insert"))?;
+    Ok(())
+}
+
+fn get_json<T: DeserializeOwned>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<'_, &str, &[u8]>,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let table = txn.open_table(def).map_err(db("open table"))?;
+    let value = table.get(key).map_err(db("get"))?;
+    value.map(|v| decode(name, key, v.value())).transpose()
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn db<E: Into<redb::Error>>(action: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Db {
+        action,
+        source: e.into(),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let err = |source| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,489 @@
+//! Turns the YAML tree into a [`Config`]: one function per section, each
+//! filling in defaults and checking the rules of its fields.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use super::listeners::{Listener, Protocol, check_conflicts};
+use super::names::{dns_name_problem, label_problem};
+use super::net::{DEFAULT_VIP_RANGE, parse_upstream};
+use super::yaml::{Field, Issue, Node, Section};
+use super::{
+    AdminListen, CaFiles, Config, ControlConfig, DnsConfig, GatewayConfig, HostPort, Ipv4Net,
+    Locality, OutlierConfig, RegistryConfig, RegistryKind,
+};
+
+const ROOT: &[&str] = &[
+    "cluster",
+    "trustDomain",
+    "locality",
+    "dataDir",
+    "ca",
+    "control",
+    "dns",
+    "gateway",
+    "registry",
+];
+const LOCALITY: &[&str] = &["region", "zone"];
+const CA: &[&str] = &["certFile", "keyFile"];
+const CONTROL: &[&str] = &[
+    "peeringListen",
+    "peeringAdvertise",
+    "adminListen",
+    "gatewayListen",
+    "heartbeatInterval",
+    "peerDeadAfter",
+    "staleGrace",
+];
+const DNS: &[&str] = &["listen", "zone", "ttl", "upstreams"];
+const GATEWAY: &[&str] = &[
+    "embedded",
+    "name",
+    "ingressListen",
+    "advertise",
+    "adminListen",
+    "vipRange",
+    "bootstrapTokenFile",
+    "connectTimeout",
+    "idleTimeout",
+    "probeInterval",
+    "probeFailures",
+    "maxConnectionsPerTarget",
+    "outlier",
+];
+const OUTLIER: &[&str] = &[
+    "consecutiveFailures",
+    "baseEjection",
+    "maxEjection",
+    "maxEjectedPercent",
+];
+const REGISTRY: &[&str] = &["kind", "path", "namespaces"];
+
+/// The whole config from the parsed document; `origin`'s folder is the base
+/// of relative paths.
+pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Config, Issue> {
+    let root = Section::root(doc, src, ROOT)?;
+    let base = origin.parent().unwrap_or(Path::new(""));
+    let cluster = root.require("cluster", "cluster: east", |f| label(f, "cluster name"))?;
+    let trust_domain = root
+        .get("trustDomain", trust_domain)?
+        .unwrap_or_else(|| format!("{cluster}.fedmesh"));
+    if root.field("locality").is_none() {
+        let example = "locality: { region: us-east, zone: us-east-1a }";
+        return Err(root.issue(
+            "locality",
+            format!("missing required field; add it, for example `{example}`"),
+        ));
+    }
+    let locality = locality(&root.section("locality", LOCALITY)?)?;
+    let data_dir = root.require("dataDir", "dataDir: ./data/east", |f| path(f, base))?;
+    let ca = ca(&root.section("ca", CA)?, base)?;
+    let mut listeners = Vec::new();
+    let control = control(&root.section("control", CONTROL)?, base, &mut listeners)?;
+    let dns = dns(&root.section("dns", DNS)?, &mut listeners)?;
+    let gateway = gateway(
+        &root.section("gateway", GATEWAY)?,
+        base,
+        &data_dir,
+        &mut listeners,
+    )?;
+    let registry = registry(&root.section("registry", REGISTRY)?, base)?;
+    check_conflicts(&listeners)?;
+    Ok(Config {
+        cluster,
+        trust_domain,
+        locality,
+        data_dir,
+        ca,
+        control,
+        dns,
+        gateway,
+        registry,
+        source: origin.to_path_buf(),
+    })
+}
+
+fn locality(s: &Section<'_>) -> Result<Locality, Issue> {
+    Ok(Locality {
+        region: s.require("region", "region: us-east", non_empty)?,
+        zone: s.require("zone", "zone: us-east-1a", non_empty)?,
+    })
+}
+
+fn ca(s: &Section<'_>, base: &Path) -> Result<CaFiles, Issue> {
+    let cert_file = s.get("certFile", |f| path(f, base))?;
+    let key_file = s.get("keyFile", |f| path(f, base))?;
+    let (missing, given) = match (&cert_file, &key_file) {
+        (Some(_), None) => ("keyFile", "certFile"),
+        (None, Some(_)) => ("certFile", "keyFile"),
+        _ => {
+            return Ok(CaFiles {
+                cert_file,
+                key_file,
+            });
+        }
+    };
+    Err(Issue {
+        line: s.line(given),
+        field: s.path(missing),
+        message: format!(
+            "{} is set but {} is not; give both the CA certificate and its key, or neither to have a CA generated in dataDir",
+            s.path(given),
+            s.path(missing)
+        ),
+    })
+}
+
+fn control(
+    s: &Section<'_>,
+    base: &Path,
+    listeners: &mut Vec<Listener>,
+) -> Result<ControlConfig, Issue> {
+    let d = ControlConfig::default();
+    let peering_listen = listen(s, "peeringListen", d.peering_listen, listeners)?;
+    let peering_advertise = advertise(s, "peeringAdvertise", "peeringListen", peering_listen)?;
+    let admin_field = s.field("adminListen");
+    let admin_listen = match &admin_field {
+        Some(f) => admin_listen(f, base)?,
+        None => d.admin_listen,
+    };
+    if let AdminListen::Tcp(addr) = admin_listen {
+        let line = admin_field.and_then(|f| f.line());
+        listeners.push(Listener::new(
+            s.path("adminListen"),
+            line,
+            addr,
+            Protocol::Tcp,
+        ));
+    }
+    let gateway_listen = listen(s, "gatewayListen", d.gateway_listen, listeners)?;
+    let heartbeat_interval = positive_duration(s, "heartbeatInterval", d.heartbeat_interval)?;
+    let peer_dead_after = positive_duration(s, "peerDeadAfter", d.peer_dead_after)?;
+    if peer_dead_after <= heartbeat_interval {
+        return Err(s.issue(
+            "peerDeadAfter",
+            format!(
+                "{} must be longer than heartbeatInterval ({}), or every peer is marked stale between two heartbeats; set it to a few heartbeats, such as {}",
+                super::format_duration(peer_dead_after),
+                super::format_duration(heartbeat_interval),
+                super::format_duration(heartbeat_interval * 3),
+            ),
+        ));
+    }
+    let stale_grace = s
+        .get("staleGrace", Field::duration)?
+        .unwrap_or(d.stale_grace);
+    Ok(ControlConfig {
+        peering_listen,
+        peering_advertise,
+        admin_listen,
+        gateway_listen,
+        heartbeat_interval,
+        peer_dead_after,
+        stale_grace,
+    })
+}
+
+fn dns(s: &Section<'_>, listeners: &mut Vec<Listener>) -> Result<DnsConfig, Issue> {
+    let d = DnsConfig::default();
+    let listen = listen(s, "listen", d.listen, listeners)?;
+    listeners.push(Listener::new(
+        s.path("listen"),
+        s.field("listen").and_then(|f| f.line()),
+        listen,
+        Protocol::Udp,
+    ));
+    let zone = s.get("zone", zone)?.unwrap_or(d.zone);
+    let ttl = s.get("ttl", ttl)?.unwrap_or(d.ttl);
+    let upstreams = match s.field("upstreams") {
+        Some(f) => f
+            .items("a list of IP:PORT")?
+            .iter()
+            .map(|item| item.parse("IP:PORT", parse_upstream))
+            .collect::<Result<_, _>>()?,
+        None => d.upstreams,
+    };
+    Ok(DnsConfig {
+        listen,
+        zone,
+        ttl,
+        upstreams,
+    })
+}
+
+fn gateway(
+    s: &Section<'_>,
+    base: &Path,
+    data_dir: &Path,
+    listeners: &mut Vec<Listener>,
+) -> Result<GatewayConfig, Issue> {
+    let ingress_listen = listen(s, "ingressListen", super::loopback(15443), listeners)?;
+    Ok(GatewayConfig {
+        embedded: s.get("embedded", Field::bool)?.unwrap_or(false),
+        name: s
+            .get("name", |f| label(f, "gateway name"))?
+            .unwrap_or_else(|| "gw-1".to_owned()),
+        ingress_listen,
+        advertise: advertise(s, "advertise", "ingressListen", ingress_listen)?,
+        admin_listen: listen(s, "adminListen", super::loopback(15090), listeners)?,
+        vip_range: s.get("vipRange", vip_range)?.unwrap_or(DEFAULT_VIP_RANGE),
+        bootstrap_token_file: s
+            .get("bootstrapTokenFile", |f| path(f, base))?
+            .unwrap_or_else(|| data_dir.join("gateway-bootstrap.token")),
+        connect_timeout: positive_duration(s, "connectTimeout", Duration::from_secs(1))?,
+        idle_timeout: positive_duration(s, "idleTimeout", Duration::from_secs(3_600))?,
+        probe_interval: positive_duration(s, "probeInterval", Duration::from_millis(200))?,
+        probe_failures: s
+            .get("probeFailures", |f| f.number(1, u32::MAX.into()))?
+            .unwrap_or(3),
+        max_connections_per_target: s
+            .get("maxConnectionsPerTarget", |f| f.number(1, u32::MAX.into()))?
+            .unwrap_or(10_000),
+        outlier: outlier(&s.section("outlier", OUTLIER)?)?,
+    })
+}
+
+fn outlier(s: &Section<'_>) -> Result<OutlierConfig, Issue> {
+    let d = OutlierConfig::default();
+    let consecutive_failures = s
+        .get("consecutiveFailures", |f| f.number(1, u32::MAX.into()))?
+        .unwrap_or(d.consecutive_failures);
+    let base_ejection = positive_duration(s, "baseEjection", d.base_ejection)?;
+    let max_ejection = positive_duration(s, "maxEjection", d.max_ejection)?;
+    if base_ejection > max_ejection {
+        let key = if s.field("baseEjection").is_some() {
+            "baseEjection"
+        } else {
+            "maxEjection"
+        };
+        return Err(s.issue(
+            key,
+            format!(
+                "baseEjection ({}) is longer than maxEjection ({}); make baseEjection at most maxEjection",
+                super::format_duration(base_ejection),
+                super::format_duration(max_ejection)
+            ),
+        ));
+    }
+    let max_ejected_percent = s
+        .get("maxEjectedPercent", |f| f.number(0, 100))?
+        .unwrap_or(d.max_ejected_percent);
+    Ok(OutlierConfig {
+        consecutive_failures,
+        base_ejection,
+        max_ejection,
+        max_ejected_percent,
+    })
+}
+
+fn registry(s: &Section<'_>, base: &Path) -> Result<RegistryConfig, Issue> {
+    let kind = s
+        .get("kind", registry_kind)?
+        .unwrap_or(RegistryKind::Static);
+    let path = s.get("path", |f| path(f, base))?;
+    let namespaces: Vec<String> = match s.field("namespaces") {
+        Some(f) => f
+            .items("a list of namespace names")?
+            .iter()
+            .map(|item| label(item, "namespace name"))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    if kind == RegistryKind::Kubernetes && path.is_some() {
+        return Err(s.issue(
+            "path",
+            "path is read only by the static registry, and kind is kubernetes; remove path, or set kind: static",
+        ));
+    }
+    if kind == RegistryKind::Static && !namespaces.is_empty() {
+        return Err(s.issue(
+            "namespaces",
+            "namespaces are read only by the kubernetes registry, and kind is static; remove namespaces, or set kind: kubernetes",
+        ));
+    }
+    Ok(RegistryConfig {
+        kind,
+        path: path.unwrap_or_else(|| base.join("services")),
+        namespaces,
+    })
+}
+
+// Value conversions, each reporting at the field it reads.
+
+fn non_empty(f: &Field<'_>) -> Result<String, Issue> {
+    let text = f.text("a string")?;
+    if text.trim().is_empty() {
+        return Err(f.issue("must not be empty"));
+    }
+    Ok(text)
+}
+
+fn label(f: &Field<'_>, what: &str) -> Result<String, Issue> {
+    let text = f.text(&format!("a {what}"))?;
+    match label_problem(&text) {
+        None => Ok(text),
+        Some(problem) => Err(f.issue(format!(
+            "invalid {what} {text:?}: {problem}; use a DNS label: lowercase letters, digits and '-', at most 63 characters, such as east or us-east-1"
+        ))),
+    }
+}
+
+fn trust_domain(f: &Field<'_>) -> Result<String, Issue> {
+    let text = f.text("a trust domain")?;
+    match dns_name_problem(&text) {
+        None => Ok(text),
+        Some(problem) => Err(f.issue(format!(
+            "invalid trust domain {text:?}: {problem}; use a lowercase DNS name such as east.fedmesh"
+        ))),
+    }
+}
+
+fn zone(f: &Field<'_>) -> Result<String, Issue> {
+    let text = f.text("a DNS zone")?;
+    let normalized = text.to_ascii_lowercase();
+    let normalized = normalized.strip_suffix('.').unwrap_or(&normalized);
+    match dns_name_problem(normalized) {
+        None => Ok(normalized.to_owned()),
+        Some(problem) => Err(f.issue(format!(
+            "invalid DNS zone {text:?}: {problem}; use a DNS name such as clusterset.local"
+        ))),
+    }
+}
+
+fn ttl(f: &Field<'_>) -> Result<Duration, Issue> {
+    let ttl = f.duration()?;
+    // RFC 2181 §8: a TTL is an unsigned 32-bit count of seconds of at most 2^31 - 1.
+    if ttl.subsec_nanos() != 0 || ttl < Duration::from_secs(1) || ttl.as_secs() > (1 << 31) - 1 {
+        return Err(f.issue(format!(
+            "invalid TTL {}: DNS TTLs are whole seconds from 1s to 2147483647s; write it like 5s or 1m",
+            super::format_duration(ttl)
+        )));
+    }
+    Ok(ttl)
+}
+
+fn path(f: &Field<'_>, base: &Path) -> Result<PathBuf, Issue> {
+    let text = non_empty(f)?;
+    Ok(resolve(base, Path::new(&text)))
+}
+
+/// `path` if absolute, else `base/path` with `.` components dropped.
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    base.join(path).components().collect()
+}
+
+fn registry_kind(f: &Field<'_>) -> Result<RegistryKind, Issue> {
+    match f.text("static or kubernetes")?.as_str() {
+        "static" => Ok(RegistryKind::Static),
+        "kubernetes" => Ok(RegistryKind::Kubernetes),
+        other => Err(f.issue(format!(
+            "unknown registry kind {other:?}: expected static or kubernetes"
+        ))),
+    }
+}
+
+fn vip_range(f: &Field<'_>) -> Result<Ipv4Net, Issue> {
+    let net = f.parse("an IPv4 CIDR", |text| text.parse::<Ipv4Net>())?;
+    if !(8..=30).contains(&net.prefix()) {
+        return Err(f.issue(format!(
+            "invalid VIP range {net}: the prefix length must be 8 to 30, such as 127.77.0.0/16"
+        )));
+    }
+    Ok(net)
+}
+
+fn socket_addr(f: &Field<'_>, example: SocketAddr) -> Result<SocketAddr, Issue> {
+    f.parse("IP:PORT", |text| {
+        text.parse::<SocketAddr>()
+            .map_err(|_| format!("invalid address {text:?}: expected IP:PORT such as {example}"))
+    })
+}
+
+/// A TCP listen address (default `default`), recorded for the conflict check.
+fn listen(
+    s: &Section<'_>,
+    key: &str,
+    default: SocketAddr,
+    listeners: &mut Vec<Listener>,
+) -> Result<SocketAddr, Issue> {
+    let field = s.field(key);
+    let addr = match &field {
+        Some(f) => socket_addr(f, default)?,
+        None => default,
+    };
+    listeners.push(Listener::new(
+        s.path(key),
+        field.and_then(|f| f.line()),
+        addr,
+        Protocol::Tcp,
+    ));
+    Ok(addr)
+}
+
+/// The admin API address: loopback or unix only. A relative socket path
+/// resolves against `base`.
+fn admin_listen(f: &Field<'_>, base: &Path) -> Result<AdminListen, Issue> {
+    let admin = f.parse("IP:PORT or unix:PATH", AdminListen::parse)?;
+    if !admin.is_allowed() {
+        let shown = admin.to_string();
+        return Err(f.issue(format!(
+            "{shown:?} is not a loopback address: the admin API trusts every caller, so it listens only on loopback, such as 127.0.0.1:15000, or on a unix socket, such as unix:/run/fedmesh/admin.sock"
+        )));
+    }
+    let admin = match admin {
+        AdminListen::Unix(path) => AdminListen::Unix(resolve(base, &path)),
+        tcp => tcp,
+    };
+    Ok(admin)
+}
+
+/// `key` as an address peers dial, defaulting to `listen` (the value of
+/// `listen_key`), which must then not be a wildcard.
+fn advertise(
+    s: &Section<'_>,
+    key: &str,
+    listen_key: &str,
+    listen: SocketAddr,
+) -> Result<HostPort, Issue> {
+    if let Some(f) = s.field(key) {
+        let advertise = f.parse("HOST:PORT", |text| text.parse::<HostPort>())?;
+        if advertise.port == 0 || advertise.ip().is_some_and(|ip| ip.is_unspecified()) {
+            return Err(f.issue(format!(
+                "{advertise} cannot be dialed; give the host:port peers reach this listener at, such as gw.example.com:{}",
+                listen.port()
+            )));
+        }
+        return Ok(advertise);
+    }
+    if listen.ip().is_unspecified() {
+        return Err(Issue {
+            line: s.line(listen_key),
+            field: s.path(key),
+            message: format!(
+                "required because {} is the wildcard address {listen}, which peers cannot dial; set {} to the host:port peers reach, such as east.example.com:{}",
+                s.path(listen_key),
+                s.path(key),
+                listen.port()
+            ),
+        });
+    }
+    Ok(HostPort::from_socket_addr(listen))
+}
+
+/// A duration above zero (default `default`).
+fn positive_duration(s: &Section<'_>, key: &str, default: Duration) -> Result<Duration, Issue> {
+    let Some(f) = s.field(key) else {
+        return Ok(default);
+    };
+    let duration = f.duration()?;
+    if duration.is_zero() {
+        return Err(f.issue(format!(
+            "must be more than 0s; the default is {}",
+            super::format_duration(default)
+        )));
+    }
+    Ok(duration)
+}

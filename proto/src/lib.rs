@@ -1,0 +1,24 @@
+//! What every fedmesh component shares.
+//!
+//! - [`v1`]: the generated gRPC code for the three services of the wire
+//!   protocol: `Peering` (control plane ↔ control plane: join handshake and
+//!   the per-peering sync stream), `GatewayConfig` (control plane → gateway:
+//!   certificates and configuration snapshots) and `Admin` (`fedctl` → its
+//!   control plane). The `.proto` sources are in `proto/proto/`.
+//! - [`identity`]: SPIFFE IDs, trust bundles keyed by peer, and the rustls
+//!   verifiers that accept a peer only with a certificate chaining to *that*
+//!   peer's root and a SPIFFE ID in *that* peer's trust domain.
+//! - [`config`]: the YAML cluster config read by `fedctl run` and `fedgw`,
+//!   with validation and defaults.
+//!
+//! Start with `proto/proto/peering.proto` to see what crosses the wire.
+
+pub mod config;
+pub mod identity;
+
+/// Generated protobuf messages and tonic clients and servers
+/// (package `fedmesh.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("fedmesh.v1");
+}

@@ -1,0 +1,497 @@
+//! End-to-end test harness: real `fedctl` processes on loopback.
+//!
+//! Each [`Federation`] gets its own `127.A.B.0/24` block (random A, B), so
+//! test binaries and tests running at once never share an address, and each
+//! cluster `i` in it listens on `127.A.B.(i+1)` with the standard ports.
+//! Processes are killed by pid when their [`Cluster`] is dropped, also when
+//! a test fails, and a failing test prints every cluster's log.
+//!
+//! Binaries are found next to the test executable (`target/<profile>/`),
+//! or in `FEDMESH_BIN_DIR`; `cargo test --workspace` builds them.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Installs the ring crypto provider once per test process.
+pub fn init_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Path of a workspace binary (`fedctl`, `fedgw`).
+///
+/// # Panics
+/// When the binary was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("FEDMESH_BIN_DIR").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> -> target/<profile>
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .to_path_buf()
+        },
+        PathBuf::from,
+    );
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; build it first with `cargo build --workspace` (or set FEDMESH_BIN_DIR)",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` every 50 ms until it returns true.
+///
+/// # Panics
+/// With `what` when `timeout` passes first.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A finished `fedctl` client command.
+#[derive(Debug)]
+pub struct Out {
+    /// Exit success.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Out {
+    /// Parses stdout as JSON.
+    ///
+    /// # Panics
+    /// When it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Picks a free `127.A.B.0/24` block.
+fn pick_block() -> [u8; 2] {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id()) << 32;
+    let mut x = (seed as u64) | 1;
+    for _ in 0..64 {
+        // xorshift: cheap, and different per process and call.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let a = 100 + (x % 150) as u8;
+        let b = (x >> 8) as u8;
+        if TcpListener::bind((Ipv4Addr::new(127, a, b, 1), 15017)).is_ok() {
+            return [a, b];
+        }
+    }
+    panic!("no free 127.x.y.0/24 block found");
+}
+
+/// One cluster's control plane process.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Cluster name.
+    pub name: String,
+    /// The cluster's loopback address.
+    pub ip: Ipv4Addr,
+    /// Its folder (config, data, log).
+    pub dir: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    log_offset: u64,
+}
+
+impl Cluster {
+    /// Admin API address.
+    pub fn admin(&self) -> String {
+        format!("{}:15000", self.ip)
+    }
+
+    /// Peering address.
+    pub fn peering(&self) -> String {
+        format!("{}:15017", self.ip)
+    }
+
+    /// Gateway API address.
+    pub fn gateway_api(&self) -> String {
+        format!("{}:15012", self.ip)
+    }
+
+    /// The process id, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Writes `yaml` as the config file.
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.config, yaml).expect("write config");
+    }
+
+    /// Starts `fedctl run` and waits for its admin API.
+    ///
+    /// # Panics
+    /// When it exits or does not come up in 20 s (its log is printed).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        self.log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let child = Command::new(bin("fedctl"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("FEDMESH_LOG", "info,fedmesh_control=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn fedctl run");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.log_since_start().contains("admin listening on") {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "{} exited with {status} while starting:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Runs `fedctl run` expecting it to fail; returns its output.
+    pub fn run_expect_failure(&self) -> Out {
+        let out = Command::new(bin("fedctl"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run fedctl");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it
+    /// exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        signal(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open but it says
+    /// nothing, like a hung host.
+    pub fn freeze(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Resumes a frozen process (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// The whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_since_start(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.seek(SeekFrom::Start(self.log_offset));
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Runs a `fedctl` client command against this cluster.
+    pub fn fedctl(&self, args: &[&str]) -> Out {
+        let out = Command::new(bin("fedctl"))
+            .args(args)
+            .args(["--admin", &self.admin()])
+            .env_remove("FEDCTL_ADMIN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run fedctl");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `fedctl token create` (with `--ttl` when given).
+    ///
+    /// # Panics
+    /// When it fails.
+    pub fn token(&self, ttl: Option<&str>) -> String {
+        let mut args = vec!["token", "create"];
+        if let Some(ttl) = ttl {
+            args.extend(["--ttl", ttl]);
+        }
+        let out = self.fedctl(&args);
+        assert!(
+            out.ok,
+            "token create failed on {}: {}",
+            self.name, out.stderr
+        );
+        out.stdout.trim().to_string()
+    }
+
+    /// `fedctl peers -o json`.
+    ///
+    /// # Panics
+    /// When it fails.
+    pub fn peers(&self) -> Vec<Value> {
+        let out = self.fedctl(&["peers", "-o", "json"]);
+        assert!(out.ok, "peers failed on {}: {}", self.name, out.stderr);
+        out.json().as_array().cloned().unwrap_or_default()
+    }
+
+    /// The state of peer `name` as this cluster sees it.
+    pub fn peer_state(&self, name: &str) -> Option<String> {
+        self.peers()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["state"].as_str().map(str::to_string))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("===== log of {} =====\n{}", self.name, self.log());
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+/// Clusters sharing one temp folder and one address block.
+#[derive(Debug)]
+pub struct Federation {
+    /// The clusters, in creation order.
+    pub clusters: Vec<Cluster>,
+    block: [u8; 2],
+    root: tempfile::TempDir,
+}
+
+impl Default for Federation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Federation {
+    /// An empty federation.
+    pub fn new() -> Self {
+        init_crypto();
+        Self {
+            clusters: Vec::new(),
+            block: pick_block(),
+            root: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// The federation's temp folder.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The address cluster number `i` gets.
+    pub fn ip(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(
+            127,
+            self.block[0],
+            self.block[1],
+            u8::try_from(i + 1).expect("few clusters"),
+        )
+    }
+
+    /// Adds a cluster with a config from [`default_config`] (not started);
+    /// `control_extra` is YAML added to its `control:` section (indented by
+    /// two spaces). Returns its index.
+    pub fn add(&mut self, name: &str, region: &str, zone: &str, control_extra: &str) -> usize {
+        let i = self.clusters.len();
+        let ip = self.ip(i);
+        let dir = self.root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let cluster = Cluster {
+            name: name.to_string(),
+            ip,
+            config: dir.join("config.yaml"),
+            log: dir.join("fedctl.log"),
+            dir,
+            child: None,
+            log_offset: 0,
+        };
+        cluster.write_config(&default_config(name, region, zone, ip, control_extra));
+        self.clusters.push(cluster);
+        i
+    }
+
+    /// Adds and starts the standard test clusters: east (us-east/us-east-1a),
+    /// west (us-west/us-west-2a), eu (eu-central/eu-central-1a), the first
+    /// `n` of them, with `control_extra` as in [`Federation::add`].
+    pub fn standard(n: usize, control_extra: &str) -> Self {
+        let mut fed = Self::new();
+        let all = [
+            ("east", "us-east", "us-east-1a"),
+            ("west", "us-west", "us-west-2a"),
+            ("eu", "eu-central", "eu-central-1a"),
+        ];
+        for (name, region, zone) in all.iter().take(n) {
+            fed.add(name, region, zone, control_extra);
+        }
+        for c in &mut fed.clusters {
+            c.start();
+        }
+        fed
+    }
+
+    /// Cluster by name.
+    ///
+    /// # Panics
+    /// When there is none.
+    pub fn get(&self, name: &str) -> &Cluster {
+        self.clusters
+            .iter()
+            .find(|c| c.name == name)
+            .expect("cluster")
+    }
+
+    /// Mutable cluster by name.
+    ///
+    /// # Panics
+    /// When there is none.
+    pub fn get_mut(&mut self, name: &str) -> &mut Cluster {
+        self.clusters
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("cluster")
+    }
+
+    /// `joiner` joins `issuer` with a fresh token.
+    ///
+    /// # Panics
+    /// When the join fails.
+    pub fn join(&self, joiner: &str, issuer: &str) {
+        let token = self.get(issuer).token(None);
+        let out = self.get(joiner).fedctl(&["join", &token]);
+        assert!(out.ok, "{joiner} could not join {issuer}: {}", out.stderr);
+    }
+
+    /// Waits until `a` sees `b` connected and `b` sees `a` connected.
+    pub fn wait_connected(&self, a: &str, b: &str, timeout: Duration) {
+        wait_until(&format!("{a} and {b} connected both ways"), timeout, || {
+            self.get(a).peer_state(b).as_deref() == Some("connected")
+                && self.get(b).peer_state(a).as_deref() == Some("connected")
+        });
+    }
+}
+
+/// The config the harness writes for a cluster at `ip` (standard ports);
+/// `control_extra` is appended to the `control:` section.
+pub fn default_config(
+    name: &str,
+    region: &str,
+    zone: &str,
+    ip: Ipv4Addr,
+    control_extra: &str,
+) -> String {
+    format!(
+        "cluster: {name}
+locality: {{ region: {region}, zone: {zone} }}
+dataDir: ./data
+control:
+  peeringListen: {ip}:15017
+  adminListen: {ip}:15000
+  gatewayListen: {ip}:15012
+{control_extra}dns:
+  listen: {ip}:15053
+gateway:
+  ingressListen: {ip}:15443
+  advertise: {ip}:15443
+  adminListen: {ip}:15090
+"
+    )
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: real `fedctl` processes on 127.x.y.z, driven through
+//! the CLI (one test binary, one module per capability).
+
+mod config;
+mod gateway_api;
+mod join;
+mod leave;
+mod liveness;
+mod restart;
+mod tokens;
+mod trust;
