@@ -269,7 +269,8 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - CLOCK_SKEW;
+        // Backdate for slow peer clocks, but never by much of a short life.
+        params.not_before = now - CLOCK_SKEW.min(lifetime / 10);
         // A leaf never outlives its CA.
         params.not_after = (now + lifetime).min(self.not_after);
         params.serial_number = Some(random_serial());

@@ -67,6 +67,13 @@ pub enum Command {
     Peers,
     /// Check this cluster's certificates and peerings; non-zero exit on failure.
     Check,
+    /// The quickstart: three clusters on this host, joined, then a lost
+    /// cluster and its recovery shown.
+    Demo {
+        /// Leave the federation running at the end and print how to explore it.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// `fedctl token …`
@@ -118,10 +125,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         crate::daemon::run(config).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Demo { keep } = cli.command {
+        crate::demo::run(keep).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let admin = admin_address(&cli)?;
     let mut client = client::connect(&admin).await?;
     match cli.command {
-        Command::Run => unreachable!("handled above"),
+        Command::Run | Command::Demo { .. } => unreachable!("handled above"),
         Command::Token {
             command: TokenCommand::Create { ttl },
         } => client::token_create(&mut client, ttl, cli.output).await,

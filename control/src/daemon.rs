@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use fedmesh_proto::config::{AdminListen, Config};
-use fedmesh_proto::identity::{LiveCert, inspect_cert};
+use fedmesh_proto::identity::LiveCert;
 use fedmesh_proto::v1::admin_server::AdminServer;
 use fedmesh_proto::v1::gateway_config_server::GatewayConfigServer;
 use fedmesh_proto::v1::peering_server::PeeringServer;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
@@ -27,7 +26,7 @@ use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::admin::AdminService;
-use crate::ca::{ClusterCa, LEAF_LIFETIME, renewal_time};
+use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::context::{ALPN_H2, Control};
 use crate::gatewayapi::GatewayApi;
 use crate::peering::server::PeeringService;
@@ -88,7 +87,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(expire_stale_peers(ctl.clone()));
-    tokio::spawn(renew_control_leaf(ctl.clone()));
+    let renewing = ctl.clone();
+    tokio::spawn(async move {
+        crate::renewal::keep_renewed(&renewing.ca, renewing.cert.clone(), LEAF_LIFETIME).await;
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let peering_tls = ctl
@@ -276,38 +278,6 @@ async fn expire_stale_peers(ctl: Arc<Control>) {
         tick.tick().await;
         for peer in ctl.peers.expire_stale(ctl.config.control.stale_grace) {
             info!(%peer, "peer stale for longer than staleGrace; now disconnected");
-        }
-    }
-}
-
-/// Renews the control leaf at two-thirds of its life, in place: open
-/// connections keep going, new handshakes present the new certificate.
-async fn renew_control_leaf(ctl: Arc<Control>) {
-    loop {
-        let current = ctl.cert.current();
-        let due = current
-            .cert
-            .first()
-            .and_then(|c| inspect_cert(c).ok())
-            .map_or_else(OffsetDateTime::now_utc, |i| {
-                renewal_time(i.not_before, i.not_after)
-            });
-        let wait = (due - OffsetDateTime::now_utc()).max(time::Duration::seconds(1));
-        tokio::time::sleep(wait.unsigned_abs()).await;
-        let renewed = ctl
-            .ca
-            .issue_control_leaf(LEAF_LIFETIME)
-            .map_err(|e| e.to_string())
-            .and_then(|leaf| {
-                let key = leaf.key.ok_or_else(|| "no key".to_string())?;
-                ctl.cert.replace(leaf.chain, key).map_err(|e| e.to_string())
-            });
-        match renewed {
-            Ok(()) => info!("control certificate renewed"),
-            Err(error) => {
-                warn!(%error, "control certificate renewal failed; retrying in 60 s");
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            }
         }
     }
 }

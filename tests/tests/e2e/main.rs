@@ -2,6 +2,7 @@
 //! the CLI (one test binary, one module per capability).
 
 mod config;
+mod demo;
 mod gateway_api;
 mod join;
 mod leave;

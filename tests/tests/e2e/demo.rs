@@ -1,0 +1,38 @@
+//! `fedctl demo` runs end to end, shows each step with measured values,
+//! exits 0, and leaves no process or folder behind — twice in a row.
+
+use std::process::Command;
+
+use fedmesh_tests::bin;
+
+#[test]
+fn demo_runs_twice_in_a_row_and_cleans_up() {
+    for round in 1..=2 {
+        let out = Command::new(bin("fedctl"))
+            .arg("demo")
+            .output()
+            .expect("run demo");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "round {round} failed:\n{stdout}\n{stderr}"
+        );
+        for step in 1..=6 {
+            assert!(
+                stdout.contains(&format!("[{step}/6]")),
+                "round {round} lacks step {step}:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains("east marked west stale after"), "{stdout}");
+        assert!(stdout.contains("connected again"), "{stdout}");
+        let folder = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("working folder: "))
+            .expect("the demo names its folder");
+        assert!(
+            !std::path::Path::new(folder).exists(),
+            "{folder} left behind"
+        );
+    }
+}
