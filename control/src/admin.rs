@@ -18,6 +18,7 @@ use crate::peering::join::{JoinError, join};
 use crate::peering::leave::leave;
 use crate::peering::{PeerView, role_str};
 use crate::store::TokenRecord;
+use crate::table::GlobalService;
 use crate::token::{JoinToken, secret_hash_hex};
 
 /// Default token lifetime (`fedctl token create` without `--ttl`).
@@ -115,7 +116,19 @@ impl Admin for AdminService {
         &self,
         _request: Request<v1::ListPeersRequest>,
     ) -> Result<Response<v1::ListPeersResponse>, Status> {
-        let peers = self.ctl.peers.views().iter().map(peer_status).collect();
+        let table = self.ctl.table.borrow().clone();
+        let peers = self
+            .ctl
+            .peers
+            .views()
+            .iter()
+            .map(|v| {
+                let mut status = peer_status(v);
+                status.imports =
+                    u32::try_from(table.imports_from(&v.record.name)).unwrap_or(u32::MAX);
+                status
+            })
+            .collect();
         Ok(Response::new(v1::ListPeersResponse { peers }))
     }
 
@@ -126,6 +139,56 @@ impl Admin for AdminService {
         Ok(Response::new(v1::CheckResponse {
             results: checks::run(&self.ctl),
         }))
+    }
+
+    async fn list_services(
+        &self,
+        _request: Request<v1::ListServicesRequest>,
+    ) -> Result<Response<v1::ListServicesResponse>, Status> {
+        let table = self.ctl.table.borrow().clone();
+        let zone = &self.ctl.config.dns.zone;
+        let services = table
+            .services
+            .values()
+            .map(|s| service_status(s, zone))
+            .collect();
+        Ok(Response::new(v1::ListServicesResponse { services }))
+    }
+}
+
+/// A global service as the admin API shows it.
+pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus {
+    let ip = |v: Option<std::net::Ipv4Addr>| v.map(|ip| ip.to_string()).unwrap_or_default();
+    v1::GlobalServiceStatus {
+        namespace: s.key.namespace.clone(),
+        name: s.key.name.clone(),
+        dns_name: format!("{}.{}.svc.{zone}", s.key.name, s.key.namespace),
+        vip: ip(s.vip),
+        ports: s
+            .ports
+            .iter()
+            .map(|p| v1::ServicePort {
+                name: p.name.clone(),
+                port: u32::from(p.port),
+                protocol: "TCP".into(),
+            })
+            .collect(),
+        clusters: s
+            .clusters
+            .iter()
+            .map(|c| v1::ClusterStatus {
+                name: c.cluster.clone(),
+                locality: Some(locality_to_proto(&c.locality)),
+                healthy_endpoints: c.healthy,
+                stale: c.stale,
+                pinned_vip: ip(c.pinned_vip),
+                exported_at_unix_ms: c.exported_at_ms,
+                local: c.local,
+                gateway_address: c.gateway_address.clone(),
+            })
+            .collect(),
+        conflicts: s.conflicts.clone(),
+        affinity: crate::exports::affinity_to_proto(s.affinity) as i32,
     }
 }
 

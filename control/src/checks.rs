@@ -22,6 +22,7 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
         check_leaf(ctl, now),
         check_bootstrap(ctl),
     ];
+    out.extend(check_registry(ctl));
     out.extend(check_peers(ctl));
     out
 }
@@ -111,6 +112,37 @@ fn check_bootstrap(ctl: &Control) -> CheckResult {
             ),
         ),
     }
+}
+
+/// One line for the registry, then one failing line per problem (a bad
+/// manifest, a bad annotation, an unsupported port).
+fn check_registry(ctl: &Control) -> Vec<CheckResult> {
+    let local = ctl.local.borrow().clone();
+    let exported = local
+        .services
+        .values()
+        .filter(|s| s.export.is_some())
+        .count();
+    let mut out = vec![result(
+        "registry",
+        local.problems.is_empty(),
+        format!(
+            "{} services, {exported} exported{}",
+            local.services.len(),
+            if local.problems.is_empty() {
+                String::new()
+            } else {
+                format!("; {} problem(s) below", local.problems.len())
+            }
+        ),
+    )];
+    out.extend(
+        local
+            .problems
+            .iter()
+            .map(|p| result(format!("registry {}", p.source), false, p.message.clone())),
+    );
+    out
 }
 
 fn check_peers(ctl: &Control) -> Vec<CheckResult> {

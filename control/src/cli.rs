@@ -65,6 +65,8 @@ pub enum Command {
     },
     /// List this cluster's peers and their link state.
     Peers,
+    /// List global services as this cluster sees them.
+    Services,
     /// Check this cluster's certificates and peerings; non-zero exit on failure.
     Check,
     /// The quickstart: three clusters on this host, joined, then a lost
@@ -139,6 +141,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Join { token } => client::join(&mut client, &token, cli.output).await,
         Command::Leave { peer } => client::leave(&mut client, &peer, cli.output).await,
         Command::Peers => client::peers(&mut client, cli.output).await,
+        Command::Services => client::services(&mut client, cli.output).await,
         Command::Check => client::check(&mut client, cli.output).await,
     }
 }

@@ -10,10 +10,16 @@ use fedmesh_proto::identity::{
 };
 use fedmesh_proto::v1;
 
+use tokio::sync::{mpsc, watch};
+
 use crate::ca::ClusterCa;
+use crate::exports::ExportState;
+use crate::model::LocalSnapshot;
 use crate::peering::PeerSet;
 use crate::peering::info::locality_to_proto;
+use crate::peering::sync::AckedViews;
 use crate::store::{Store, StoredLocality};
+use crate::table::{TableEvent, TableSnapshot};
 use crate::token::BootstrapToken;
 
 /// ALPN for gRPC over TLS.
@@ -39,6 +45,16 @@ pub struct Control {
     pub peering_advertise: String,
     /// Gateway ingress address sent to peers (host:port).
     pub gateway_advertise: String,
+    /// This cluster's services, from the registry.
+    pub local: watch::Receiver<Arc<LocalSnapshot>>,
+    /// This cluster's exports.
+    pub exports: watch::Receiver<Arc<ExportState>>,
+    /// The export view each peer acked.
+    pub acked_views: AckedViews,
+    /// Import changes for the table.
+    pub table_events: mpsc::Sender<TableEvent>,
+    /// The global service table.
+    pub table: watch::Receiver<Arc<TableSnapshot>>,
 }
 
 impl Control {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use fedmesh_proto::config::{AdminListen, Config};
+use fedmesh_proto::config::{AdminListen, Config, RegistryKind};
 use fedmesh_proto::identity::LiveCert;
 use fedmesh_proto::v1::admin_server::AdminServer;
 use fedmesh_proto::v1::gateway_config_server::GatewayConfigServer;
 use fedmesh_proto::v1::peering_server::PeeringServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 use tracing::{info, warn};
@@ -28,15 +28,25 @@ use tracing::{info, warn};
 use crate::admin::AdminService;
 use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::context::{ALPN_H2, Control};
+use crate::exports::{self, ExportState};
 use crate::gatewayapi::GatewayApi;
+use crate::model::LocalSnapshot;
 use crate::peering::server::PeeringService;
+use crate::peering::sync::AckedViews;
 use crate::peering::transport::tls_incoming;
 use crate::peering::{PeerSet, dialer};
+use crate::registry::Registry;
+use crate::registry::static_files::StaticFiles;
 use crate::store::{Role, Store};
+use crate::table::{self, LocalCluster, TableSnapshot, TableTask};
 use crate::token::BootstrapToken;
 
 /// How long shutdown waits for servers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Largest sync message: a full resync of tens of thousands of exports.
+pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
+/// How often the static registry checks its folder for changes.
+const STATIC_POLL: Duration = Duration::from_millis(250);
 
 /// Runs the control plane until a termination signal.
 ///
@@ -71,6 +81,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for problem in skipped {
         warn!(%problem, "stored peer not loaded");
     }
+
+    // Registry → exports → table, each an owner task publishing on a watch.
+    let registry = make_registry(&config)?;
+    info!(registry = %registry.describe(), "reading services");
+    let (local_tx, local_rx) = watch::channel(Arc::new(LocalSnapshot::default()));
+    tokio::spawn(registry.run(local_tx));
+    let initial_exports = ExportState::new(exports::new_epoch(), 0, Default::default());
+    let (exports_tx, exports_rx) = watch::channel(Arc::new(initial_exports));
+    tokio::spawn(exports::run(store.clone(), local_rx.clone(), exports_tx));
+    let (table_events, table_events_rx) = mpsc::channel(256);
+    let (table_tx, table_rx) = watch::channel(Arc::new(TableSnapshot::default()));
+
     let ctl = Arc::new(Control {
         gateway_advertise: config.gateway.advertise.to_string(),
         peering_advertise: peering_advertise.to_string(),
@@ -80,7 +102,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cert,
         peers,
         bootstrap,
+        local: local_rx,
+        exports: exports_rx.clone(),
+        acked_views: AckedViews::default(),
+        table_events,
+        table: table_rx,
     });
+    let viewer = ctl.clone();
+    tokio::spawn(table::run(TableTask {
+        me: LocalCluster {
+            name: ctl.config.cluster.clone(),
+            locality: ctl.locality(),
+        },
+        store: ctl.store.clone(),
+        exports: exports_rx,
+        events: table_events_rx,
+        peer_changes: ctl.peers.subscribe(),
+        peers: Box::new(move || viewer.peers.views()),
+        vip_range: ctl.config.gateway.vip_range,
+        out: table_tx,
+    }));
     for view in ctl.peers.views() {
         if view.record.role == Role::Dialer {
             dialer::spawn(ctl.clone(), view.record.name.clone());
@@ -100,7 +141,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let servers = [
         tokio::spawn(
             Server::builder()
-                .add_service(PeeringServer::new(PeeringService::new(ctl.clone())))
+                .add_service(
+                    PeeringServer::new(PeeringService::new(ctl.clone()))
+                        .max_decoding_message_size(MAX_SYNC_MESSAGE)
+                        .max_encoding_message_size(MAX_SYNC_MESSAGE),
+                )
                 .serve_with_incoming_shutdown(
                     tls_incoming(peering, peering_tls, "peering"),
                     stopped(stop_rx.clone()),
@@ -141,6 +186,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 enum AdminListener {
     Tcp(TcpListener, SocketAddr),
     Unix(tokio::net::UnixListener),
+}
+
+/// The registry the config asks for.
+fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
+    match config.registry.kind {
+        RegistryKind::Static => {
+            // Like dataDir, the manifest folder is created on first start.
+            let path = &config.registry.path;
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("cannot create registry.path {}", path.display()))?;
+            Ok(Box::new(StaticFiles::new(path, STATIC_POLL)))
+        }
+        RegistryKind::Kubernetes => bail!(
+            "registry.kind kubernetes is not available in this build yet; use registry.kind static"
+        ),
+    }
 }
 
 async fn bind(addr: SocketAddr, field: &str) -> anyhow::Result<TcpListener> {

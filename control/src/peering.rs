@@ -17,6 +17,7 @@ pub mod join;
 pub mod leave;
 pub mod server;
 pub mod session;
+pub mod sync;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -139,8 +140,8 @@ impl PeerSet {
         &self.trust
     }
 
-    /// A receiver that changes whenever a peer is added, removed, or its
-    /// roots change.
+    /// A receiver that changes whenever a peer is added or removed, its
+    /// record changes, or its link state changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -250,6 +251,8 @@ impl PeerSet {
                 entry.state = LinkState::Connected;
                 entry.since_ms = now;
                 entry.last_error = None;
+                drop(inner);
+                self.changes.send_modify(|v| *v += 1);
             }
         }
     }
@@ -262,15 +265,21 @@ impl PeerSet {
         let Some(entry) = inner.get_mut(name) else {
             return;
         };
+        let mut changed = false;
         if entry.session.as_ref().is_some_and(|s| s.id == session) {
             entry.session = None;
             if entry.state == LinkState::Connected {
                 entry.state = LinkState::Stale;
                 entry.since_ms = now;
+                changed = true;
             }
         }
         if error.is_some() {
             entry.last_error = error;
+        }
+        drop(inner);
+        if changed {
+            self.changes.send_modify(|v| *v += 1);
         }
     }
 
@@ -364,6 +373,9 @@ impl PeerSet {
                 entry.since_ms = now;
                 expired.push(name.clone());
             }
+        }
+        if !expired.is_empty() {
+            self.changes.send_modify(|v| *v += 1);
         }
         expired
     }

@@ -8,12 +8,14 @@
 //! `#[serde(default)]` and keep reading old files.
 //!
 //! Tables: `meta` (CA material, schema version), `peers` (one record per
-//! peering), `tokens` (join-token hashes; never the secret itself). The
-//! export issue adds imports, VIP allocations and acked sync versions.
+//! peering), `tokens` (join-token hashes; never the secret itself),
+//! `exports` (first-export times), `imports` (what each peer exports),
+//! `sync` (the export version acked to each peer), `vips` (allocations).
 //!
 //! Calls block on disk I/O; they are short and rare (join, leave, token
 //! create), so async callers use them directly or via `spawn_blocking`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -22,6 +24,14 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const PEERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("peers");
 const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tokens");
+/// `ns/name` → when this cluster first exported it.
+const EXPORTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("exports");
+/// `peer/ns/name` → what the peer exports (an import here).
+const IMPORTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("imports");
+/// `peer` → the last export version acked to that peer.
+const SYNC: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sync");
+/// `ns/name` or `ns/name@cluster` → allocated VIP.
+const VIPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("vips");
 
 const SCHEMA_VERSION: &[u8] = b"1";
 const CA_CERT: &str = "ca.cert.pem";
@@ -167,6 +177,41 @@ pub enum TokenRefusal {
     },
 }
 
+/// Where export sync with one peer stands: the peer's export log epoch
+/// and the last version of it stored (and so acked) here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncPos {
+    /// The peer's export log epoch.
+    pub epoch: u64,
+    /// The last version applied.
+    pub version: u64,
+}
+
+/// One service a peer exports, as stored here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// TCP ports: (name, port).
+    pub ports: Vec<(String, u16)>,
+    /// When the peer first exported it.
+    pub exported_at_unix_ms: i64,
+    /// `local`, `remote` or `none`.
+    pub affinity: String,
+    /// Cluster → weight.
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    /// Healthy endpoints in the peer.
+    pub healthy_endpoints: u32,
+}
+
+/// Everything stored from one peer's exports.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeerImports {
+    /// Sync position.
+    pub pos: SyncPos,
+    /// `ns/name` → record.
+    pub services: BTreeMap<String, ImportRecord>,
+}
+
 /// The state store.
 #[derive(Debug)]
 pub struct Store {
@@ -218,8 +263,9 @@ impl Store {
                     });
                 }
             }
-            txn.open_table(PEERS).map_err(db("open peers"))?;
-            txn.open_table(TOKENS).map_err(db("open tokens"))?;
+            for def in [PEERS, TOKENS, EXPORTS, IMPORTS, SYNC, VIPS] {
+                txn.open_table(def).map_err(db("open table"))?;
+            }
         }
         txn.commit().map_err(db("commit init"))
     }
@@ -274,7 +320,8 @@ impl Store {
         self.write(|txn| put_json(txn, PEERS, &peer.name, peer))
     }
 
-    /// Removes a peering; returns whether it existed.
+    /// Removes a peering with everything imported from it; returns whether
+    /// it existed.
     ///
     /// # Errors
     /// On write failure.
@@ -282,6 +329,10 @@ impl Store {
         self.write(|txn| {
             let mut peers = txn.open_table(PEERS).map_err(db("open peers"))?;
             let existed = peers.remove(name).map_err(db("remove peer"))?.is_some();
+            drop(peers);
+            clear_prefix(txn, IMPORTS, &format!("{name}/"))?;
+            let mut sync = txn.open_table(SYNC).map_err(db("open sync"))?;
+            sync.remove(name).map_err(db("remove sync"))?;
             Ok(existed)
         })
     }
@@ -348,6 +399,146 @@ impl Store {
         })
     }
 
+    /// When each exported service was first exported (`ns/name` → unix ms).
+    ///
+    /// # Errors
+    /// On read failure.
+    pub fn export_times(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.map(EXPORTS, "exports")
+    }
+
+    /// Records first-export times of new exports and forgets unexported ones.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn update_export_times(
+        &self,
+        added: &[(String, i64)],
+        removed: &[String],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            for (key, ms) in added {
+                put_json(txn, EXPORTS, key, ms)?;
+            }
+            let mut table = txn.open_table(EXPORTS).map_err(db("open exports"))?;
+            for key in removed {
+                table.remove(key.as_str()).map_err(db("remove export"))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every peer's imports and the sync position they are at.
+    ///
+    /// # Errors
+    /// On read failure or an unreadable record.
+    pub fn imports(&self) -> Result<BTreeMap<String, PeerImports>, StoreError> {
+        let mut out: BTreeMap<String, PeerImports> = BTreeMap::new();
+        for (peer, pos) in self.map::<SyncPos>(SYNC, "sync")? {
+            out.entry(peer).or_default().pos = pos;
+        }
+        for (key, record) in self.map::<ImportRecord>(IMPORTS, "imports")? {
+            let Some((peer, service)) = key.split_once('/') else {
+                continue;
+            };
+            out.entry(peer.to_string())
+                .or_default()
+                .services
+                .insert(service.to_string(), record);
+        }
+        Ok(out)
+    }
+
+    /// The sync position acked to `peer` (zero when none).
+    ///
+    /// # Errors
+    /// On read failure.
+    pub fn sync_pos(&self, peer: &str) -> Result<SyncPos, StoreError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(SYNC).map_err(db("open sync"))?;
+        let value = table.get(peer).map_err(db("get"))?;
+        Ok(value
+            .map(|v| decode::<SyncPos>("sync", peer, v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Applies one export update from `peer` and its new position in one
+    /// transaction: a full update replaces everything from that peer.
+    /// Services are keyed `ns/name`.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn apply_imports(
+        &self,
+        peer: &str,
+        pos: SyncPos,
+        full: bool,
+        upserts: &[(String, ImportRecord)],
+        removals: &[String],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            if full {
+                clear_prefix(txn, IMPORTS, &format!("{peer}/"))?;
+            }
+            for (service, record) in upserts {
+                put_json(txn, IMPORTS, &format!("{peer}/{service}"), record)?;
+            }
+            let mut table = txn.open_table(IMPORTS).map_err(db("open imports"))?;
+            for service in removals {
+                table
+                    .remove(format!("{peer}/{service}").as_str())
+                    .map_err(db("remove import"))?;
+            }
+            drop(table);
+            put_json(txn, SYNC, peer, &pos)
+        })
+    }
+
+    /// Every VIP allocation (`ns/name` or `ns/name@cluster` → address).
+    ///
+    /// # Errors
+    /// On read failure.
+    pub fn vips(&self) -> Result<BTreeMap<String, std::net::Ipv4Addr>, StoreError> {
+        self.map(VIPS, "vips")
+    }
+
+    /// Records new VIP allocations and forgets released ones.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn update_vips(
+        &self,
+        added: &[(String, std::net::Ipv4Addr)],
+        removed: &[String],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            for (name, ip) in added {
+                put_json(txn, VIPS, name, ip)?;
+            }
+            let mut table = txn.open_table(VIPS).map_err(db("open vips"))?;
+            for name in removed {
+                table.remove(name.as_str()).map_err(db("remove vip"))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn map<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<'_, &str, &[u8]>,
+        name: &'static str,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(def).map_err(db("open table"))?;
+        let mut out = BTreeMap::new();
+        for row in table.iter().map_err(db("list"))? {
+            let (k, v) = row.map_err(db("list"))?;
+            out.insert(k.value().to_string(), decode(name, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Runs `f` in a write transaction and commits it only if `f` returns
     /// `Ok`. The commit is durable (fsync) before this returns.
     fn write<T>(
@@ -374,6 +565,27 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Removes every key starting with `prefix`.
+fn clear_prefix(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<'_, &str, &[u8]>,
+    prefix: &str,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(def).map_err(db("open table"))?;
+    let keys: Vec<String> = table
+        .range(prefix..)
+        .map_err(db("range"))?
+        .map_while(|row| {
+            let key = row.ok()?.0.value().to_string();
+            key.starts_with(prefix).then_some(key)
+        })
+        .collect();
+    for key in keys {
+        table.remove(key.as_str()).map_err(db("remove"))?;
+    }
+    Ok(())
 }
 
 fn put_json<T: Serialize>(

@@ -321,6 +321,58 @@ impl Cluster {
         out.json().as_array().cloned().unwrap_or_default()
     }
 
+    /// `fedctl services -o json`.
+    ///
+    /// # Panics
+    /// When it fails.
+    pub fn services(&self) -> Vec<Value> {
+        let out = self.fedctl(&["services", "-o", "json"]);
+        assert!(out.ok, "services failed on {}: {}", self.name, out.stderr);
+        out.json().as_array().cloned().unwrap_or_default()
+    }
+
+    /// One global service (`ns/name`) as this cluster sees it.
+    pub fn service(&self, id: &str) -> Option<Value> {
+        self.services().into_iter().find(|s| {
+            format!(
+                "{}/{}",
+                s["namespace"].as_str().unwrap_or(""),
+                s["name"].as_str().unwrap_or("")
+            ) == id
+        })
+    }
+
+    /// The clusters serving `ns/name`, as this cluster sees them.
+    pub fn service_clusters(&self, id: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .service(id)
+            .map(|s| {
+                s["clusters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The folder the static registry reads.
+    pub fn services_dir(&self) -> PathBuf {
+        self.dir.join("services")
+    }
+
+    /// Writes a manifest file into the services folder (atomically).
+    pub fn write_manifest(&self, file: &str, yaml: &str) {
+        let dir = self.services_dir();
+        std::fs::create_dir_all(&dir).expect("services dir");
+        let tmp = dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, yaml).expect("write manifest");
+        std::fs::rename(&tmp, dir.join(file)).expect("rename manifest");
+    }
+
     /// The state of peer `name` as this cluster sees it.
     pub fn peer_state(&self, name: &str) -> Option<String> {
         self.peers()
@@ -495,3 +547,57 @@ gateway:
 "
     )
 }
+
+/// A `Service` (with an `EndpointSlice` when `endpoints` is not empty) in
+/// namespace `ns`, one TCP port `port_name:port` (target `target`), with
+/// `annotations` (e.g. `fedmesh.io/export: "true"`).
+pub fn service_yaml(
+    ns: &str,
+    name: &str,
+    port_name: &str,
+    port: u16,
+    target: u16,
+    annotations: &[(&str, &str)],
+    endpoints: &[&str],
+) -> String {
+    let ann = annotations
+        .iter()
+        .map(|(k, v)| format!("{k}: \"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut yaml = format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: {ns}
+  annotations: {{ {ann} }}
+spec:
+  ports:
+    - {{ name: {port_name}, port: {port}, protocol: TCP }}
+"
+    );
+    if !endpoints.is_empty() {
+        let eps = endpoints
+            .iter()
+            .map(|e| format!("  - addresses: [\"{e}\"]\n    conditions: {{ ready: true }}\n"))
+            .collect::<String>();
+        yaml.push_str(&format!(
+            "---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {ns}
+  labels: {{ kubernetes.io/service-name: {name} }}
+addressType: IPv4
+ports: [ {{ name: {port_name}, port: {target}, protocol: TCP }} ]
+endpoints:
+{eps}"
+        ));
+    }
+    yaml
+}
+
+/// The export annotation.
+pub const EXPORT: (&str, &str) = ("fedmesh.io/export", "true");

@@ -143,6 +143,24 @@ pub(super) async fn peers(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) async fn services(
+    client: &mut AdminClient<Channel>,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let r = client
+        .list_services(v1::ListServicesRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    match out {
+        Output::Json => output::print_json(&serde_json::Value::Array(
+            r.services.iter().map(output::service_json).collect(),
+        )),
+        Output::Table => print!("{}", output::services_table(&r.services)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) async fn check(
     client: &mut AdminClient<Channel>,
     out: Output,

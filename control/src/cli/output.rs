@@ -101,6 +101,94 @@ pub(super) fn peers_table(peers: &[v1::PeerStatus]) -> String {
     text
 }
 
+/// One service in the `fedctl services -o json` shape.
+pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
+    let text_or_null = |t: &str| {
+        if t.is_empty() {
+            Value::Null
+        } else {
+            Value::String(t.to_string())
+        }
+    };
+    json!({
+        "namespace": s.namespace,
+        "name": s.name,
+        "dnsName": s.dns_name,
+        "vip": text_or_null(&s.vip),
+        "ports": s.ports.iter().map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol})).collect::<Vec<_>>(),
+        "clusters": s.clusters.iter().map(|c| json!({
+            "name": c.name,
+            "locality": c.locality.as_ref().map_or(Value::Null, |l| json!({"region": l.region, "zone": l.zone})),
+            "healthyEndpoints": c.healthy_endpoints,
+            "stale": c.stale,
+            "pinnedVip": text_or_null(&c.pinned_vip),
+            "exportedAt": time_or_null(c.exported_at_unix_ms),
+            "local": c.local,
+        })).collect::<Vec<_>>(),
+        "conflicts": s.conflicts,
+    })
+}
+
+/// The `fedctl services` table.
+pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
+    if services.is_empty() {
+        return "no global services: annotate a Service with fedmesh.io/export: \"true\" here or in a peer\n".into();
+    }
+    let header = [
+        "NAMESPACE",
+        "NAME",
+        "VIP",
+        "PORTS",
+        "CLUSTERS (healthy endpoints)",
+    ];
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            let ports = s
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.name.is_empty() {
+                        p.port.to_string()
+                    } else {
+                        format!("{}:{}", p.name, p.port)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let clusters = s
+                .clusters
+                .iter()
+                .map(|c| {
+                    let mut t = format!("{}({}", c.name, c.healthy_endpoints);
+                    if c.local {
+                        t.push_str(", local");
+                    }
+                    if c.stale {
+                        t.push_str(", stale");
+                    }
+                    t.push(')');
+                    t
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let vip = if s.vip.is_empty() {
+                "-".to_string()
+            } else {
+                s.vip.clone()
+            };
+            vec![s.namespace.clone(), s.name.clone(), vip, ports, clusters]
+        })
+        .collect();
+    let mut text = table(&header, &rows);
+    for s in services {
+        for c in &s.conflicts {
+            text.push_str(&format!("conflict {}/{}: {c}\n", s.namespace, s.name));
+        }
+    }
+    text
+}
+
 /// Left-aligned columns separated by two spaces.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -166,6 +254,65 @@ mod tests {
         assert_eq!(v["since"], "2026-11-22T10:00:00Z");
         assert_eq!(v["lastHeartbeat"], Value::Null);
         assert_eq!(v["imports"], 3);
+    }
+
+    #[test]
+    fn service_json_has_the_design_shape() {
+        let s = v1::GlobalServiceStatus {
+            namespace: "demo".into(),
+            name: "hello".into(),
+            dns_name: "hello.demo.svc.clusterset.local".into(),
+            vip: "127.77.1.1".into(),
+            ports: vec![v1::ServicePort {
+                name: "http".into(),
+                port: 8080,
+                protocol: "TCP".into(),
+            }],
+            clusters: vec![v1::ClusterStatus {
+                name: "east".into(),
+                locality: Some(v1::Locality {
+                    region: "us-east".into(),
+                    zone: "us-east-1a".into(),
+                }),
+                healthy_endpoints: 1,
+                stale: false,
+                pinned_vip: "127.77.1.2".into(),
+                exported_at_unix_ms: 1_795_341_600_000,
+                ..Default::default()
+            }],
+            conflicts: vec![],
+            ..Default::default()
+        };
+        let v = service_json(&s);
+        for key in [
+            "namespace",
+            "name",
+            "dnsName",
+            "vip",
+            "ports",
+            "clusters",
+            "conflicts",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(
+            v["ports"][0],
+            json!({"name": "http", "port": 8080, "protocol": "TCP"})
+        );
+        let c = &v["clusters"][0];
+        for key in [
+            "name",
+            "locality",
+            "healthyEndpoints",
+            "stale",
+            "pinnedVip",
+            "exportedAt",
+        ] {
+            assert!(c.get(key).is_some(), "missing clusters[].{key}");
+        }
+        assert_eq!(c["exportedAt"], "2026-11-22T10:00:00Z");
+        assert_eq!(c["pinnedVip"], "127.77.1.2");
+        assert!(services_table(&[s]).contains("east(1)"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub async fn leave(ctl: &Arc<Control>, peer: &str) -> Result<LeaveOutcome, Strin
     };
     remove_peer(ctl, peer).await;
     ctl.peers.remove(peer);
+    ctl.acked_views.forget(peer);
     info!(%peer, remote_notified, "peering removed");
     let detail = if remote_notified {
         format!("left {peer}; {peer} removed the peering too")

@@ -16,8 +16,11 @@ use tokio_stream::{Stream, StreamExt};
 use tracing::{debug, info, warn};
 
 use super::info::PeerInfo;
+use super::sync::{ExportSender, ImportReceiver};
 use crate::clock;
 use crate::context::Control;
+use crate::exports::ExportState;
+use crate::store::SyncPos;
 
 /// How long the side answering a Goodbye waits for the leaver to close.
 const GOODBYE_LINGER: Duration = Duration::from_secs(1);
@@ -70,10 +73,21 @@ async fn drive<S>(
 where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
+    let store = ctl.store.clone();
+    let name = peer.to_string();
+    let pos = match tokio::task::spawn_blocking(move || store.sync_pos(&name)).await {
+        Ok(Ok(pos)) => pos,
+        _ => SyncPos::default(),
+    };
+    let mut sync = SyncState {
+        sender: ExportSender::new(peer),
+        receiver: ImportReceiver::new(peer, pos),
+        exports: ctl.exports.clone(),
+    };
     let hello = Msg::Hello(v1::Hello {
         info: Some(ctl.local_info()),
-        acked_version: 0,
-        epoch: 0,
+        acked_version: pos.version,
+        epoch: pos.epoch,
     });
     if send(outbound, hello).is_err() {
         return SessionEnd::Failed("stream closed before hello".into());
@@ -91,6 +105,14 @@ where
                     return SessionEnd::Failed("stream closed".into());
                 }
             }
+            changed = sync.exports.changed() => {
+                if changed.is_err() {
+                    return SessionEnd::Failed("export state stopped".into());
+                }
+                if let Some(end) = send_exports(ctl, &mut sync, outbound).await {
+                    return end;
+                }
+            }
             () = sleep_until(deadline) => {
                 return SessionEnd::Failed(format!(
                     "peer silent for {} ms (peerDeadAfter)", dead_after.as_millis()
@@ -104,11 +126,43 @@ where
                 };
                 deadline = Instant::now() + dead_after;
                 ctl.peers.heard(peer, id);
-                if let Some(end) = handle(ctl, peer, id, msg, outbound, &mut inbound).await {
+                if let Some(end) = handle(ctl, peer, id, msg, outbound, &mut inbound, &mut sync).await {
                     return end;
                 }
             }
         }
+    }
+}
+
+/// Export sync state of one session.
+struct SyncState {
+    sender: ExportSender,
+    receiver: ImportReceiver,
+    exports: tokio::sync::watch::Receiver<Arc<ExportState>>,
+}
+
+/// Sends what changed in our exports for this peer, if anything.
+async fn send_exports(
+    ctl: &Arc<Control>,
+    sync: &mut SyncState,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+) -> Option<SessionEnd> {
+    let state = sync.exports.borrow_and_update().clone();
+    let update = sync.sender.next_update(&state, &ctl.acked_views)?;
+    debug!(
+        version = update.version,
+        full = update.full,
+        upserts = update.upserts.len(),
+        removals = update.removals.len(),
+        "sending exports"
+    );
+    let msg = v1::SyncMessage {
+        msg: Some(Msg::Exports(update)),
+    };
+    // Exports must not be dropped like a heartbeat: wait for room.
+    match outbound.send(msg).await {
+        Ok(()) => None,
+        Err(_) => Some(SessionEnd::Failed("stream closed".into())),
     }
 }
 
@@ -120,6 +174,7 @@ async fn handle<S>(
     msg: v1::SyncMessage,
     outbound: &mpsc::Sender<v1::SyncMessage>,
     inbound: &mut S,
+    sync: &mut SyncState,
 ) -> Option<SessionEnd>
 where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
@@ -130,7 +185,16 @@ where
                 return Some(SessionEnd::Failed("hello without info".into()));
             };
             match PeerInfo::from_proto(&info, "hello.info") {
-                Ok(info) if info.name == peer => update_peer(ctl, peer, &info).await,
+                Ok(info) if info.name == peer => {
+                    if let Some(end) = update_peer(ctl, peer, &info).await {
+                        return Some(end);
+                    }
+                    sync.sender.hello(SyncPos {
+                        epoch: hello.epoch,
+                        version: hello.acked_version,
+                    });
+                    send_exports(ctl, sync, outbound).await
+                }
                 Ok(info) => Some(SessionEnd::Failed(format!(
                     "peer sent name {:?} on a stream authenticated as {peer:?}",
                     info.name
@@ -155,6 +219,7 @@ where
             });
             let _ = send(outbound, ack);
             remove_peer(ctl, peer).await;
+            ctl.acked_views.forget(peer);
             // Let the leaver read the answer and close first.
             let _ = tokio::time::timeout(GOODBYE_LINGER, async {
                 while let Some(Ok(_)) = inbound.next().await {}
@@ -164,10 +229,30 @@ where
             Some(SessionEnd::Left)
         }
         Some(Msg::Heartbeat(_)) => None,
-        // Export sync (issue 3) is the only user of these; a peer running a
-        // newer fedmesh may send them already.
-        Some(Msg::Exports(_) | Msg::Ack(_)) | None => {
-            debug!(%peer, "ignoring sync message this version does not use");
+        Some(Msg::Exports(update)) => {
+            match sync
+                .receiver
+                .receive(&ctl.store, &ctl.table_events, update)
+                .await
+            {
+                Ok(ack) => {
+                    let msg = v1::SyncMessage {
+                        msg: Some(Msg::Ack(ack)),
+                    };
+                    match outbound.send(msg).await {
+                        Ok(()) => None,
+                        Err(_) => Some(SessionEnd::Failed("stream closed".into())),
+                    }
+                }
+                Err(reason) => Some(SessionEnd::Failed(reason)),
+            }
+        }
+        Some(Msg::Ack(ack)) => {
+            sync.sender.ack(&ack, &ctl.acked_views);
+            None
+        }
+        None => {
+            debug!(%peer, "ignoring an empty sync message");
             None
         }
     }

@@ -91,3 +91,118 @@ fn a_second_process_cannot_open_the_same_store() {
     let err = Store::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("another `fedctl run`"), "{err}");
 }
+
+fn import(port: u16) -> ImportRecord {
+    ImportRecord {
+        ports: vec![("http".into(), port)],
+        exported_at_unix_ms: 5,
+        affinity: "local".into(),
+        weights: Default::default(),
+        healthy_endpoints: 1,
+    }
+}
+
+#[test]
+fn imports_apply_in_full_and_incrementally_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = |version| SyncPos { epoch: 7, version };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .apply_imports(
+                "west",
+                pos(1),
+                true,
+                &[("demo/a".into(), import(1)), ("demo/b".into(), import(2))],
+                &[],
+            )
+            .unwrap();
+        store
+            .apply_imports(
+                "west",
+                pos(2),
+                false,
+                &[("demo/a".into(), import(9))],
+                &["demo/b".into()],
+            )
+            .unwrap();
+        store
+            .apply_imports("eu", pos(1), true, &[("demo/c".into(), import(3))], &[])
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let all = store.imports().unwrap();
+    assert_eq!(all["west"].pos, pos(2));
+    assert_eq!(all["west"].services.len(), 1);
+    assert_eq!(all["west"].services["demo/a"].ports[0].1, 9);
+    assert_eq!(store.sync_pos("west").unwrap(), pos(2));
+    // A full update replaces everything from that peer only.
+    store
+        .apply_imports("west", pos(3), true, &[("demo/z".into(), import(4))], &[])
+        .unwrap();
+    let all = store.imports().unwrap();
+    assert_eq!(all["west"].services.keys().collect::<Vec<_>>(), ["demo/z"]);
+    assert_eq!(all["eu"].services.len(), 1);
+}
+
+#[test]
+fn removing_a_peer_drops_its_imports_and_sync_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.put_peer(&peer("west")).unwrap();
+    store
+        .apply_imports(
+            "west",
+            SyncPos {
+                epoch: 1,
+                version: 1,
+            },
+            true,
+            &[("demo/a".into(), import(1))],
+            &[],
+        )
+        .unwrap();
+    store
+        .apply_imports(
+            "westx",
+            SyncPos {
+                epoch: 1,
+                version: 1,
+            },
+            true,
+            &[("demo/a".into(), import(1))],
+            &[],
+        )
+        .unwrap();
+    assert!(store.remove_peer("west").unwrap());
+    let all = store.imports().unwrap();
+    assert!(!all.contains_key("west"));
+    assert!(
+        all.contains_key("westx"),
+        "a peer whose name extends another's keeps its imports"
+    );
+    assert_eq!(store.sync_pos("west").unwrap(), SyncPos::default());
+}
+
+#[test]
+fn export_times_and_vips_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .update_export_times(&[("demo/a".into(), 10), ("demo/b".into(), 20)], &[])
+        .unwrap();
+    store.update_export_times(&[], &["demo/a".into()]).unwrap();
+    assert_eq!(
+        store
+            .export_times()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("demo/b".to_string(), 20)]
+    );
+    let ip: std::net::Ipv4Addr = "127.77.0.1".parse().unwrap();
+    store.update_vips(&[("demo/b".into(), ip)], &[]).unwrap();
+    assert_eq!(store.vips().unwrap()["demo/b"], ip);
+    store.update_vips(&[], &["demo/b".into()]).unwrap();
+    assert!(store.vips().unwrap().is_empty());
+}

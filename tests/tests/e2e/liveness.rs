@@ -63,6 +63,11 @@ fn check_json_lists_every_check() {
         .collect();
     assert_eq!(
         names,
-        ["ca", "control certificate", "gateway bootstrap token"]
+        [
+            "ca",
+            "control certificate",
+            "gateway bootstrap token",
+            "registry"
+        ]
     );
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod export;
 mod gateway_api;
 mod join;
 mod leave;

@@ -1,0 +1,166 @@
+//! Domain types for services, free of Kubernetes and protobuf types: what a
+//! registry reports about this cluster's services, and what an export is.
+//!
+//! Registries ([`crate::registry`]) turn Kubernetes `Service` and
+//! `EndpointSlice` objects into a [`LocalSnapshot`]; the export state
+//! ([`crate::exports`]) and the global table ([`crate::table`]) read it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A service's identity across the federation (namespace sameness, as in
+/// the Multi-Cluster Services API).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// A key.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How importing clusters order targets (`fedmesh.io/affinity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Affinity {
+    /// Walk the locality order; spill only when a level has no healthy target.
+    #[default]
+    Local,
+    /// Prefer other clusters; local endpoints only when no remote one is healthy.
+    Remote,
+    /// Every healthy target in one level.
+    None,
+}
+
+impl Affinity {
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::Local => "local",
+            Affinity::Remote => "remote",
+            Affinity::None => "none",
+        }
+    }
+}
+
+/// A TCP port of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortSpec {
+    /// Port name; empty for an unnamed single port.
+    pub name: String,
+    /// Service port.
+    pub port: u16,
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name.is_empty() {
+            write!(f, "{}/TCP", self.port)
+        } else {
+            write!(f, "{}:{}/TCP", self.name, self.port)
+        }
+    }
+}
+
+/// One endpoint (pod or host) behind a local service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointSpec {
+    /// Its address.
+    pub address: IpAddr,
+    /// Counted healthy unless `conditions.ready` is false.
+    pub ready: bool,
+    /// Port name → target port on this endpoint.
+    pub ports: BTreeMap<String, u16>,
+}
+
+/// How a service is exported (the `fedmesh.io/*` annotations).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExportSpec {
+    /// Peers allowed to import it; empty means every peer.
+    pub to: Vec<String>,
+    /// Target ordering on the importing side.
+    pub affinity: Affinity,
+    /// Split among clusters by weight (cluster → weight).
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl ExportSpec {
+    /// Whether `peer` may import the service.
+    pub fn allows(&self, peer: &str) -> bool {
+        self.to.is_empty() || self.to.iter().any(|p| p == peer)
+    }
+}
+
+/// A service of this cluster, as a registry sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalService {
+    /// Identity.
+    pub key: ServiceKey,
+    /// TCP ports (others are reported as problems, not carried).
+    pub ports: Vec<PortSpec>,
+    /// `Some` when the service is exported.
+    pub export: Option<ExportSpec>,
+    /// Endpoints from the service's EndpointSlices.
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+impl LocalService {
+    /// Endpoints counted as healthy.
+    pub fn healthy_endpoints(&self) -> u32 {
+        u32::try_from(self.endpoints.iter().filter(|e| e.ready).count()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Something a registry could not use, reported by `fedctl check`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Where: a file, or a `kind ns/name` object.
+    pub source: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+/// Everything a registry knows about this cluster's services.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalSnapshot {
+    /// Services by key.
+    pub services: BTreeMap<ServiceKey, LocalService>,
+    /// What was skipped and why.
+    pub problems: Vec<Problem>,
+}
+
+/// A service a peer exports, as imported here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedService {
+    /// TCP ports.
+    pub ports: Vec<PortSpec>,
+    /// When the peer first exported it (unix ms).
+    pub exported_at_ms: i64,
+    /// The peer's affinity annotation.
+    pub affinity: Affinity,
+    /// The peer's weights annotation.
+    pub weights: BTreeMap<String, u32>,
+    /// Healthy endpoints in the peer.
+    pub healthy: u32,
+}

@@ -1,0 +1,321 @@
+//! Export sync on the peering stream (DESIGN.md, Export sync).
+//!
+//! Sender ([`ExportSender`]): after the peer's Hello says which of our
+//! versions it holds, send nothing (it is current), the changes since that
+//! version (when this process still has the view the peer acked), or
+//! everything (`full`). Then, on every change of our exports, send what
+//! changed for that peer since the last update sent; `export-to` is
+//! applied here. Acks move the peer's acked view forward.
+//!
+//! Receiver ([`receive`]): check each entry field by field (a bad entry is
+//! logged and skipped, never fatal), check that an incremental update
+//! applies on top of what is stored, persist it, hand it to the table, and
+//! only then ack — so an ack never outruns the disk.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use fedmesh_proto::v1;
+use tracing::warn;
+
+use crate::exports::{ExportState, View, diff};
+use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
+use crate::store::{ImportRecord, Store, SyncPos};
+use crate::table::TableEvent;
+
+/// Per peer: the export view it acked, at (epoch, version).
+#[derive(Debug, Default)]
+pub struct AckedViews {
+    inner: Mutex<HashMap<String, (SyncPos, View)>>,
+}
+
+impl AckedViews {
+    fn get(&self, peer: &str) -> Option<(SyncPos, View)> {
+        self.lock().get(peer).cloned()
+    }
+
+    fn set(&self, peer: &str, pos: SyncPos, view: View) {
+        self.lock().insert(peer.to_string(), (pos, view));
+    }
+
+    /// Forgets a peer (after leave), so a new peering starts in full.
+    pub fn forget(&self, peer: &str) {
+        self.lock().remove(peer);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SyncPos, View)>> {
+        // Plain data: a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending half of one session.
+#[derive(Debug)]
+pub struct ExportSender {
+    peer: String,
+    /// What the peer holds according to its Hello; `None` until it arrives.
+    peer_pos: Option<SyncPos>,
+    /// The last view sent and its version.
+    last_sent: Option<(u64, View)>,
+    /// Sent, not yet acked.
+    inflight: VecDeque<(u64, View)>,
+}
+
+impl ExportSender {
+    /// A sender for `peer`.
+    pub fn new(peer: &str) -> Self {
+        Self {
+            peer: peer.to_string(),
+            peer_pos: None,
+            last_sent: None,
+            inflight: VecDeque::new(),
+        }
+    }
+
+    /// Records the peer's Hello: what it holds of our exports.
+    pub fn hello(&mut self, pos: SyncPos) {
+        self.peer_pos = Some(pos);
+    }
+
+    /// The update to send for `state`, if any. Nothing is sent before the
+    /// peer's Hello or before the registry was first read (version 0).
+    pub fn next_update(
+        &mut self,
+        state: &ExportState,
+        acked: &AckedViews,
+    ) -> Option<v1::ExportUpdate> {
+        let peer_pos = self.peer_pos?;
+        if state.version == 0 {
+            return None;
+        }
+        let view = state.view_for(&self.peer);
+        let (base, full) = match &self.last_sent {
+            Some((version, sent)) => ((*version, sent.clone()), false),
+            None => match acked.get(&self.peer) {
+                // Resume: the peer holds exactly the view it acked to us.
+                Some((pos, sent)) if pos == peer_pos && pos.epoch == state.epoch => {
+                    ((pos.version, sent), false)
+                }
+                _ => ((0, View::default()), true),
+            },
+        };
+        let (upserts, removals) = diff(&base.1, &view);
+        if !full && upserts.is_empty() && removals.is_empty() {
+            // Nothing new for this peer: it stays at base.0.
+            self.last_sent = Some(base);
+            return None;
+        }
+        self.last_sent = Some((state.version, view.clone()));
+        self.inflight.push_back((state.version, view));
+        Some(v1::ExportUpdate {
+            epoch: state.epoch,
+            version: state.version,
+            base_version: if full { 0 } else { base.0 },
+            full,
+            upserts: upserts.iter().map(|e| e.to_proto()).collect(),
+            removals: removals
+                .into_iter()
+                .map(|k| v1::ServiceKey {
+                    namespace: k.namespace,
+                    name: k.name,
+                })
+                .collect(),
+        })
+    }
+
+    /// Records the peer's ack.
+    pub fn ack(&mut self, ack: &v1::Ack, acked: &AckedViews) {
+        while let Some((version, view)) = self.inflight.pop_front() {
+            if version == ack.version {
+                acked.set(
+                    &self.peer,
+                    SyncPos {
+                        epoch: ack.epoch,
+                        version,
+                    },
+                    view,
+                );
+                return;
+            }
+            if version > ack.version {
+                self.inflight.push_front((version, view));
+                return;
+            }
+        }
+    }
+}
+
+/// Validates one exported service from the wire.
+///
+/// # Errors
+/// The bad field, named.
+pub fn import_from_proto(e: &v1::ServiceExport) -> Result<(ServiceKey, ImportedService), String> {
+    use crate::ca::is_dns_label;
+    if !is_dns_label(&e.namespace) {
+        return Err(format!(
+            "field namespace {:?} is not a DNS label",
+            e.namespace
+        ));
+    }
+    if !is_dns_label(&e.name) {
+        return Err(format!("field name {:?} is not a DNS label", e.name));
+    }
+    let mut ports = Vec::new();
+    for p in &e.ports {
+        if p.protocol != "TCP" {
+            return Err(format!("field ports: protocol {:?} is not TCP", p.protocol));
+        }
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("field ports: {} is not a port number", p.port))?;
+        ports.push(PortSpec {
+            name: p.name.clone(),
+            port,
+        });
+    }
+    if ports.is_empty() {
+        return Err("field ports is empty".into());
+    }
+    ports.sort();
+    let affinity = match v1::Affinity::try_from(e.affinity) {
+        Ok(v1::Affinity::Local) => Affinity::Local,
+        Ok(v1::Affinity::Remote) => Affinity::Remote,
+        Ok(v1::Affinity::None) => Affinity::None,
+        Err(_) => return Err(format!("field affinity {} is unknown", e.affinity)),
+    };
+    let weights = e
+        .weights
+        .iter()
+        .map(|w| (w.cluster.clone(), w.weight))
+        .collect();
+    Ok((
+        ServiceKey::new(&e.namespace, &e.name),
+        ImportedService {
+            ports,
+            exported_at_ms: e.exported_at_unix_ms,
+            affinity,
+            weights,
+            healthy: e.healthy_endpoints,
+        },
+    ))
+}
+
+/// The stored form of an import.
+pub fn import_to_record(i: &ImportedService) -> ImportRecord {
+    ImportRecord {
+        ports: i.ports.iter().map(|p| (p.name.clone(), p.port)).collect(),
+        exported_at_unix_ms: i.exported_at_ms,
+        affinity: i.affinity.as_str().to_string(),
+        weights: i.weights.clone(),
+        healthy_endpoints: i.healthy,
+    }
+}
+
+/// An import from its stored form (`None` when the record is unusable).
+pub fn import_from_record(r: &ImportRecord) -> Option<ImportedService> {
+    let affinity = crate::registry::annotations::parse_affinity(&r.affinity).ok()?;
+    Some(ImportedService {
+        ports: r
+            .ports
+            .iter()
+            .map(|(name, port)| PortSpec {
+                name: name.clone(),
+                port: *port,
+            })
+            .collect(),
+        exported_at_ms: r.exported_at_unix_ms,
+        affinity,
+        weights: r.weights.clone(),
+        healthy: r.healthy_endpoints,
+    })
+}
+
+/// The receiving half of one session: where we stand with the peer's log.
+#[derive(Debug)]
+pub struct ImportReceiver {
+    peer: String,
+    /// The stored position (sent in our Hello).
+    pub pos: SyncPos,
+}
+
+impl ImportReceiver {
+    /// A receiver at the stored position.
+    pub fn new(peer: &str, pos: SyncPos) -> Self {
+        Self {
+            peer: peer.to_string(),
+            pos,
+        }
+    }
+
+    /// Applies one update: validate, persist, hand to the table; returns
+    /// the ack to send.
+    ///
+    /// # Errors
+    /// An incremental update that does not apply on top of what is stored
+    /// (the session then ends, and the reconnect resyncs), or a store
+    /// failure.
+    pub async fn receive(
+        &mut self,
+        store: &Arc<Store>,
+        table: &tokio::sync::mpsc::Sender<TableEvent>,
+        update: v1::ExportUpdate,
+    ) -> Result<v1::Ack, String> {
+        if !update.full
+            && (update.epoch != self.pos.epoch || update.base_version != self.pos.version)
+        {
+            return Err(format!(
+                "export update {}@{} applies on top of version {}, but {} is stored here; resyncing",
+                update.version, update.epoch, update.base_version, self.pos.version
+            ));
+        }
+        let mut upserts = Vec::with_capacity(update.upserts.len());
+        for e in &update.upserts {
+            match import_from_proto(e) {
+                Ok(i) => upserts.push(i),
+                Err(problem) => {
+                    warn!(peer = %self.peer, service = %format!("{}/{}", e.namespace, e.name), %problem, "skipping a bad export from peer")
+                }
+            }
+        }
+        let removals: Vec<ServiceKey> = update
+            .removals
+            .iter()
+            .map(|k| ServiceKey::new(&k.namespace, &k.name))
+            .collect();
+        let pos = SyncPos {
+            epoch: update.epoch,
+            version: update.version,
+        };
+        let records: Vec<(String, ImportRecord)> = upserts
+            .iter()
+            .map(|(k, i)| (k.to_string(), import_to_record(i)))
+            .collect();
+        let removed: Vec<String> = removals.iter().map(ToString::to_string).collect();
+        let (peer, full, store) = (self.peer.clone(), update.full, store.clone());
+        tokio::task::spawn_blocking(move || {
+            store.apply_imports(&peer, pos, full, &records, &removed)
+        })
+        .await
+        .map_err(|e| format!("store task failed: {e}"))?
+        .map_err(|e| format!("cannot store imports: {e}"))?;
+        self.pos = pos;
+        let event = TableEvent::Imports {
+            peer: self.peer.clone(),
+            full,
+            upserts,
+            removals,
+        };
+        table
+            .send(event)
+            .await
+            .map_err(|_| "the service table stopped".to_string())?;
+        Ok(v1::Ack {
+            epoch: pos.epoch,
+            version: pos.version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

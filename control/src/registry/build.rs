@@ -1,0 +1,203 @@
+//! Kubernetes `Service` and `discovery.k8s.io/v1` `EndpointSlice` objects →
+//! a [`LocalSnapshot`]. Both registries (static files and the Kubernetes
+//! API) call [`build`], so the same objects give the same table whichever
+//! way they arrive.
+//!
+//! Rules (DESIGN.md, Exporting): slices join services by the
+//! `kubernetes.io/service-name` label and ports by name; an endpoint is
+//! healthy unless `conditions.ready` is false; only TCP ports are carried,
+//! others are reported; a missing namespace means `default`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use super::annotations::parse_export;
+use crate::model::{EndpointSpec, LocalService, LocalSnapshot, PortSpec, Problem, ServiceKey};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// An object and where it came from (a file, or the API), for messages.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    /// Where it came from.
+    pub source: String,
+    /// The object.
+    pub object: T,
+}
+
+/// Builds the local snapshot from every Service and EndpointSlice known.
+pub fn build<'a>(
+    services: impl IntoIterator<Item = &'a Sourced<Service>>,
+    slices: impl IntoIterator<Item = &'a Sourced<EndpointSlice>>,
+) -> LocalSnapshot {
+    let mut snap = LocalSnapshot::default();
+    for s in services {
+        match service(&s.object) {
+            Ok((svc, problems)) => {
+                for message in problems {
+                    snap.problems.push(Problem {
+                        source: label(&s.source, "Service", &svc.key),
+                        message,
+                    });
+                }
+                snap.services.insert(svc.key.clone(), svc);
+            }
+            Err(message) => snap.problems.push(Problem {
+                source: s.source.clone(),
+                message,
+            }),
+        }
+    }
+    let mut endpoints: BTreeMap<ServiceKey, BTreeMap<IpAddr, EndpointSpec>> = BTreeMap::new();
+    for s in slices {
+        if let Err(message) = slice(&s.object, &mut endpoints) {
+            snap.problems.push(Problem {
+                source: s.source.clone(),
+                message,
+            });
+        }
+    }
+    for (key, eps) in endpoints {
+        if let Some(svc) = snap.services.get_mut(&key) {
+            svc.endpoints = eps.into_values().collect();
+        }
+    }
+    snap
+}
+
+fn label(source: &str, kind: &str, key: &ServiceKey) -> String {
+    if source.is_empty() {
+        format!("{kind} {key}")
+    } else {
+        format!("{source}: {kind} {key}")
+    }
+}
+
+/// One Service; a service that cannot be exported as asked is kept but not
+/// exported, with the reason among the problems.
+fn service(s: &Service) -> Result<(LocalService, Vec<String>), String> {
+    let name = s
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or("Service without metadata.name")?;
+    let namespace = s
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let key = ServiceKey::new(namespace, name);
+    let mut problems = Vec::new();
+    let empty = BTreeMap::new();
+    let annotations = s.metadata.annotations.as_ref().unwrap_or(&empty);
+    let mut export = match parse_export(annotations) {
+        Ok(e) => e,
+        Err(message) => {
+            problems.push(format!("not exported: {message}"));
+            None
+        }
+    };
+    let spec = s.spec.as_ref();
+    let mut ports = Vec::new();
+    for p in spec.and_then(|s| s.ports.as_ref()).into_iter().flatten() {
+        let protocol = p.protocol.as_deref().unwrap_or("TCP");
+        let name = p.name.clone().unwrap_or_default();
+        match (protocol, u16::try_from(p.port)) {
+            ("TCP", Ok(port)) if port > 0 => ports.push(PortSpec { name, port }),
+            ("TCP", _) => problems.push(format!("port {name:?} has invalid number {}", p.port)),
+            (other, _) if export.is_some() => problems.push(format!(
+                "port {} ({other}) is not exported: only TCP ports are carried in this version",
+                if name.is_empty() {
+                    p.port.to_string()
+                } else {
+                    name.clone()
+                }
+            )),
+            _ => {}
+        }
+    }
+    if export.is_some() {
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            problems
+                .push("not exported: an ExternalName Service has no endpoints to export".into());
+            export = None;
+        } else if ports.is_empty() {
+            problems.push("not exported: it has no TCP port".into());
+            export = None;
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    Ok((
+        LocalService {
+            key,
+            ports,
+            export,
+            endpoints: Vec::new(),
+        },
+        problems,
+    ))
+}
+
+/// Adds one slice's endpoints under its service's key.
+fn slice(
+    s: &EndpointSlice,
+    into: &mut BTreeMap<ServiceKey, BTreeMap<IpAddr, EndpointSpec>>,
+) -> Result<(), String> {
+    let name = s.metadata.name.as_deref().unwrap_or("(unnamed)");
+    let service = s
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .ok_or_else(|| format!("EndpointSlice {name} has no {SERVICE_NAME_LABEL} label"))?;
+    if s.address_type != "IPv4" && s.address_type != "IPv6" {
+        // FQDN slices name hosts, not addresses; nothing to route to.
+        return Ok(());
+    }
+    let namespace = s
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let ports: BTreeMap<String, u16> = s
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+        .filter_map(|p| {
+            let port = u16::try_from(p.port?).ok().filter(|p| *p > 0)?;
+            Some((p.name.clone().unwrap_or_default(), port))
+        })
+        .collect();
+    let eps = into
+        .entry(ServiceKey::new(namespace, service.clone()))
+        .or_default();
+    for e in &s.endpoints {
+        let ready = e.conditions.as_ref().and_then(|c| c.ready) != Some(false);
+        for addr in &e.addresses {
+            let address: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("EndpointSlice {name}: {addr:?} is not an IP address"))?;
+            let entry = eps.entry(address).or_insert_with(|| EndpointSpec {
+                address,
+                ready,
+                ports: BTreeMap::new(),
+            });
+            // The same address in two slices: ready if either says so.
+            entry.ready |= ready;
+            entry
+                .ports
+                .extend(ports.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,373 @@
+//! The global service table: every cluster's exports of a service merged
+//! into one global service (namespace sameness), with a VIP, a pinned VIP
+//! per cluster, conflicts flagged and stale peers marked.
+//!
+//! One owner task ([`run`]) holds the imports and the VIP allocator,
+//! applies events, rebuilds with [`build`] (a pure function) and publishes
+//! [`TableSnapshot`]s on a `watch` channel read by DNS, the admin API and
+//! gateways. Imports are persisted by the peering session *before* they
+//! reach the table (so an ack never outruns the disk), and loaded from the
+//! store at start: a restarted cluster serves its last imports at once,
+//! stale until their peers reconnect.
+
+pub mod vips;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use crate::exports::ExportState;
+use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
+use crate::peering::{LinkState, PeerView};
+use crate::store::StoredLocality;
+use vips::VipAllocator;
+
+/// A change to the imports, already persisted.
+#[derive(Debug, Clone)]
+pub enum TableEvent {
+    /// An export update applied for `peer`.
+    Imports {
+        /// The exporting peer.
+        peer: String,
+        /// Replaces everything from the peer.
+        full: bool,
+        /// New or changed services.
+        upserts: Vec<(ServiceKey, ImportedService)>,
+        /// Withdrawn services.
+        removals: Vec<ServiceKey>,
+    },
+}
+
+/// One cluster serving a global service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEntry {
+    /// Cluster name.
+    pub cluster: String,
+    /// This cluster.
+    pub local: bool,
+    /// Where it runs.
+    pub locality: StoredLocality,
+    /// Its healthy endpoints.
+    pub healthy: u32,
+    /// Its peer is stale (silent or disconnected, within `staleGrace`).
+    pub stale: bool,
+    /// VIP reaching only this cluster.
+    pub pinned_vip: Option<Ipv4Addr>,
+    /// When it first exported the service (unix ms).
+    pub exported_at_ms: i64,
+    /// Its gateway's ingress address; empty for this cluster.
+    pub gateway_address: String,
+    /// The ports it exports.
+    pub ports: Vec<PortSpec>,
+}
+
+/// A service as the federation sees it from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalService {
+    /// Identity.
+    pub key: ServiceKey,
+    /// Its VIP (`None` only when `vipRange` is exhausted).
+    pub vip: Option<Ipv4Addr>,
+    /// The ports of the oldest export.
+    pub ports: Vec<PortSpec>,
+    /// Target ordering: this cluster's own export's, else the oldest's.
+    pub affinity: Affinity,
+    /// Weights: this cluster's own export's, else the oldest's.
+    pub weights: BTreeMap<String, u32>,
+    /// Clusters exporting it, oldest export first.
+    pub clusters: Vec<ClusterEntry>,
+    /// Disagreements, for people.
+    pub conflicts: Vec<String>,
+}
+
+/// A published state of the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSnapshot {
+    /// Grows with every publish.
+    pub version: u64,
+    /// Global services by key.
+    pub services: BTreeMap<ServiceKey, GlobalService>,
+}
+
+impl TableSnapshot {
+    /// How many services are imported from `peer`.
+    pub fn imports_from(&self, peer: &str) -> usize {
+        self.services
+            .values()
+            .filter(|s| s.clusters.iter().any(|c| c.cluster == peer))
+            .count()
+    }
+}
+
+/// This cluster, as the table needs it.
+#[derive(Debug, Clone)]
+pub struct LocalCluster {
+    /// Name.
+    pub name: String,
+    /// Locality.
+    pub locality: StoredLocality,
+}
+
+/// Imports by peer.
+pub type Imports = HashMap<String, BTreeMap<ServiceKey, ImportedService>>;
+
+/// One cluster's export of a service, before merging.
+struct Candidate {
+    entry: ClusterEntry,
+    affinity: Affinity,
+    weights: BTreeMap<String, u32>,
+}
+
+/// Builds the global services from this cluster's exports and the peers'
+/// imports. Disconnected peers (stale past `staleGrace`) and unknown peers
+/// contribute nothing.
+pub fn build(
+    me: &LocalCluster,
+    exports: &ExportState,
+    peers: &[PeerView],
+    imports: &Imports,
+    vips: &mut VipAllocator,
+) -> BTreeMap<ServiceKey, GlobalService> {
+    let mut entries: BTreeMap<ServiceKey, Vec<Candidate>> = BTreeMap::new();
+    for (key, e) in exports.entries.iter() {
+        let entry = ClusterEntry {
+            cluster: me.name.clone(),
+            local: true,
+            locality: me.locality.clone(),
+            healthy: e.healthy,
+            stale: false,
+            pinned_vip: None,
+            exported_at_ms: e.exported_at_ms,
+            gateway_address: String::new(),
+            ports: e.ports.clone(),
+        };
+        entries.entry(key.clone()).or_default().push(Candidate {
+            entry,
+            affinity: e.spec.affinity,
+            weights: e.spec.weights.clone(),
+        });
+    }
+    for peer in peers {
+        if peer.state == LinkState::Disconnected {
+            continue;
+        }
+        let Some(services) = imports.get(&peer.record.name) else {
+            continue;
+        };
+        for (key, imp) in services {
+            let entry = ClusterEntry {
+                cluster: peer.record.name.clone(),
+                local: false,
+                locality: peer.record.locality.clone(),
+                healthy: imp.healthy,
+                stale: peer.state == LinkState::Stale,
+                pinned_vip: None,
+                exported_at_ms: imp.exported_at_ms,
+                gateway_address: peer.record.gateway_address.clone(),
+                ports: imp.ports.clone(),
+            };
+            entries.entry(key.clone()).or_default().push(Candidate {
+                entry,
+                affinity: imp.affinity,
+                weights: imp.weights.clone(),
+            });
+        }
+    }
+    let live: std::collections::HashSet<String> = entries
+        .iter()
+        .flat_map(|(k, es)| {
+            std::iter::once(k.to_string())
+                .chain(es.iter().map(move |c| format!("{k}@{}", c.entry.cluster)))
+        })
+        .collect();
+    let in_use = |name: &str| live.contains(name);
+    entries
+        .into_iter()
+        .map(|(key, mut es)| {
+            // Oldest export first; the cluster name breaks ties.
+            es.sort_by(|a, b| {
+                (a.entry.exported_at_ms, &a.entry.cluster)
+                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
+            });
+            let service = merge(key.clone(), es, vips, &in_use);
+            (key, service)
+        })
+        .collect()
+}
+
+fn merge(
+    key: ServiceKey,
+    es: Vec<Candidate>,
+    vips: &mut VipAllocator,
+    in_use: &impl Fn(&str) -> bool,
+) -> GlobalService {
+    let oldest = &es[0].entry;
+    let ports = oldest.ports.clone();
+    let mut conflicts = Vec::new();
+    for e in es.iter().skip(1).map(|c| &c.entry) {
+        if e.ports != ports {
+            conflicts.push(format!(
+                "{} exports ports [{}] but the oldest export ({}) has [{}]; {}'s ports are used",
+                e.cluster,
+                join(&e.ports),
+                oldest.cluster,
+                join(&ports),
+                oldest.cluster
+            ));
+        }
+    }
+    // The importing cluster's own export wins, else the oldest's.
+    let chosen = es.iter().find(|c| c.entry.local).unwrap_or(&es[0]);
+    let (affinity, weights) = (chosen.affinity, chosen.weights.clone());
+    let vip = vips.get(&key.to_string(), in_use);
+    if vip.is_none() {
+        conflicts.push("no VIP: gateway.vipRange is full; widen it".into());
+    }
+    let clusters = es
+        .into_iter()
+        .map(|c| {
+            let mut e = c.entry;
+            e.pinned_vip = vips.get(&format!("{key}@{}", e.cluster), in_use);
+            e
+        })
+        .collect();
+    GlobalService {
+        key,
+        vip,
+        ports,
+        affinity,
+        weights,
+        clusters,
+        conflicts,
+    }
+}
+
+fn join(ports: &[PortSpec]) -> String {
+    ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the owner task reads and writes.
+pub struct TableTask {
+    /// This cluster.
+    pub me: LocalCluster,
+    /// The store, to load imports and persist VIPs.
+    pub store: Arc<crate::store::Store>,
+    /// This cluster's exports.
+    pub exports: watch::Receiver<Arc<ExportState>>,
+    /// Import changes from peering sessions.
+    pub events: mpsc::Receiver<TableEvent>,
+    /// Bumps when peers or their link states change.
+    pub peer_changes: watch::Receiver<u64>,
+    /// Reads the current peers.
+    pub peers: Box<dyn Fn() -> Vec<PeerView> + Send>,
+    /// The VIP range.
+    pub vip_range: fedmesh_proto::config::Ipv4Net,
+    /// Where snapshots go.
+    pub out: watch::Sender<Arc<TableSnapshot>>,
+}
+
+/// Runs the table's owner task.
+pub async fn run(mut t: TableTask) {
+    let mut imports = load_imports(&t.store);
+    let stored_vips = t.store.vips().unwrap_or_else(|error| {
+        warn!(%error, "cannot read VIP allocations; allocating anew");
+        BTreeMap::new()
+    });
+    let mut vips = VipAllocator::new(t.vip_range, stored_vips);
+    let mut version = 0u64;
+    loop {
+        // Coalesce: apply every event already queued before rebuilding.
+        while let Ok(event) = t.events.try_recv() {
+            apply(&mut imports, event);
+        }
+        let exports = t.exports.borrow_and_update().clone();
+        t.peer_changes.borrow_and_update();
+        let peers = (t.peers)();
+        imports.retain(|peer, _| peers.iter().any(|p| p.record.name == *peer));
+        let services = build(&t.me, &exports, &peers, &imports, &mut vips);
+        persist_vips(&t.store, &mut vips).await;
+        if services != t.out.borrow().services {
+            version += 1;
+            debug!(version, services = services.len(), "service table changed");
+            t.out
+                .send_replace(Arc::new(TableSnapshot { version, services }));
+        }
+        tokio::select! {
+            event = t.events.recv() => match event {
+                Some(event) => apply(&mut imports, event),
+                None => return,
+            },
+            r = t.exports.changed() => if r.is_err() { return },
+            r = t.peer_changes.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+fn apply(imports: &mut Imports, event: TableEvent) {
+    match event {
+        TableEvent::Imports {
+            peer,
+            full,
+            upserts,
+            removals,
+        } => {
+            let services = imports.entry(peer).or_default();
+            if full {
+                services.clear();
+            }
+            for key in removals {
+                services.remove(&key);
+            }
+            services.extend(upserts);
+        }
+    }
+}
+
+fn load_imports(store: &crate::store::Store) -> Imports {
+    let stored = match store.imports() {
+        Ok(s) => s,
+        Err(error) => {
+            warn!(%error, "cannot read stored imports; waiting for peers to resend them");
+            return Imports::new();
+        }
+    };
+    stored
+        .into_iter()
+        .map(|(peer, p)| {
+            let services = p
+                .services
+                .iter()
+                .filter_map(|(id, record)| {
+                    let (ns, name) = id.split_once('/')?;
+                    Some((
+                        ServiceKey::new(ns, name),
+                        crate::peering::sync::import_from_record(record)?,
+                    ))
+                })
+                .collect();
+            (peer, services)
+        })
+        .collect()
+}
+
+async fn persist_vips(store: &Arc<crate::store::Store>, vips: &mut VipAllocator) {
+    let (added, removed) = vips.take_changes();
+    if added.is_empty() && removed.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let saved = tokio::task::spawn_blocking(move || store.update_vips(&added, &removed)).await;
+    if !matches!(saved, Ok(Ok(()))) {
+        warn!("cannot persist VIP allocations; they may change after a restart");
+    }
+}
+
+#[cfg(test)]
+mod tests;

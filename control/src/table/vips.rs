@@ -1,0 +1,171 @@
+//! VIP allocation from `gateway.vipRange`: one VIP per global service
+//! (`ns/name`) and one pinned VIP per (service, cluster) (`ns/name@cluster`).
+//! Allocations are stable: kept in the store, never moved while the range
+//! holds them, and reclaimed only when the range is full and the name is
+//! no longer in use.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use fedmesh_proto::config::Ipv4Net;
+
+/// Allocates and remembers VIPs.
+#[derive(Debug, Clone)]
+pub struct VipAllocator {
+    range: Ipv4Net,
+    by_name: BTreeMap<String, Ipv4Addr>,
+    used: BTreeSet<Ipv4Addr>,
+    cursor: u64,
+    added: Vec<(String, Ipv4Addr)>,
+    removed: Vec<String>,
+}
+
+impl VipAllocator {
+    /// An allocator over `range`, starting from stored allocations; those
+    /// outside the range (after a `vipRange` change) are dropped.
+    pub fn new(range: Ipv4Net, stored: BTreeMap<String, Ipv4Addr>) -> Self {
+        let mut removed = Vec::new();
+        let mut by_name = BTreeMap::new();
+        let mut used = BTreeSet::new();
+        for (name, ip) in stored {
+            if range.contains(ip) && used.insert(ip) {
+                by_name.insert(name, ip);
+            } else {
+                removed.push(name);
+            }
+        }
+        Self {
+            range,
+            by_name,
+            used,
+            cursor: 1,
+            added: Vec::new(),
+            removed,
+        }
+    }
+
+    /// The VIP of `name`, allocating one if needed. When the range is full,
+    /// names for which `in_use` is false are reclaimed first; `None` when
+    /// even that leaves no address.
+    pub fn get(&mut self, name: &str, in_use: impl Fn(&str) -> bool) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.by_name.get(name) {
+            return Some(*ip);
+        }
+        let ip = match self.next_free() {
+            Some(ip) => ip,
+            None => {
+                self.reclaim(in_use);
+                self.next_free()?
+            }
+        };
+        self.by_name.insert(name.to_string(), ip);
+        self.used.insert(ip);
+        self.added.push((name.to_string(), ip));
+        Some(ip)
+    }
+
+    /// Allocations made and released since the last call, to persist.
+    /// A name both released and allocated again is only in the first list.
+    pub fn take_changes(&mut self) -> (Vec<(String, Ipv4Addr)>, Vec<String>) {
+        let added = std::mem::take(&mut self.added);
+        let mut removed = std::mem::take(&mut self.removed);
+        removed.retain(|n| !added.iter().any(|(a, _)| a == n));
+        (added, removed)
+    }
+
+    /// Usable addresses: the range without its first and last address.
+    fn usable(&self) -> u64 {
+        self.range.size().saturating_sub(2)
+    }
+
+    fn next_free(&mut self) -> Option<Ipv4Addr> {
+        let usable = self.usable();
+        for _ in 0..usable {
+            let n = self.cursor;
+            self.cursor = if self.cursor >= usable {
+                1
+            } else {
+                self.cursor + 1
+            };
+            let ip = self.range.nth(n)?;
+            if !self.used.contains(&ip) {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    fn reclaim(&mut self, in_use: impl Fn(&str) -> bool) {
+        let stale: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|n| !in_use(n))
+            .cloned()
+            .collect();
+        for name in stale {
+            if let Some(ip) = self.by_name.remove(&name) {
+                self.used.remove(&ip);
+                self.added.retain(|(n, _)| *n != name);
+                self.removed.push(name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn allocations_are_stable_and_skip_the_network_address() {
+        let mut a = VipAllocator::new(net("127.77.0.0/16"), BTreeMap::new());
+        let first = a.get("demo/hello", |_| true).unwrap();
+        assert_eq!(first, Ipv4Addr::new(127, 77, 0, 1));
+        assert_eq!(a.get("demo/hello", |_| true), Some(first));
+        let pinned = a.get("demo/hello@east", |_| true).unwrap();
+        assert_ne!(pinned, first);
+        let (added, removed) = a.take_changes();
+        assert_eq!(added.len(), 2);
+        assert!(removed.is_empty());
+        // Reloaded from the store, the same names keep the same addresses.
+        let mut b = VipAllocator::new(net("127.77.0.0/16"), added.into_iter().collect());
+        assert_eq!(b.get("demo/hello", |_| true), Some(first));
+        assert_ne!(b.get("demo/new", |_| true), Some(first));
+    }
+
+    #[test]
+    fn a_full_range_reclaims_names_no_longer_in_use() {
+        // A /30 has two usable addresses.
+        let mut a = VipAllocator::new(net("10.0.0.0/30"), BTreeMap::new());
+        let x = a.get("x", |_| true).unwrap();
+        a.get("y", |_| true).unwrap();
+        assert_eq!(a.get("z", |_| true), None, "full and everything in use");
+        let z = a.get("z", |n| n != "x").unwrap();
+        assert_eq!(z, x, "x's address went to z");
+        let (_, removed) = a.take_changes();
+        assert_eq!(removed, ["x"]);
+    }
+
+    #[test]
+    fn allocations_outside_a_new_range_are_dropped() {
+        let stored = BTreeMap::from([("demo/a".to_string(), Ipv4Addr::new(127, 88, 0, 1))]);
+        let mut a = VipAllocator::new(net("127.77.0.0/16"), stored);
+        assert_eq!(
+            a.get("demo/a", |_| true),
+            Some(Ipv4Addr::new(127, 77, 0, 1))
+        );
+        let (added, removed) = a.take_changes();
+        assert!(
+            removed.is_empty(),
+            "re-allocated, so not deleted: {removed:?}"
+        );
+        assert_eq!(
+            added,
+            [("demo/a".to_string(), Ipv4Addr::new(127, 77, 0, 1))]
+        );
+    }
+}
