@@ -18,7 +18,10 @@ use tracing::{info, warn};
 use crate::ca::{LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::context::Control;
+use crate::exports::affinity_to_proto;
+use crate::model::{ExportSpec, LocalService, PortSpec};
 use crate::peering::info::locality_to_proto;
+use crate::table::GlobalService;
 use crate::token::{BootstrapToken, secrets_equal};
 
 /// The `GatewayConfig` service.
@@ -48,6 +51,8 @@ impl GatewayApi {
     }
 
     fn snapshot(&self, version: u64) -> v1::GatewaySnapshot {
+        let table = self.ctl.table.borrow().clone();
+        let local = self.ctl.local.borrow().clone();
         let trust = self.ctl.peers.trust().snapshot();
         let trust_bundle = trust
             .iter()
@@ -67,11 +72,81 @@ impl GatewayApi {
             trust_domain: self.ctl.config.trust_domain.clone(),
             locality: Some(locality_to_proto(&self.ctl.locality())),
             trust_bundle,
-            // Imports and exports come from the service table (issue 3).
-            imports: Vec::new(),
-            exports: Vec::new(),
+            imports: table.services.values().filter_map(imported).collect(),
+            exports: local
+                .services
+                .values()
+                .filter_map(|svc| svc.export.as_ref().map(|spec| exported(svc, spec)))
+                .collect(),
         }
     }
+}
+
+/// A global service for the gateway's egress: its VIP, ports and every
+/// cluster able to serve it.
+fn imported(s: &GlobalService) -> Option<v1::ImportedService> {
+    Some(v1::ImportedService {
+        namespace: s.key.namespace.clone(),
+        name: s.key.name.clone(),
+        vip: s.vip?.to_string(),
+        ports: ports(&s.ports),
+        affinity: affinity_to_proto(s.affinity) as i32,
+        weights: s
+            .weights
+            .iter()
+            .map(|(cluster, weight)| v1::ClusterWeight {
+                cluster: cluster.clone(),
+                weight: *weight,
+            })
+            .collect(),
+        targets: s
+            .clusters
+            .iter()
+            .map(|c| v1::Target {
+                cluster: c.cluster.clone(),
+                locality: Some(locality_to_proto(&c.locality)),
+                healthy_endpoints: c.healthy,
+                gateway_address: c.gateway_address.clone(),
+                pinned_vip: c.pinned_vip.map(|ip| ip.to_string()).unwrap_or_default(),
+                local: c.local,
+                stale: c.stale,
+            })
+            .collect(),
+    })
+}
+
+/// A local exported service for the gateway's ingress.
+fn exported(svc: &LocalService, spec: &ExportSpec) -> v1::LocalService {
+    v1::LocalService {
+        namespace: svc.key.namespace.clone(),
+        name: svc.key.name.clone(),
+        ports: ports(&svc.ports),
+        endpoints: svc
+            .endpoints
+            .iter()
+            .map(|e| v1::Endpoint {
+                address: e.address.to_string(),
+                ready: e.ready,
+                ports: e
+                    .ports
+                    .iter()
+                    .map(|(k, v)| (k.clone(), u32::from(*v)))
+                    .collect(),
+            })
+            .collect(),
+        export_to: spec.to.clone(),
+    }
+}
+
+fn ports(ports: &[PortSpec]) -> Vec<v1::ServicePort> {
+    ports
+        .iter()
+        .map(|p| v1::ServicePort {
+            name: p.name.clone(),
+            port: u32::from(p.port),
+            protocol: "TCP".into(),
+        })
+        .collect()
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<v1::GatewaySnapshot, Status>> + Send>>;
@@ -109,12 +184,27 @@ impl GatewayConfig for GatewayApi {
         self.authorize(&req.bootstrap_token)?;
         let (tx, rx) = mpsc::channel(4);
         let api = self.clone();
-        let mut changes = self.ctl.peers.subscribe();
+        let mut peers = self.ctl.peers.subscribe();
+        let mut table = self.ctl.table.clone();
+        let mut local = self.ctl.local.clone();
         tokio::spawn(async move {
+            let mut version = 0u64;
             loop {
-                let version = *changes.borrow_and_update();
-                if tx.send(api.snapshot(version)).await.is_err() || changes.changed().await.is_err()
-                {
+                peers.borrow_and_update();
+                table.borrow_and_update();
+                local.borrow_and_update();
+                version += 1;
+                if tx.send(api.snapshot(version)).await.is_err() {
+                    return;
+                }
+                // The next change of the trust bundle, the table or the
+                // local endpoints makes the next snapshot.
+                let changed = tokio::select! {
+                    r = peers.changed() => r.is_ok(),
+                    r = table.changed() => r.is_ok(),
+                    r = local.changed() => r.is_ok(),
+                };
+                if !changed {
                     return;
                 }
             }

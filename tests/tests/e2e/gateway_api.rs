@@ -8,7 +8,7 @@ use fedmesh_control::peering::transport::connect;
 use fedmesh_control::token::BootstrapToken;
 use fedmesh_proto::identity::{self, PinnedServerVerifier};
 use fedmesh_proto::v1::{self, gateway_config_client::GatewayConfigClient};
-use fedmesh_tests::Federation;
+use fedmesh_tests::{EXPORT, Federation, service_yaml};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -84,14 +84,45 @@ fn csr_is_signed_only_with_the_bootstrap_token() {
         assert_eq!(first.cluster, "east");
         assert!(first.trust_bundle.is_empty());
         fed.join("west", "east");
-        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(next.trust_bundle.len(), 1);
-        assert_eq!(next.trust_bundle[0].cluster, "west");
-        assert_eq!(next.trust_bundle[0].trust_domain, "west.fedmesh");
+        fed.get("west").write_manifest(
+            "hello.yaml",
+            &service_yaml(
+                "demo",
+                "hello",
+                "http",
+                8080,
+                18080,
+                &[EXPORT],
+                &["127.0.0.20"],
+            ),
+        );
+        // Snapshots follow every change; read until west's roots and its
+        // export have both arrived.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let snap = loop {
+            let next = tokio::time::timeout_at(deadline, stream.message())
+                .await
+                .expect("snapshot with west's roots and export")
+                .unwrap()
+                .unwrap();
+            if !next.trust_bundle.is_empty() && !next.imports.is_empty() {
+                break next;
+            }
+        };
+        assert_eq!(snap.trust_bundle[0].cluster, "west");
+        assert_eq!(snap.trust_bundle[0].trust_domain, "west.fedmesh");
+        let hello = &snap.imports[0];
+        assert_eq!(
+            (hello.namespace.as_str(), hello.name.as_str()),
+            ("demo", "hello")
+        );
+        assert!(hello.vip.starts_with("127.77."));
+        assert_eq!(hello.targets[0].cluster, "west");
+        assert_eq!(hello.targets[0].healthy_endpoints, 1);
+        assert_eq!(
+            hello.targets[0].gateway_address,
+            format!("{}:15443", fed.get("west").ip)
+        );
     });
 }
 
