@@ -162,7 +162,12 @@ fn admin_address(cli: &Cli) -> anyhow::Result<AdminListen> {
 
 fn init_tracing(verbose: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if verbose { "info" } else { "warn" };
+    // hickory logs every DNS request at info: keep it for debugging only.
+    let default = if verbose {
+        "info,hickory_server=warn,hickory_proto=warn"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_env("FEDMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

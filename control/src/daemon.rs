@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use fedmesh_dns::{DnsConfig, DnsServer};
 use fedmesh_proto::config::{AdminListen, Config, RegistryKind};
 use fedmesh_proto::identity::LiveCert;
 use fedmesh_proto::v1::admin_server::AdminServer;
@@ -28,6 +29,7 @@ use tracing::{info, warn};
 use crate::admin::AdminService;
 use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::context::{ALPN_H2, Control};
+use crate::dnsfeed;
 use crate::exports::{self, ExportState};
 use crate::gatewayapi::GatewayApi;
 use crate::model::LocalSnapshot;
@@ -66,6 +68,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let peering = bind(config.control.peering_listen, "control.peeringListen").await?;
     let gateway = bind(config.control.gateway_listen, "control.gatewayListen").await?;
     let admin = bind_admin(&config.control.admin_listen).await?;
+    let dns_config = DnsConfig {
+        listen: config.dns.listen,
+        upstreams: config.dns.upstreams.clone(),
+    };
     let admin_text = match &admin {
         AdminListener::Tcp(_, addr) => addr.to_string(),
         AdminListener::Unix(_) => config.control.admin_listen.to_string(),
@@ -92,6 +98,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(exports::run(store.clone(), local_rx.clone(), exports_tx));
     let (table_events, table_events_rx) = mpsc::channel(256);
     let (table_tx, table_rx) = watch::channel(Arc::new(TableSnapshot::default()));
+    let (zone_tx, zone_rx) = watch::channel(Arc::new(fedmesh_dns::ZoneSnapshot::default()));
+    tokio::spawn(dnsfeed::run(
+        table_rx.clone(),
+        config.dns.zone.clone(),
+        config.dns.ttl,
+        zone_tx,
+    ));
 
     let ctl = Arc::new(Control {
         gateway_advertise: config.gateway.advertise.to_string(),
@@ -108,6 +121,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         table_events,
         table: table_rx,
     });
+    let dns = DnsServer::start(dns_config, zone_rx)
+        .await
+        .context("while starting the DNS server")?;
     let viewer = ctl.clone();
     tokio::spawn(table::run(TableTask {
         me: LocalCluster {
@@ -169,12 +185,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("peering listening on {peering_addr}");
     info!("gateway API listening on {gateway_addr}");
     info!("admin listening on {admin_text}");
+    info!("dns listening on {}", dns.local_addr());
 
     wait_for_signal().await;
     info!("shutting down");
     ctl.peers.shutdown();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(servers)).await;
+    dns.shutdown().await;
     if let AdminListen::Unix(path) = &ctl.config.control.admin_listen {
         let _ = std::fs::remove_file(path);
     }

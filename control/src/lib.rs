@@ -17,6 +17,7 @@ pub mod clock;
 pub mod context;
 pub mod daemon;
 pub mod demo;
+pub mod dnsfeed;
 pub mod exports;
 pub mod gatewayapi;
 pub mod model;

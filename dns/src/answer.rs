@@ -74,7 +74,9 @@ pub(crate) fn answer(index: &ZoneIndex, qname: &Name, qtype: RecordType) -> Answ
     }
 }
 
-/// The apex holds the SOA and one NS record (RFC 1034 §4.2.1).
+/// The apex holds the SOA and one NS record (RFC 1034 §4.2.1). The NS
+/// target `ns.<zone>` has no address record: the zone is never delegated,
+/// and clients reach this server at `dns.listen`.
 fn apex(index: &ZoneIndex, owner: &Name, qtype: RecordType) -> Answer {
     let answers = match qtype {
         RecordType::SOA => vec![index.soa_record(owner.clone())],

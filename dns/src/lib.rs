@@ -1,6 +1,35 @@
-//! The DNS server for the federation zone (`clusterset.local`), run inside
-//! the control plane and fed by snapshots of the global service table.
+//! The DNS server for the federation zone (`clusterset.local` by default),
+//! run inside the control plane (`fedctl run`).
 //!
-//! The server itself arrives with service export (issue 3); this crate holds
-//! its place in the workspace so the dependency direction of DESIGN.md
-//! (`proto` ← `dns` ← `control`) is fixed from the start.
+//! It owns the DNS names of global services (DESIGN.md, DNS): the VIP of
+//! `<svc>.<ns>.svc.<zone>`, the pinned VIPs of
+//! `<cluster>.<svc>.<ns>.svc.<zone>`, SRV records for named ports, and the
+//! negative answers around them. Names outside the zone are forwarded to
+//! `dns.upstreams`, or refused when there are none.
+//!
+//! Data flow: the control plane's table owner converts the global service
+//! table into a [`ZoneSnapshot`] and publishes it on a
+//! `tokio::sync::watch` channel. [`DnsServer::start`] binds UDP and TCP
+//! (`server`) and hands every query to the `router`, which opens a tracing
+//! span and picks the hickory `Catalog` for the zone the latest snapshot
+//! names: the federation zone's `handler`, and hickory's forwarder at the
+//! root. The handler reads the latest snapshot, indexed once per snapshot
+//! (`snapshot`), classifies the name (`names`, pure) and builds the answer
+//! (`answer`, pure). hickory encodes the response, sets AA, adds the SOA to
+//! negative answers and truncates UDP answers that do not fit (TC).
+//!
+//! Start reading at `answer.rs`: it is the whole zone in one match, with
+//! the rules and their RFCs. `router.rs` shows how it is wired into
+//! hickory.
+
+mod answer;
+mod error;
+mod handler;
+mod names;
+mod router;
+mod server;
+mod snapshot;
+
+pub use error::DnsError;
+pub use server::{DnsConfig, DnsServer};
+pub use snapshot::{ClusterRecord, PortRecord, ServiceRecord, ZoneSnapshot};

@@ -134,38 +134,73 @@ mod tests {
 
     #[test]
     fn a_namespace_is_an_empty_non_terminal() {
-        assert_parses("prod.svc.clusterset.local.", ZoneName::NamespaceEnt { ns: "prod" });
+        assert_parses(
+            "prod.svc.clusterset.local.",
+            ZoneName::NamespaceEnt { ns: "prod" },
+        );
     }
 
     #[test]
     fn three_labels_under_the_zone_name_a_service() {
-        assert_parses("web.prod.svc.clusterset.local.", ZoneName::Service { ns: "prod", svc: "web" });
+        assert_parses(
+            "web.prod.svc.clusterset.local.",
+            ZoneName::Service {
+                ns: "prod",
+                svc: "web",
+            },
+        );
     }
 
     #[test]
     fn a_cluster_label_before_a_service_names_a_pinned_vip() {
-        assert_parses("east.web.prod.svc.clusterset.local.", ZoneName::Pinned { cluster: "east", ns: "prod", svc: "web" });
+        assert_parses(
+            "east.web.prod.svc.clusterset.local.",
+            ZoneName::Pinned {
+                cluster: "east",
+                ns: "prod",
+                svc: "web",
+            },
+        );
     }
 
     #[test]
     fn tcp_under_a_service_is_an_empty_non_terminal_not_a_cluster() {
-        assert_parses("_tcp.web.prod.svc.clusterset.local.", ZoneName::TcpEnt { ns: "prod", svc: "web" });
+        assert_parses(
+            "_tcp.web.prod.svc.clusterset.local.",
+            ZoneName::TcpEnt {
+                ns: "prod",
+                svc: "web",
+            },
+        );
     }
 
     #[test]
     fn an_underscored_port_under_tcp_names_an_srv_record() {
-        assert_parses("_http._tcp.web.prod.svc.clusterset.local.", ZoneName::Srv { port: "http", ns: "prod", svc: "web" });
+        assert_parses(
+            "_http._tcp.web.prod.svc.clusterset.local.",
+            ZoneName::Srv {
+                port: "http",
+                ns: "prod",
+                svc: "web",
+            },
+        );
     }
 
     #[test]
     fn a_port_label_without_underscore_is_unknown() {
-        assert_parses("http._tcp.web.prod.svc.clusterset.local.", ZoneName::Unknown);
+        assert_parses(
+            "http._tcp.web.prod.svc.clusterset.local.",
+            ZoneName::Unknown,
+        );
         assert_parses("_._tcp.web.prod.svc.clusterset.local.", ZoneName::Unknown);
     }
 
     #[test]
     fn udp_srv_names_are_unknown() {
-        assert_parses("_dns._udp.web.prod.svc.clusterset.local.", ZoneName::Unknown);
+        assert_parses(
+            "_dns._udp.web.prod.svc.clusterset.local.",
+            ZoneName::Unknown,
+        );
     }
 
     #[test]
@@ -177,7 +212,10 @@ mod tests {
 
     #[test]
     fn names_deeper_than_srv_are_unknown() {
-        assert_parses("a._http._tcp.web.prod.svc.clusterset.local.", ZoneName::Unknown);
+        assert_parses(
+            "a._http._tcp.web.prod.svc.clusterset.local.",
+            ZoneName::Unknown,
+        );
         assert_parses("a.east.web.prod.svc.clusterset.local.", ZoneName::Unknown);
     }
 
@@ -205,7 +243,10 @@ mod tests {
         let lower = upper.to_lowercase();
         assert_eq!(
             parse(&lower, &zone()),
-            ZoneName::Service { ns: "prod", svc: "web" }
+            ZoneName::Service {
+                ns: "prod",
+                svc: "web"
+            }
         );
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record};
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// One published state of the zone.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,8 +97,8 @@ pub(crate) struct ServiceEntry {
 impl ZoneIndex {
     /// Indexes `snapshot` for the zone `zone` (lowercase, fully qualified).
     ///
-    /// The zone is fixed when the server starts; a snapshot for another
-    /// zone is served as an empty zone (with its serial and TTL) and logged.
+    /// A snapshot for another zone (published while a query for this one
+    /// was in flight) is served as an empty zone, with its serial and TTL.
     /// A service whose names do not form a valid DNS name is skipped and
     /// logged: a daemon drops bad input and keeps serving.
     pub(crate) fn build(snapshot: Arc<ZoneSnapshot>, zone: &Name) -> Self {
@@ -109,11 +109,10 @@ impl ZoneIndex {
         };
         let published = zone_name(&snapshot.zone);
         if published.as_ref().ok() != Some(zone) {
-            warn!(
+            debug!(
                 published = %snapshot.zone,
                 serving = %zone,
-                "zone snapshot is for another zone; answering as if it had no services \
-                 (the zone is fixed when the DNS server starts)"
+                "zone snapshot is for another zone; answering as if it had no services"
             );
             return index;
         }
@@ -135,7 +134,9 @@ impl ZoneIndex {
         let svc = service.name.to_ascii_lowercase();
         let fqdn = Name::from_ascii(format!("{svc}.{ns}.svc"))?.append_domain(&self.zone)?;
         if fqdn.iter().count() != self.zone.iter().count() + 3 {
-            return Err(ProtoError::from("namespace and name must be one label each"));
+            return Err(ProtoError::from(
+                "namespace and name must be one label each",
+            ));
         }
         let mut entry = ServiceEntry {
             vip: service.vip,
@@ -306,9 +307,21 @@ mod tests {
     fn only_named_ports_are_indexed_and_duplicates_collapse() {
         let mut web = service("prod", "web");
         web.ports = vec![
-            PortRecord { name: "HTTP".into(), port: 80, weight: 1 },
-            PortRecord { name: "http".into(), port: 80, weight: 1 },
-            PortRecord { name: String::new(), port: 9090, weight: 1 },
+            PortRecord {
+                name: "HTTP".into(),
+                port: 80,
+                weight: 1,
+            },
+            PortRecord {
+                name: "http".into(),
+                port: 80,
+                weight: 1,
+            },
+            PortRecord {
+                name: String::new(),
+                port: 9090,
+                weight: 1,
+            },
         ];
         let index = index(vec![web]);
         let entry = index.service("prod", "web").expect("indexed");

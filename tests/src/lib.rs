@@ -140,6 +140,11 @@ impl Cluster {
         format!("{}:15017", self.ip)
     }
 
+    /// DNS address (UDP and TCP).
+    pub fn dns(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((self.ip, 15053))
+    }
+
     /// Gateway API address.
     pub fn gateway_api(&self) -> String {
         format!("{}:15012", self.ip)
@@ -170,7 +175,10 @@ impl Cluster {
         let child = Command::new(bin("fedctl"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("FEDMESH_LOG", "info,fedmesh_control=debug")
+            .env(
+                "FEDMESH_LOG",
+                "info,fedmesh_control=debug,hickory_server=warn",
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -601,3 +609,60 @@ endpoints:
 
 /// The export annotation.
 pub const EXPORT: (&str, &str) = ("fedmesh.io/export", "true");
+
+/// A DNS answer, reduced to what tests compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// `NoError`, `NXDomain`, `Refused`, …
+    pub code: String,
+    /// A records in the answer section.
+    pub a: Vec<Ipv4Addr>,
+    /// SRV records in the answer section: (priority, weight, port, target).
+    pub srv: Vec<(u16, u16, u16, String)>,
+    /// Whether the authority section holds the zone's SOA.
+    pub soa: bool,
+}
+
+/// Asks `server` one question over UDP with a real DNS message (hickory's
+/// wire format) and returns the decoded answer.
+///
+/// # Panics
+/// When no answer comes within 5 s or it does not decode.
+pub fn dns_query(server: std::net::SocketAddr, name: &str, rtype: &str) -> DnsAnswer {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let rtype: RecordType = rtype.parse().expect("record type");
+    let id = u16::try_from(std::process::id() % 65_000).unwrap_or(1);
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    socket
+        .send_to(&message.to_vec().expect("encode"), server)
+        .expect("send");
+    let mut buf = vec![0u8; 65_535];
+    let len = socket.recv(&mut buf).expect("a DNS answer within 5 s");
+    let reply = Message::from_vec(&buf[..len]).expect("the answer decodes");
+    let mut out = DnsAnswer {
+        code: format!("{:?}", reply.metadata.response_code),
+        a: Vec::new(),
+        srv: Vec::new(),
+        soa: reply
+            .authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_))),
+    };
+    for r in &reply.answers {
+        match &r.data {
+            RData::A(a) => out.a.push(a.0),
+            RData::SRV(s) => out
+                .srv
+                .push((s.priority, s.weight, s.port, s.target.to_ascii())),
+            _ => {}
+        }
+    }
+    out
+}

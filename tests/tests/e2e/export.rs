@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fedmesh_tests::{EXPORT, Federation, service_yaml, wait_until};
+use fedmesh_tests::{EXPORT, Federation, dns_query, service_yaml, wait_until};
 
 const SYNC: Duration = Duration::from_secs(15);
 
@@ -38,6 +38,37 @@ fn a_service_exported_in_two_clusters_is_listed_in_all_three() {
             || c.service_clusters("demo/hello") == ["east", "west"],
         );
     }
+    // Every cluster's DNS answers A (the VIP) and SRV (the named port).
+    for c in &fed.clusters {
+        let vip = c.service("demo/hello").unwrap()["vip"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let a = dns_query(c.dns(), "hello.demo.svc.clusterset.local", "A");
+        assert_eq!(a.code, "NoError", "{}: {a:?}", c.name);
+        assert_eq!(
+            a.a,
+            [vip.parse::<std::net::Ipv4Addr>().unwrap()],
+            "{}",
+            c.name
+        );
+        let srv = dns_query(c.dns(), "_http._tcp.hello.demo.svc.clusterset.local", "SRV");
+        assert_eq!(srv.srv.len(), 1, "{}: {srv:?}", c.name);
+        assert_eq!(srv.srv[0].2, 8080);
+        assert_eq!(srv.srv[0].3, "hello.demo.svc.clusterset.local.");
+        let pinned = dns_query(c.dns(), "west.hello.demo.svc.clusterset.local", "A");
+        assert_eq!(pinned.a.len(), 1, "{}: {pinned:?}", c.name);
+        assert_ne!(pinned.a, a.a, "a pinned VIP differs from the service VIP");
+        let aaaa = dns_query(c.dns(), "hello.demo.svc.clusterset.local", "AAAA");
+        assert_eq!(
+            (aaaa.code.as_str(), aaaa.a.len(), aaaa.soa),
+            ("NoError", 0, true),
+            "NODATA with SOA"
+        );
+        let unknown = dns_query(c.dns(), "nope.demo.svc.clusterset.local", "A");
+        assert_eq!((unknown.code.as_str(), unknown.soa), ("NXDomain", true));
+    }
+    dig_agrees(&fed);
     let seen_by_eu = fed.get("eu").service("demo/hello").unwrap();
     assert_eq!(seen_by_eu["dnsName"], "hello.demo.svc.clusterset.local");
     assert_eq!(seen_by_eu["ports"][0]["port"], 8080);
@@ -74,15 +105,24 @@ fn dropping_the_annotation_withdraws_everywhere_and_re_adding_restores() {
         &service_yaml("demo", "hello", "http", 8080, 18080, &[], &["127.0.0.10"]),
     );
     for c in &fed.clusters {
-        wait_until(&format!("{} drops hello", c.name), SYNC, || {
-            c.service("demo/hello").is_none()
-        });
+        wait_until(
+            &format!("{}'s DNS says NXDOMAIN for hello", c.name),
+            SYNC,
+            || dns_query(c.dns(), "hello.demo.svc.clusterset.local", "A").code == "NXDomain",
+        );
+        assert!(c.service("demo/hello").is_none());
     }
     east.write_manifest("hello.yaml", &hello(&["127.0.0.10"]));
     for c in &fed.clusters {
-        wait_until(&format!("{} sees hello again", c.name), SYNC, || {
-            c.service("demo/hello").is_some()
-        });
+        wait_until(
+            &format!("{}'s DNS answers hello again", c.name),
+            SYNC,
+            || {
+                !dns_query(c.dns(), "hello.demo.svc.clusterset.local", "A")
+                    .a
+                    .is_empty()
+            },
+        );
     }
     assert_eq!(
         fed.get("west").service("demo/hello").unwrap()["vip"],
@@ -223,4 +263,36 @@ fn a_malformed_manifest_is_reported_and_the_good_ones_are_exported() {
         "{}",
         check.stdout
     );
+}
+
+/// With `dig` installed (CI installs it), its answers agree with ours.
+fn dig_agrees(fed: &Federation) {
+    if std::process::Command::new("dig")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("dig is not installed: skipping the dig cross-check");
+        return;
+    }
+    for c in &fed.clusters {
+        let dig = |name: &str, rtype: &str| {
+            let out = std::process::Command::new("dig")
+                .args(["+short", "-p", "15053", &format!("@{}", c.ip), name, rtype])
+                .output()
+                .expect("run dig");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let ours = dns_query(c.dns(), "hello.demo.svc.clusterset.local", "A");
+        assert_eq!(
+            dig("hello.demo.svc.clusterset.local", "A"),
+            ours.a[0].to_string(),
+            "dig and fedmesh disagree on {}",
+            c.name
+        );
+        assert_eq!(
+            dig("_http._tcp.hello.demo.svc.clusterset.local", "SRV"),
+            "0 100 8080 hello.demo.svc.clusterset.local."
+        );
+    }
 }

@@ -1,0 +1,128 @@
+//! Binding the sockets, starting hickory's `Server` with the
+//! [`ZoneRouter`], and stopping it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::error::DnsError;
+use crate::router::ZoneRouter;
+use crate::snapshot::ZoneSnapshot;
+
+/// Where the DNS server listens and where it forwards names outside the
+/// zone (`dns` in the cluster config).
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// UDP and TCP address; port 0 picks a free port, the same for both.
+    pub listen: SocketAddr,
+    /// Resolvers for names outside the zone; none means REFUSED for them.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// A TCP client that sends nothing for this long is disconnected
+/// (RFC 7766 §6.2.3: servers may close idle connections).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection (hickory's own default).
+const TCP_RESPONSE_BUFFER: usize = 32;
+/// Tries to find a port free for both UDP and TCP when `listen` has port 0.
+const BIND_ATTEMPTS: usize = 8;
+
+/// A running server; dropping it or calling [`DnsServer::shutdown`] stops it.
+pub struct DnsServer {
+    local_addr: SocketAddr,
+    server: Server<ZoneRouter>,
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `config.listen` and starts answering from
+    /// `snapshots`. With port 0, UDP gets a free port and TCP binds the same
+    /// one, retrying with another port a few times if TCP finds it taken.
+    ///
+    /// Every query reads the latest snapshot, zone included, so answers
+    /// change as soon as one is published. Until a snapshot names a valid
+    /// zone (e.g. while the channel still holds `ZoneSnapshot::default()`),
+    /// only names outside any zone are answered: forwarded, or REFUSED.
+    /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`DnsError::Forwarder`] when the upstream resolver cannot be built;
+    /// [`DnsError::Bind`] when a socket cannot be bound.
+    pub async fn start(
+        config: DnsConfig,
+        snapshots: watch::Receiver<Arc<ZoneSnapshot>>,
+    ) -> Result<DnsServer, DnsError> {
+        let router = ZoneRouter::new(snapshots, &config.upstreams)?;
+        let (udp, tcp, local_addr) = bind(config.listen).await?;
+        let mut server = Server::new(router);
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        info!(
+            listen = %local_addr,
+            upstreams = ?config.upstreams,
+            "DNS server listening"
+        );
+        Ok(DnsServer { local_addr, server })
+    }
+
+    /// The bound address (the same port for UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting queries and waits for the socket tasks to end.
+    pub async fn shutdown(mut self) {
+        if let Err(error) = self.server.shutdown_gracefully().await {
+            warn!(%error, "DNS server stopped with an error");
+        }
+        info!(listen = %self.local_addr, "DNS server stopped");
+    }
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds UDP on `listen`, then TCP on the UDP socket's address.
+async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+    let udp_error = |source| DnsError::Bind {
+        proto: "udp",
+        addr: listen,
+        source,
+    };
+    let mut attempt = 1;
+    loop {
+        let udp = UdpSocket::bind(listen).await.map_err(udp_error)?;
+        let addr = udp.local_addr().map_err(udp_error)?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            // The OS picked a UDP port whose TCP twin is taken: drop the UDP
+            // socket and let it pick another.
+            Err(error)
+                if listen.port() == 0
+                    && error.kind() == io::ErrorKind::AddrInUse
+                    && attempt < BIND_ATTEMPTS =>
+            {
+                debug!(%addr, attempt, "TCP port taken; binding another UDP port");
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(DnsError::Bind {
+                    proto: "tcp",
+                    addr,
+                    source,
+                });
+            }
+        }
+    }
+}
