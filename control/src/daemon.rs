@@ -40,7 +40,7 @@ use crate::peering::{PeerSet, dialer};
 use crate::registry::Registry;
 use crate::registry::static_files::StaticFiles;
 use crate::store::{Role, Store};
-use crate::table::{self, LocalCluster, TableSnapshot, TableTask};
+use crate::table::{self, LocalCluster, TableSnapshot, TableTask, VipMode};
 use crate::token::BootstrapToken;
 
 /// How long shutdown waits for servers to finish.
@@ -135,7 +135,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events: table_events_rx,
         peer_changes: ctl.peers.subscribe(),
         peers: Box::new(move || viewer.peers.views()),
-        vip_range: ctl.config.gateway.vip_range,
+        vips: VipMode::Range(ctl.config.gateway.vip_range),
         out: table_tx,
     }));
     for view in ctl.peers.views() {

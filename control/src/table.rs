@@ -23,7 +23,7 @@ use crate::exports::ExportState;
 use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
 use crate::peering::{LinkState, PeerView};
 use crate::store::StoredLocality;
-use vips::VipAllocator;
+use vips::{ExternalVips, VipAllocator, VipSource};
 
 /// A change to the imports, already persisted.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ pub fn build(
     exports: &ExportState,
     peers: &[PeerView],
     imports: &Imports,
-    vips: &mut VipAllocator,
+    vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
     let mut entries: BTreeMap<ServiceKey, Vec<Candidate>> = BTreeMap::new();
     for (key, e) in exports.entries.iter() {
@@ -201,7 +201,7 @@ pub fn build(
 fn merge(
     key: ServiceKey,
     es: Vec<Candidate>,
-    vips: &mut VipAllocator,
+    vips: &mut dyn VipSource,
     in_use: &impl Fn(&str) -> bool,
 ) -> GlobalService {
     let oldest = &es[0].entry;
@@ -222,15 +222,15 @@ fn merge(
     // The importing cluster's own export wins, else the oldest's.
     let chosen = es.iter().find(|c| c.entry.local).unwrap_or(&es[0]);
     let (affinity, weights) = (chosen.affinity, chosen.weights.clone());
-    let vip = vips.get(&key.to_string(), in_use);
+    let vip = vips.vip(&key.to_string(), in_use);
     if vip.is_none() {
-        conflicts.push("no VIP: gateway.vipRange is full; widen it".into());
+        conflicts.push("no VIP yet: gateway.vipRange is full (widen it), or the import's Service has no ClusterIP yet".into());
     }
     let clusters = es
         .into_iter()
         .map(|c| {
             let mut e = c.entry;
-            e.pinned_vip = vips.get(&format!("{key}@{}", e.cluster), in_use);
+            e.pinned_vip = vips.vip(&format!("{key}@{}", e.cluster), in_use);
             e
         })
         .collect();
@@ -267,20 +267,33 @@ pub struct TableTask {
     pub peer_changes: watch::Receiver<u64>,
     /// Reads the current peers.
     pub peers: Box<dyn Fn() -> Vec<PeerView> + Send>,
-    /// The VIP range.
-    pub vip_range: fedmesh_proto::config::Ipv4Net,
+    /// Where VIPs come from.
+    pub vips: VipMode,
     /// Where snapshots go.
     pub out: watch::Sender<Arc<TableSnapshot>>,
+}
+
+/// Where the table gets VIPs.
+pub enum VipMode {
+    /// Allocated here from `gateway.vipRange` and persisted.
+    Range(fedmesh_proto::config::Ipv4Net),
+    /// Assigned elsewhere (Kubernetes ClusterIPs), published on a channel.
+    External(watch::Receiver<Arc<BTreeMap<String, Ipv4Addr>>>),
 }
 
 /// Runs the table's owner task.
 pub async fn run(mut t: TableTask) {
     let mut imports = load_imports(&t.store);
-    let stored_vips = t.store.vips().unwrap_or_else(|error| {
-        warn!(%error, "cannot read VIP allocations; allocating anew");
-        BTreeMap::new()
-    });
-    let mut vips = VipAllocator::new(t.vip_range, stored_vips);
+    let mut allocator = match &t.vips {
+        VipMode::Range(range) => {
+            let stored = t.store.vips().unwrap_or_else(|error| {
+                warn!(%error, "cannot read VIP allocations; allocating anew");
+                BTreeMap::new()
+            });
+            Some(VipAllocator::new(*range, stored))
+        }
+        VipMode::External(_) => None,
+    };
     let mut version = 0u64;
     loop {
         // Coalesce: apply every event already queued before rebuilding.
@@ -291,8 +304,18 @@ pub async fn run(mut t: TableTask) {
         t.peer_changes.borrow_and_update();
         let peers = (t.peers)();
         imports.retain(|peer, _| peers.iter().any(|p| p.record.name == *peer));
-        let services = build(&t.me, &exports, &peers, &imports, &mut vips);
-        persist_vips(&t.store, &mut vips).await;
+        let services = match (&mut allocator, &mut t.vips) {
+            (Some(range), _) => {
+                let services = build(&t.me, &exports, &peers, &imports, range);
+                persist_vips(&t.store, range).await;
+                services
+            }
+            (None, VipMode::External(ips)) => {
+                let mut external = ExternalVips(ips.borrow_and_update().clone());
+                build(&t.me, &exports, &peers, &imports, &mut external)
+            }
+            (None, VipMode::Range(_)) => BTreeMap::new(),
+        };
         if services != t.out.borrow().services {
             version += 1;
             debug!(version, services = services.len(), "service table changed");
@@ -306,7 +329,16 @@ pub async fn run(mut t: TableTask) {
             },
             r = t.exports.changed() => if r.is_err() { return },
             r = t.peer_changes.changed() => if r.is_err() { return },
+            r = external_changed(&mut t.vips) => if r.is_err() { return },
         }
+    }
+}
+
+/// Waits for new external VIPs; never resolves in range mode.
+async fn external_changed(vips: &mut VipMode) -> Result<(), watch::error::RecvError> {
+    match vips {
+        VipMode::External(ips) => ips.changed().await,
+        VipMode::Range(_) => std::future::pending().await,
     }
 }
 

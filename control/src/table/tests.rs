@@ -198,3 +198,32 @@ fn vips_survive_a_rebuild() {
     let second = build(&me(), &state, &[], &Imports::new(), &mut v);
     assert_eq!(first, second);
 }
+
+#[test]
+fn external_vips_are_used_as_given_and_missing_ones_are_flagged() {
+    let given = BTreeMap::from([
+        ("demo/hello".to_string(), Ipv4Addr::new(10, 96, 0, 10)),
+        ("demo/hello@east".to_string(), Ipv4Addr::new(10, 96, 0, 11)),
+    ]);
+    let mut external = vips::ExternalVips(Arc::new(given));
+    let table = build(
+        &me(),
+        &exports(&[("hello", 1, Affinity::Local), ("other", 1, Affinity::Local)]),
+        &[],
+        &Imports::new(),
+        &mut external,
+    );
+    let hello = &table[&ServiceKey::new("demo", "hello")];
+    assert_eq!(hello.vip, Some(Ipv4Addr::new(10, 96, 0, 10)));
+    assert_eq!(
+        hello.clusters[0].pinned_vip,
+        Some(Ipv4Addr::new(10, 96, 0, 11))
+    );
+    let other = &table[&ServiceKey::new("demo", "other")];
+    assert_eq!(other.vip, None);
+    assert!(
+        other.conflicts[0].contains("no VIP yet"),
+        "{:?}",
+        other.conflicts
+    );
+}

@@ -9,6 +9,30 @@ use std::net::Ipv4Addr;
 
 use fedmesh_proto::config::Ipv4Net;
 
+/// Where VIPs come from: allocated here from `gateway.vipRange`
+/// ([`VipAllocator`]), or, in Kubernetes mode, the ClusterIPs of the
+/// Services the control plane creates for imports ([`ExternalVips`]).
+pub trait VipSource {
+    /// The VIP of `name` (`ns/name` or `ns/name@cluster`), if it has one.
+    fn vip(&mut self, name: &str, in_use: &dyn Fn(&str) -> bool) -> Option<Ipv4Addr>;
+}
+
+impl VipSource for VipAllocator {
+    fn vip(&mut self, name: &str, in_use: &dyn Fn(&str) -> bool) -> Option<Ipv4Addr> {
+        self.get(name, in_use)
+    }
+}
+
+/// VIPs assigned elsewhere (Kubernetes ClusterIPs), by name.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalVips(pub std::sync::Arc<BTreeMap<String, Ipv4Addr>>);
+
+impl VipSource for ExternalVips {
+    fn vip(&mut self, name: &str, _in_use: &dyn Fn(&str) -> bool) -> Option<Ipv4Addr> {
+        self.0.get(name).copied()
+    }
+}
+
 /// Allocates and remembers VIPs.
 #[derive(Debug, Clone)]
 pub struct VipAllocator {
