@@ -19,7 +19,7 @@ use crate::peering::leave::leave;
 use crate::peering::{PeerView, role_str};
 use crate::store::TokenRecord;
 use crate::table::GlobalService;
-use crate::token::{JoinToken, secret_hash_hex};
+use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
 /// Default token lifetime (`fedctl token create` without `--ttl`).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);

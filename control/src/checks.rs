@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::clock;
 use crate::context::Control;
 use crate::peering::LinkState;
-use crate::token::BootstrapToken;
+use fedmesh_proto::token::BootstrapToken;
 
 /// A CA closer than this to its end fails the check: time to rotate.
 const CA_WARN: Duration = Duration::from_secs(30 * 24 * 3600);

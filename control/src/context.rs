@@ -20,7 +20,7 @@ use crate::peering::info::locality_to_proto;
 use crate::peering::sync::AckedViews;
 use crate::store::{Store, StoredLocality};
 use crate::table::{TableEvent, TableSnapshot};
-use crate::token::BootstrapToken;
+use fedmesh_proto::token::BootstrapToken;
 
 /// ALPN for gRPC over TLS.
 pub const ALPN_H2: &[u8] = b"h2";

@@ -41,7 +41,7 @@ use crate::registry::Registry;
 use crate::registry::static_files::StaticFiles;
 use crate::store::{Role, Store};
 use crate::table::{self, LocalCluster, TableSnapshot, TableTask, VipMode};
-use crate::token::BootstrapToken;
+use fedmesh_proto::token::BootstrapToken;
 
 /// How long shutdown waits for servers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -297,7 +297,7 @@ fn load_ca(config: &Config, store: &Store) -> anyhow::Result<ClusterCa> {
     }
     let ca = ClusterCa::generate(&config.cluster, td).context("while generating the cluster CA")?;
     store.put_ca(ca.cert_pem(), ca.key_pem())?;
-    info!(pin = %crate::token::hex(&ca.pin()), "generated a new cluster CA");
+    info!(pin = %fedmesh_proto::token::hex(&ca.pin()), "generated a new cluster CA");
     Ok(ca)
 }
 

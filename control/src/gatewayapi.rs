@@ -22,7 +22,7 @@ use crate::exports::affinity_to_proto;
 use crate::model::{ExportSpec, LocalService, PortSpec};
 use crate::peering::info::locality_to_proto;
 use crate::table::GlobalService;
-use crate::token::{BootstrapToken, secrets_equal};
+use fedmesh_proto::token::{BootstrapToken, secrets_equal};
 
 /// The `GatewayConfig` service.
 #[derive(Debug, Clone)]

@@ -26,4 +26,3 @@ pub mod registry;
 pub mod renewal;
 pub mod store;
 pub mod table;
-pub mod token;

@@ -10,11 +10,13 @@
 //!   peer's root and a SPIFFE ID in *that* peer's trust domain.
 //! - [`config`]: the YAML cluster config read by `fedctl run` and `fedgw`,
 //!   with validation and defaults.
+//! - [`token`]: join tokens and gateway bootstrap tokens.
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
 pub mod config;
 pub mod identity;
+pub mod token;
 
 /// Generated protobuf messages and tonic clients and servers
 /// (package `fedmesh.v1`).

@@ -23,7 +23,7 @@ use super::{LinkState, dialer};
 use crate::clock;
 use crate::context::Control;
 use crate::store::{PeerRecord, Role};
-use crate::token::{JoinToken, hex, secret_hash_hex};
+use fedmesh_proto::token::{JoinToken, hex, secret_hash_hex};
 
 /// Why `fedctl join` failed.
 #[derive(Debug, thiserror::Error)]
