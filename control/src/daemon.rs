@@ -35,13 +35,13 @@ use crate::gatewayapi::GatewayApi;
 use crate::model::LocalSnapshot;
 use crate::peering::server::PeeringService;
 use crate::peering::sync::AckedViews;
-use crate::peering::transport::tls_incoming;
 use crate::peering::{PeerSet, dialer};
 use crate::registry::Registry;
 use crate::registry::static_files::StaticFiles;
 use crate::store::{Role, Store};
 use crate::table::{self, LocalCluster, TableSnapshot, TableTask, VipMode};
 use fedmesh_proto::token::BootstrapToken;
+use fedmesh_proto::transport::tls_incoming;
 
 /// How long shutdown waits for servers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

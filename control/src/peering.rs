@@ -18,7 +18,6 @@ pub mod leave;
 pub mod server;
 pub mod session;
 pub mod sync;
-pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

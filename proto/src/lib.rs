@@ -11,12 +11,14 @@
 //! - [`config`]: the YAML cluster config read by `fedctl run` and `fedgw`,
 //!   with validation and defaults.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
+//! - [`transport`]: gRPC over our own TLS (accept and dial).
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
 pub mod config;
 pub mod identity;
 pub mod token;
+pub mod transport;
 
 /// Generated protobuf messages and tonic clients and servers
 /// (package `fedmesh.v1`).

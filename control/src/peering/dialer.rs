@@ -14,8 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::session::{self, SessionEnd};
-use super::transport::{connect, error_chain};
 use crate::context::Control;
+use fedmesh_proto::transport::{connect, error_chain};
 
 /// First retry delay.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);

@@ -18,12 +18,12 @@ use tonic::Status;
 use tracing::info;
 
 use super::info::{PeerInfo, parse_roots};
-use super::transport::{connect, error_chain};
 use super::{LinkState, dialer};
 use crate::clock;
 use crate::context::Control;
 use crate::store::{PeerRecord, Role};
 use fedmesh_proto::token::{JoinToken, hex, secret_hash_hex};
+use fedmesh_proto::transport::{connect, error_chain};
 
 /// Why `fedctl join` failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_control::peering::transport::connect;
 use fedmesh_proto::identity::{self, PinnedServerVerifier};
 use fedmesh_proto::token::BootstrapToken;
+use fedmesh_proto::transport::connect;
 use fedmesh_proto::v1::{self, gateway_config_client::GatewayConfigClient};
 use fedmesh_tests::{EXPORT, Federation, service_yaml};
 use rustls_pki_types::CertificateDer;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_control::ca::ClusterCa;
-use fedmesh_control::peering::transport::{connect, error_chain};
 use fedmesh_proto::identity::{
     self, LiveCert, PathRule, PeerServerVerifier, PeerTrust, SharedTrust, TrustBundle,
 };
+use fedmesh_proto::transport::{connect, error_chain};
 use fedmesh_proto::v1::{self, peering_client::PeeringClient};
 use fedmesh_tests::{Federation, wait_until};
 use rustls_pki_types::pem::PemObject;

@@ -1,0 +1,85 @@
+use super::*;
+
+fn config() -> GatewayConfig {
+    let c = fedmesh_proto::config::Config::from_yaml(
+        "cluster: east\nlocality: { region: r, zone: z }\ndataDir: ./d\n",
+        std::path::Path::new("/tmp/x.yaml"),
+    )
+    .unwrap();
+    c.gateway
+}
+
+#[test]
+fn a_gateway_goes_down_after_consecutive_failures_and_back_after_as_many_successes() {
+    let h = Health::new(&config()); // probeFailures: 3
+    assert!(h.gateway_up("gw:1"), "unknown gateways are tried");
+    assert_eq!(h.probed("gw:1", false), Transition::None);
+    assert_eq!(h.probed("gw:1", false), Transition::None);
+    assert_eq!(h.probed("gw:1", false), Transition::Down);
+    assert!(!h.gateway_up("gw:1"));
+    // One good probe is not enough to fail back (no flapping).
+    assert_eq!(h.probed("gw:1", true), Transition::None);
+    assert_eq!(h.probed("gw:1", false), Transition::None);
+    assert_eq!(h.probed("gw:1", true), Transition::None);
+    assert_eq!(h.probed("gw:1", true), Transition::None);
+    assert_eq!(h.probed("gw:1", true), Transition::Up);
+    assert!(h.gateway_up("gw:1"));
+}
+
+#[test]
+fn consecutive_connect_failures_eject_for_a_growing_capped_interval() {
+    let h = Health::new(&config()); // 3 failures, 5 s base, 60 s max, 50 %
+    let t0 = Instant::now();
+    assert!(!h.connect_result("west", false, 4, t0));
+    assert!(!h.connect_result("west", false, 4, t0));
+    assert!(h.connect_result("west", false, 4, t0));
+    assert!(h.ejected("west", t0 + Duration::from_secs(4)));
+    assert!(!h.ejected("west", t0 + Duration::from_secs(6)));
+    // A second ejection lasts twice as long.
+    let t1 = t0 + Duration::from_secs(6);
+    for _ in 0..3 {
+        h.connect_result("west", false, 4, t1);
+    }
+    assert!(h.ejected("west", t1 + Duration::from_secs(9)));
+    assert!(!h.ejected("west", t1 + Duration::from_secs(11)));
+    // Capped at maxEjection.
+    let mut t = t1 + Duration::from_secs(11);
+    for _ in 0..10 {
+        for _ in 0..3 {
+            h.connect_result("west", false, 4, t);
+        }
+        t += Duration::from_secs(61);
+    }
+    for _ in 0..3 {
+        h.connect_result("west", false, 4, t);
+    }
+    assert!(!h.ejected("west", t + Duration::from_secs(61)));
+}
+
+#[test]
+fn a_success_resets_the_count() {
+    let h = Health::new(&config());
+    let t = Instant::now();
+    h.connect_result("west", false, 4, t);
+    h.connect_result("west", false, 4, t);
+    h.connect_result("west", true, 4, t);
+    assert!(!h.connect_result("west", false, 4, t));
+    assert!(!h.ejected("west", t));
+}
+
+#[test]
+fn no_more_than_the_max_share_is_ejected() {
+    let h = Health::new(&config()); // 50 % of 2 remote clusters = 1
+    let t = Instant::now();
+    for _ in 0..3 {
+        h.connect_result("west", false, 2, t);
+    }
+    for _ in 0..3 {
+        h.connect_result("eu", false, 2, t);
+    }
+    assert!(h.ejected("west", t));
+    assert!(
+        !h.ejected("eu", t),
+        "ejecting eu too would exceed maxEjectedPercent"
+    );
+}

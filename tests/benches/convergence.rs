@@ -1,0 +1,622 @@
+//! Convergence benchmark: three release `fedctl run` clusters (east, west,
+//! eu) in a full mesh, each exporting `CONVERGENCE_SERVICES` (10 000)
+//! distinct services from its static registry. Measures
+//!
+//! (a) the time from writing the manifests to every cluster's DNS answering
+//!     all names (30 000 with the defaults);
+//! (b) change propagation: one new service exported in one cluster at a
+//!     time (rotating), until every other cluster's DNS answers it;
+//! (c) control-plane memory (VmRSS, VmHWM) idle and with 30 000 services.
+//!
+//! Run it through `bench/convergence.sh`, which builds the release binaries
+//! first (`cargo bench` does not build `fedctl`). Environment:
+//! `CONVERGENCE_SERVICES` (per cluster, 1..=10000), `CONVERGENCE_CHANGES`
+//! (1..=1000, default 200), `CONVERGENCE_TIMEOUT` (seconds, default 600),
+//! `FEDMESH_BIN_DIR` (default: the `target/<profile>` folder of this
+//! executable). See docs/benchmarks.md.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use fedmesh_tests::{Cluster, EXPORT, Federation, service_yaml};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Services per manifest file.
+const PER_FILE: usize = 2_000;
+/// Queries in flight per cluster while checking convergence.
+const WINDOW: usize = 256;
+/// Names probed before a full sweep of the missing ones.
+const SAMPLE: usize = 64;
+/// The static registry's poll interval (control/src/daemon.rs).
+const REGISTRY_POLL_MS: u64 = 250;
+
+/// What the signal handler must clean up: cluster pids and the temp folder.
+static CLEANUP: Mutex<Option<(Vec<u32>, PathBuf)>> = Mutex::new(None);
+
+fn main() {
+    let per_cluster = env_num("CONVERGENCE_SERVICES", 10_000, 1, 10_000);
+    let changes = env_num("CONVERGENCE_CHANGES", 200, 1, 1_000);
+    let timeout = Duration::from_secs(env_num("CONVERGENCE_TIMEOUT", 600, 10, 3_600) as u64);
+    install_signal_cleanup();
+    let started = Instant::now();
+    let say = |msg: &str| eprintln!("[{:7.1}s] {msg}", started.elapsed().as_secs_f64());
+
+    say("starting east, west, eu (release fedctl run)…");
+    let fed = Federation::standard(3, "");
+    *CLEANUP.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+        fed.clusters.iter().filter_map(Cluster::pid).collect(),
+        fed.root().to_path_buf(),
+    ));
+    say("joining them into a full mesh…");
+    fed.join("west", "east");
+    fed.join("eu", "east");
+    fed.join("eu", "west");
+    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
+        fed.wait_connected(a, b, Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let idle: Vec<Mem> = fed.clusters.iter().map(mem).collect();
+
+    // (a) Convergence: all manifests written at once, then every cluster's
+    // DNS polled until it answers every name.
+    let total = per_cluster * fed.clusters.len();
+    say(&format!(
+        "generating {per_cluster} services per cluster ({total} in all)…"
+    ));
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    for c in &fed.clusters {
+        let mut file = String::new();
+        for i in 1..=per_cluster {
+            let (ns, name) = (
+                format!("bench-{}", i % 10),
+                format!("{}-svc-{i:05}", c.name),
+            );
+            names.push(format!("{name}.{ns}.svc.clusterset.local"));
+            file.push_str("---\n");
+            file.push_str(&service_yaml(
+                &ns,
+                &name,
+                "http",
+                8080,
+                8080,
+                &[EXPORT],
+                &[],
+            ));
+            if i % PER_FILE == 0 || i == per_cluster {
+                files.push((c, format!("bench-{:03}.yaml", (i - 1) / PER_FILE), file));
+                file = String::new();
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    say(&format!(
+        "writing {} manifest files and waiting for {total} names on every cluster…",
+        files.len()
+    ));
+    let t0 = Instant::now();
+    for (c, file, yaml) in &files {
+        c.write_manifest(file, yaml);
+    }
+    let written = t0.elapsed();
+    let servers: Vec<(String, SocketAddr)> = fed
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), c.dns()))
+        .collect();
+    let converged = rt.block_on(converge(&servers, &names, t0, timeout, started));
+    let all_done = converged.iter().map(|c| c.upper).max().unwrap_or_default();
+    let all_lower = converged.iter().map(|c| c.lower).max().unwrap_or_default();
+    say(&format!(
+        "all clusters answer all {total} names after {:.2} s",
+        all_done.as_secs_f64()
+    ));
+    for c in &fed.clusters {
+        let listed = c.services().len();
+        assert_eq!(listed, total, "{} lists {listed} services", c.name);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let loaded: Vec<Mem> = fed.clusters.iter().map(mem).collect();
+
+    // (b) Change propagation.
+    say(&format!(
+        "change propagation: {changes} new services, one at a time…"
+    ));
+    let mut rng = Rng::new();
+    let mut all_others = Vec::new();
+    let mut each_other = Vec::new();
+    let mut marks = Vec::new(); // (exporting cluster, its export count, write time, total)
+    let mut exported: HashMap<usize, usize> = HashMap::new();
+    for i in 0..changes {
+        let src = i % fed.clusters.len();
+        let c = &fed.clusters[src];
+        let name = format!("chg-{i:04}");
+        let fqdn = format!("{name}.bench-chg.svc.clusterset.local");
+        let yaml = service_yaml("bench-chg", &name, "http", 8080, 8080, &[EXPORT], &[]);
+        // A random phase against the registry's poll.
+        std::thread::sleep(Duration::from_millis(rng.below(REGISTRY_POLL_MS)));
+        let wall = SystemTime::now();
+        let t = Instant::now();
+        c.write_manifest(&format!("{name}.yaml"), &yaml);
+        let mut pending: Vec<usize> = (0..fed.clusters.len()).filter(|&j| j != src).collect();
+        while !pending.is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{fqdn} (exported by {}) not answered within 30 s by {:?}",
+                c.name,
+                pending
+                    .iter()
+                    .map(|&j| &fed.clusters[j].name)
+                    .collect::<Vec<_>>()
+            );
+            pending.retain(|&j| {
+                if answers(fed.clusters[j].dns(), &fqdn, Duration::from_millis(200)) {
+                    each_other.push(t.elapsed());
+                    false
+                } else {
+                    true
+                }
+            });
+            if !pending.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let took = t.elapsed();
+        all_others.push(took);
+        let count = exported.entry(src).or_insert(per_cluster);
+        *count += 1;
+        marks.push((src, *count, wall, took));
+        if (i + 1) % 50 == 0 || i + 1 == changes {
+            say(&format!(
+                "  {}/{changes} changes, last {:.1} ms",
+                i + 1,
+                took.as_secs_f64() * 1e3
+            ));
+        }
+    }
+    let after_changes: Vec<Mem> = fed.clusters.iter().map(mem).collect();
+
+    // The export-state change times, from the exporting clusters' logs.
+    let seen: Vec<HashMap<usize, OffsetDateTime>> = fed
+        .clusters
+        .iter()
+        .map(|c| exports_changed(&c.log()))
+        .collect();
+    let mut detect = Vec::new();
+    let mut after_seen = Vec::new();
+    for (src, count, wall, took) in &marks {
+        if let Some(at) = seen[*src].get(count) {
+            let d = (*at - OffsetDateTime::from(*wall))
+                .as_seconds_f64()
+                .max(0.0);
+            let d = Duration::from_secs_f64(d).min(*took);
+            detect.push(d);
+            after_seen.push(*took - d);
+        }
+    }
+
+    // Report.
+    let names_of: Vec<&str> = fed.clusters.iter().map(|c| c.name.as_str()).collect();
+    println!();
+    println!(
+        "fedmesh convergence: 3 clusters (release fedctl run), full mesh, {per_cluster} services exported per cluster, {total} global services"
+    );
+    println!(
+        "machine: {} CPUs, loopback; checker: tokio current-thread, UDP, {WINDOW} queries in flight per cluster",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    println!();
+    println!(
+        "(a) manifests written ({} files in {:.1} ms) → DNS answers all {total} names",
+        files.len(),
+        written.as_secs_f64() * 1e3
+    );
+    println!();
+    println!("| cluster | converged after (s) | not yet at (s) |");
+    println!("|---------|--------------------:|---------------:|");
+    for (name, c) in names_of.iter().zip(&converged) {
+        println!(
+            "| {name} | {:.2} | {:.2} |",
+            c.upper.as_secs_f64(),
+            c.lower.as_secs_f64()
+        );
+    }
+    println!(
+        "| all | {:.2} | {:.2} |",
+        all_done.as_secs_f64(),
+        all_lower.as_secs_f64()
+    );
+    println!();
+    println!(
+        "\"converged after\" = when the query that first got the last name was sent; \"not yet at\" = the last query still missing a name, so the true time lies between the two."
+    );
+    println!();
+    println!(
+        "(b) change propagation: {changes} changes (one new service, exporting cluster rotating), write → DNS answers (registry polls every {REGISTRY_POLL_MS} ms, DNS polled every ~2 ms)"
+    );
+    println!();
+    println!("| measure | n | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---------|--:|-------:|-------:|-------:|-------:|");
+    row("write → every other cluster answers", &all_others);
+    row("write → one other cluster answers (each pair)", &each_other);
+    if !detect.is_empty() {
+        row("write → exporter's \"exports changed\" log line", &detect);
+        row(
+            "\"exports changed\" → every other cluster answers",
+            &after_seen,
+        );
+    }
+    println!();
+    println!("(c) control-plane memory (/proc/PID/status)");
+    println!();
+    println!(
+        "| cluster | idle, peered, 0 services: VmRSS MiB | after (a), {total} services: VmRSS MiB | VmHWM MiB | after (b): VmRSS MiB | VmHWM MiB |"
+    );
+    println!("|---------|---:|---:|---:|---:|---:|");
+    for (i, name) in names_of.iter().enumerate() {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            idle[i].rss_mib(),
+            loaded[i].rss_mib(),
+            loaded[i].hwm_mib(),
+            after_changes[i].rss_mib(),
+            after_changes[i].hwm_mib()
+        );
+    }
+    say("done; stopping the clusters");
+    drop(fed);
+    *CLEANUP.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Reads a bounded number from the environment.
+fn env_num(var: &str, default: usize, min: usize, max: usize) -> usize {
+    match std::env::var(var) {
+        Err(_) => default,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => panic!("{var} must be a number in {min}..={max}, got {v:?}"),
+        },
+    }
+}
+
+/// On SIGINT / SIGTERM: kill the clusters by pid, remove the temp folder,
+/// exit (Drop does not run when a signal ends the process).
+fn install_signal_cleanup() {
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("signal runtime");
+        let code = rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            }
+        });
+        let state = CLEANUP.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((pids, root)) = state {
+            for pid in pids {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = std::fs::remove_dir_all(root);
+        }
+        eprintln!("interrupted; clusters stopped");
+        std::process::exit(code);
+    });
+}
+
+/// When a cluster answered all names: the send time of the query that got
+/// the last one (`upper`), and the last time a query still missed one
+/// (`lower`), both from the manifests' write.
+#[derive(Debug, Default, Clone, Copy)]
+struct Converged {
+    upper: Duration,
+    lower: Duration,
+}
+
+/// Polls every cluster's DNS until each answers all `names`.
+async fn converge(
+    servers: &[(String, SocketAddr)],
+    names: &[String],
+    t0: Instant,
+    timeout: Duration,
+    started: Instant,
+) -> Vec<Converged> {
+    let names: Vec<Name> = names
+        .iter()
+        .map(|n| Name::from_ascii(n).expect("name"))
+        .collect();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (cluster, addr)) in servers.iter().enumerate() {
+        let (cluster, addr, names) = (cluster.clone(), *addr, names.clone());
+        set.spawn(async move {
+            (
+                i,
+                converge_one(&cluster, addr, names, t0, timeout, started).await,
+            )
+        });
+    }
+    let mut out = vec![Converged::default(); servers.len()];
+    while let Some(done) = set.join_next().await {
+        let (i, c) = done.expect("convergence task");
+        out[i] = c;
+    }
+    out
+}
+
+async fn converge_one(
+    cluster: &str,
+    addr: SocketAddr,
+    names: Vec<Name>,
+    t0: Instant,
+    timeout: Duration,
+    started: Instant,
+) -> Converged {
+    let total = names.len();
+    let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    socket.connect(addr).await.expect("connect");
+    let mut missing = names;
+    let mut lower = Duration::ZERO;
+    let mut upper = Duration::ZERO;
+    let mut last_progress = Instant::now();
+    let mut id = u16::try_from(std::process::id() % 60_000).unwrap_or(1);
+    while !missing.is_empty() {
+        assert!(
+            t0.elapsed() < timeout,
+            "{cluster}: {} of {total} names still missing after {timeout:?}, e.g. {}",
+            missing.len(),
+            missing[0]
+        );
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            eprintln!(
+                "[{:7.1}s] waiting for {total} names on {cluster}… {}/{total}",
+                started.elapsed().as_secs_f64(),
+                total - missing.len()
+            );
+        }
+        // Probe a sample first; sweep all missing names only once some of
+        // them answer, to keep the checker's load low while nothing moves.
+        let sample: Vec<Name> = missing
+            .iter()
+            .step_by((missing.len() / SAMPLE).max(1))
+            .cloned()
+            .collect();
+        let probe = query_many(&socket, &sample, &mut id, t0).await;
+        let batch = if sample.len() < missing.len() && probe.iter().any(|r| r.answered) {
+            query_many(&socket, &missing, &mut id, t0).await
+        } else {
+            probe.clone()
+        };
+        let full = batch.len() == missing.len();
+        for r in &batch {
+            if r.answered {
+                upper = upper.max(r.sent);
+            } else {
+                lower = lower.max(r.sent);
+            }
+        }
+        if full {
+            let mut i = 0;
+            missing.retain(|_| {
+                i += 1;
+                !batch[i - 1].answered
+            });
+        }
+        if !missing.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!(
+        "[{:7.1}s] {cluster} answers all {total} names ({:.2} s after the write)",
+        started.elapsed().as_secs_f64(),
+        upper.as_secs_f64()
+    );
+    Converged { upper, lower }
+}
+
+/// One query's outcome: answered with an A record, and when it was sent
+/// (since `t0`).
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    answered: bool,
+    sent: Duration,
+}
+
+/// Sends A queries for `names` on `socket` with at most [`WINDOW`] in
+/// flight; a query unanswered for 500 ms counts as missing.
+async fn query_many(
+    socket: &tokio::net::UdpSocket,
+    names: &[Name],
+    id: &mut u16,
+    t0: Instant,
+) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = vec![
+        Outcome {
+            answered: false,
+            sent: Duration::ZERO,
+        };
+        names.len()
+    ];
+    let mut inflight: HashMap<u16, usize> = HashMap::new();
+    let mut next = 0;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        while inflight.len() < WINDOW && next < names.len() {
+            *id = id.wrapping_add(1);
+            let bytes = encode(*id, &names[next]);
+            out[next].sent = t0.elapsed();
+            if socket.send(&bytes).await.is_ok() {
+                inflight.insert(*id, next);
+            }
+            next += 1;
+        }
+        if inflight.is_empty() {
+            return out;
+        }
+        match tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf)).await {
+            Ok(Ok(len)) => {
+                let Ok(reply) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
+                if let Some(i) = inflight.remove(&reply.metadata.id) {
+                    out[i].answered = is_answer(&reply, &names[i]);
+                }
+            }
+            // Refused (server not there) or silent: give up on this window.
+            Ok(Err(_)) | Err(_) => inflight.clear(),
+        }
+    }
+}
+
+fn encode(id: u16, name: &Name) -> Vec<u8> {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(name.clone(), RecordType::A));
+    message.to_vec().expect("encode query")
+}
+
+fn is_answer(reply: &Message, name: &Name) -> bool {
+    reply.metadata.response_code == ResponseCode::NoError
+        && reply.queries.first().is_some_and(|q| q.name() == name)
+        && reply.answers.iter().any(|r| matches!(r.data, RData::A(_)))
+}
+
+/// One blocking A query: does `server` answer `name` with an address?
+fn answers(server: SocketAddr, name: &str, timeout: Duration) -> bool {
+    let name = Name::from_ascii(name).expect("name");
+    let Ok(socket) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+        return false;
+    };
+    let id = u16::try_from(std::process::id() % 60_000).unwrap_or(7);
+    if socket.set_read_timeout(Some(timeout)).is_err()
+        || socket.send_to(&encode(id, &name), server).is_err()
+    {
+        return false;
+    }
+    let mut buf = vec![0u8; 4096];
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let Ok(len) = socket.recv(&mut buf) else {
+            return false;
+        };
+        if let Ok(reply) = Message::from_vec(&buf[..len])
+            && reply.metadata.id == id
+        {
+            return is_answer(&reply, &name);
+        }
+    }
+    false
+}
+
+/// "exports changed" log lines: export count → time of the first line
+/// with that count.
+fn exports_changed(log: &str) -> HashMap<usize, OffsetDateTime> {
+    let mut out = HashMap::new();
+    for line in log.lines().filter(|l| l.contains("exports changed")) {
+        let Some(at) = line
+            .split_whitespace()
+            .next()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        else {
+            continue;
+        };
+        let Some(count) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("exports="))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        out.entry(count).or_insert(at);
+    }
+    out
+}
+
+/// Memory of one cluster's control plane.
+#[derive(Debug, Default, Clone, Copy)]
+struct Mem {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl Mem {
+    fn rss_mib(self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+    fn hwm_mib(self) -> f64 {
+        self.hwm_kib as f64 / 1024.0
+    }
+}
+
+fn mem(c: &Cluster) -> Mem {
+    let status = c
+        .pid()
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Mem {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    }
+}
+
+/// Prints one percentile row.
+fn row(what: &str, samples: &[Duration]) {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |p: f64| {
+        let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1;
+        ms[i]
+    };
+    println!(
+        "| {what} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        ms.len(),
+        pick(0.50),
+        pick(0.90),
+        pick(0.99),
+        pick(1.0)
+    );
+}
+
+/// xorshift64, seeded from the clock: enough to spread write times.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
