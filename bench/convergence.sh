@@ -44,8 +44,12 @@ cleanup() {
   fi
   # fedctl processes whose command line names our folder (the bench's own
   # clusters), by pid.
-  for pid in $(grep -l -F "$WORK/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
-    [[ $pid != "$$" ]] && kill -KILL "$pid" 2>/dev/null || true
+  local f cmd
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}; pid=${pid%/cmdline}
+    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    if [[ $cmd == *"$WORK/"* ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   rm -rf "$WORK"
   exit "$rc"

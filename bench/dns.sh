@@ -112,10 +112,10 @@ cpu_ticks() { # utime + stime of all threads of $1
   echo $((${12} + ${13}))
 }
 
-wait_answer() { # ip name timeout_s what
+wait_answer() { # ip name timeout_s what logfile
   local deadline=$((SECONDS + $3))
   until [[ -n $(dig +short +tries=1 +time=1 @"$1" -p "$PORT" "$2" A 2>/dev/null) ]]; do
-    ((SECONDS < deadline)) || die "$4 did not answer $2 within $3 s"
+    ((SECONDS < deadline)) || { cat "$5" >&2; die "$4 did not answer $2 within $3 s"; }
     sleep 0.2
   done
 }
@@ -134,7 +134,8 @@ measure() {
     /Queries completed:/ {done=$3}
     /Queries lost:/      {lost=$3}
     /Queries per second:/{qps=$4}
-    /Average Latency/    {avg=$4*1000; max=$7; gsub(/[,)]/,"",max); max*=1000}
+    /Average Latency/    {avg=$4*1000; max=$8; gsub(/[,)]/,"",max); max*=1000}
+    /Response codes:/    {if ($0 !~ /^ *Response codes: *NOERROR [0-9]+ \(100/) print "warning: " $0 > "/dev/stderr"}
     /Latency StdDev/     {sd=$4*1000}
     END {printf "%d %d %d %.0f %.3f %.3f %.3f %s\n", sent, done, lost, qps, avg, sd, max, cpu}' "$out"
 }
@@ -149,6 +150,7 @@ percentiles() {
 }
 
 RESULTS=()
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for N in $SIZES; do
   log "=== $N names ==="
@@ -192,7 +194,8 @@ EOF
   LAST=$(printf 'svc-%05d.bench-%d.svc.clusterset.local' "$N" $((N % 10)))
   deadline=$((SECONDS + 300))
   while [[ -z $(dig +short +tries=1 +time=1 @"$FED_IP" -p "$PORT" "$LAST" A 2>/dev/null) ]]; do
-    ((SECONDS < deadline)) || die "fedmesh did not answer $LAST within 300 s"
+    kill -0 "$FED_PID" 2>/dev/null || { tail -50 "$RUN/fed/fedctl.log" >&2; die "fedctl exited"; }
+    ((SECONDS < deadline)) || { tail -50 "$RUN/fed/fedctl.log" >&2; die "fedmesh did not answer $LAST within 300 s"; }
     have=$("$FEDCTL" --admin "$FED_IP:15000" services -o json 2>/dev/null | jq length 2>/dev/null || echo 0)
     log "waiting for $N names on fedmesh… $have/$N"
     sleep 1
@@ -238,7 +241,7 @@ EOF
   "${PIN_SERVER[@]}" knotd -c "$RUN/knot/knot.conf" >"$RUN/knot/knotd.log" 2>&1 &
   KNOT_PID=$!
   PIDS+=("$KNOT_PID")
-  wait_answer "$KNOT_IP" "$LAST" 60 "knotd" || { cat "$RUN/knot/knotd.log" >&2; exit 1; }
+  wait_answer "$KNOT_IP" "$LAST" 60 knotd "$RUN/knot/knotd.log"
 
   log "checking that both servers give the same answers for 200 names…"
   shuf -n 200 "$WORK/queries.txt" | awk '{print $1, "A"}' >"$RUN/sample.txt"
@@ -270,6 +273,7 @@ done
 echo
 echo "DNS: queries per server CPU-second, fedmesh vs Knot DNS $(knotd -V | awk '{print $NF}')"
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), loopback; $PINNING"
+echo "load average (1/5/15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'): -l $SECONDS_PER_RUN -c $CLIENTS -T 1 -q $OUTSTANDING, UDP, A queries, names shuffled; CPU from /proc/PID/stat (utime+stime)"
 echo
 printf '| %6s | %-7s | %9s | %9s | %6s | %8s | %8s | %8s | %8s | %8s | %7s | %12s |\n' \

@@ -127,9 +127,86 @@ pub struct Cluster {
     log: PathBuf,
     child: Option<Child>,
     log_offset: u64,
+    gateway: Option<Child>,
 }
 
 impl Cluster {
+    /// Starts `fedgw` with this cluster's config and waits for its ingress.
+    ///
+    /// # Panics
+    /// When it exits or does not come up in 20 s (its log is printed).
+    pub fn start_gateway(&mut self) {
+        assert!(
+            self.gateway.is_none(),
+            "{}'s gateway already running",
+            self.name
+        );
+        let path = self.dir.join("fedgw.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open gateway log");
+        let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let child = Command::new(bin("fedgw"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("FEDMESH_LOG", "info,fedmesh_gateway=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn fedgw");
+        self.gateway = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text
+                .get(usize::try_from(offset).unwrap_or(0)..)
+                .unwrap_or("")
+                .contains("gateway ingress listening on")
+            {
+                return;
+            }
+            if let Some(status) = self
+                .gateway
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.gateway = None;
+                panic!("{}'s gateway exited with {status}:\n{text}", self.name);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}'s gateway did not start:\n{text}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// SIGKILLs the gateway.
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut child) = self.gateway.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The gateway's log.
+    pub fn gateway_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("fedgw.log")).unwrap_or_default()
+    }
+
+    /// The gateway's ingress address.
+    pub fn ingress(&self) -> String {
+        format!("{}:15443", self.ip)
+    }
+
+    /// GET on the gateway's admin port; (status, body).
+    pub fn gateway_admin(&self, path: &str) -> (u16, String) {
+        http_get(&format!("{}:15090", self.ip), path)
+    }
     /// Admin API address.
     pub fn admin(&self) -> String {
         format!("{}:15000", self.ip)
@@ -394,8 +471,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.thaw();
         self.kill9();
+        self.kill_gateway();
         if std::thread::panicking() {
             eprintln!("===== log of {} =====\n{}", self.name, self.log());
+            let gw = self.gateway_log();
+            if !gw.is_empty() {
+                eprintln!("===== gateway log of {} =====\n{gw}", self.name);
+            }
         }
     }
 }
@@ -437,6 +519,14 @@ impl Federation {
         self.root.path()
     }
 
+    /// The VIP range of cluster `i`: a /26 of a /24 picked from the
+    /// federation's block, away from every cluster's own addresses.
+    pub fn vip_range(&self, i: usize) -> String {
+        let a = 10 + self.block[0] % 90;
+        let quarter = u8::try_from(i % 4).unwrap_or(0) * 64;
+        format!("127.{a}.{}.{quarter}/26", self.block[1])
+    }
+
     /// The address cluster number `i` gets.
     pub fn ip(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(
@@ -463,8 +553,17 @@ impl Federation {
             dir,
             child: None,
             log_offset: 0,
+            gateway: None,
         };
-        cluster.write_config(&default_config(name, region, zone, ip, control_extra));
+        let vips = self.vip_range(i);
+        cluster.write_config(
+            &default_config(name, region, zone, ip, control_extra).replace(
+                "  adminListen: {ip}:15090\n"
+                    .replace("{ip}", &ip.to_string())
+                    .as_str(),
+                &format!("  adminListen: {ip}:15090\n  vipRange: {vips}\n"),
+            ),
+        );
         self.clusters.push(cluster);
         i
     }
@@ -665,4 +764,127 @@ pub fn dns_query(server: std::net::SocketAddr, name: &str, rtype: &str) -> DnsAn
         }
     }
     out
+}
+
+/// A TCP backend that names itself: on every connection it first writes
+/// `<name>\n`, then echoes what it reads. Stops (and frees its port) when
+/// dropped.
+#[derive(Debug)]
+pub struct Backend {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    /// Listens on `addr` as `name`.
+    ///
+    /// # Panics
+    /// When the address cannot be bound.
+    pub fn start(addr: std::net::SocketAddr, name: &str) -> Self {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("backend bind {addr}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = format!("{name}\n");
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let name = name.clone();
+                        std::thread::spawn(move || {
+                            let _ = conn.set_nonblocking(false);
+                            if conn.write_all(name.as_bytes()).is_err() {
+                                return;
+                            }
+                            let mut copy = conn.try_clone().expect("clone");
+                            let _ = std::io::copy(&mut conn, &mut copy);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects to `addr` (a VIP and port) and returns the name of the backend
+/// that answered, after checking that bytes echo through; `Err` says what
+/// failed (refused, reset, closed, timed out).
+pub fn ask_backend(addr: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = std::io::BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
+    let mut name = String::new();
+    match reader.read_line(&mut name) {
+        Ok(0) => return Err("closed without an answer".into()),
+        Ok(_) => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    let mut writer = conn;
+    writer
+        .write_all(b"ping\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut echo = String::new();
+    reader
+        .read_line(&mut echo)
+        .map_err(|e| format!("echo: {e}"))?;
+    if echo != "ping\n" {
+        return Err(format!("echo came back as {echo:?}"));
+    }
+    Ok(name.trim().to_string())
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+///
+/// # Panics
+/// When the server does not answer.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"));
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    let _ = conn.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -4,7 +4,9 @@
 mod config;
 mod demo;
 mod export;
+mod gateway;
 mod gateway_api;
+mod ingress;
 mod join;
 mod leave;
 mod liveness;

@@ -18,7 +18,7 @@ use fedmesh_tests::{Federation, wait_until};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-fn byo_ca(fed: &Federation, name: &str) -> ClusterCa {
+pub(crate) fn byo_ca(fed: &Federation, name: &str) -> ClusterCa {
     let ca = ClusterCa::generate(name, &format!("{name}.fedmesh")).unwrap();
     let c = fed.get(name);
     std::fs::write(c.dir.join("ca.pem"), ca.cert_pem()).unwrap();
@@ -30,7 +30,10 @@ fn byo_ca(fed: &Federation, name: &str) -> ClusterCa {
 }
 
 /// A leaf for `spiffe` signed by `ca`.
-fn forge(ca: &ClusterCa, spiffe: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+pub(crate) fn forge(
+    ca: &ClusterCa,
+    spiffe: &str,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let issuer_key = rcgen::KeyPair::from_pem(ca.key_pem()).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(ca.cert_pem(), issuer_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();

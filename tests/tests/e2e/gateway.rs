@@ -1,0 +1,165 @@
+//! The east-west data path with real processes: three clusters (east
+//! us-east-1a, west us-west-2a, eu eu-central-1a), each with `fedgw`, real
+//! TCP backends that name themselves, and clients on east's VIP.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fedmesh_tests::{Backend, EXPORT, Federation, ask_backend, service_yaml, wait_until};
+
+const SYNC: Duration = Duration::from_secs(20);
+
+/// The mesh with a gateway in every cluster.
+fn mesh() -> Federation {
+    let mut fed = Federation::standard(3, "");
+    fed.join("west", "east");
+    fed.join("eu", "east");
+    fed.join("eu", "west");
+    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
+        fed.wait_connected(a, b, SYNC);
+    }
+    for c in &mut fed.clusters {
+        c.start_gateway();
+    }
+    fed
+}
+
+/// Exports demo/hello in `cluster` with one endpoint at its backend.
+fn export_hello(fed: &Federation, cluster: &str) -> SocketAddr {
+    let c = fed.get(cluster);
+    let backend: SocketAddr = (c.ip, 18080).into();
+    c.write_manifest(
+        "hello.yaml",
+        &service_yaml(
+            "demo",
+            "hello",
+            "http",
+            8080,
+            18080,
+            &[EXPORT],
+            &[&backend.ip().to_string()],
+        ),
+    );
+    backend
+}
+
+/// east's VIP for demo/hello, once its gateway listens on it.
+fn east_vip(fed: &Federation, exporters: &[&str]) -> SocketAddr {
+    let east = fed.get("east");
+    wait_until("east imports hello from every exporter", SYNC, || {
+        east.service_clusters("demo/hello") == exporters
+    });
+    let vip: std::net::IpAddr = east.service("demo/hello").unwrap()["vip"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = SocketAddr::new(vip, 8080);
+    wait_until("east's gateway listens on the VIP", SYNC, || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    addr
+}
+
+#[test]
+fn traffic_stays_local_fails_over_to_west_resets_when_nothing_serves_and_recovers() {
+    let mut fed = mesh();
+    let east_backend = Backend::start(export_hello(&fed, "east"), "east");
+    let _west_backend = Backend::start(export_hello(&fed, "west"), "west");
+    let vip = east_vip(&fed, &["east", "west"]);
+
+    for _ in 0..20 {
+        assert_eq!(
+            ask_backend(vip).as_deref(),
+            Ok("east"),
+            "local endpoints come first"
+        );
+    }
+
+    drop(east_backend);
+    for _ in 0..20 {
+        assert_eq!(
+            ask_backend(vip).as_deref(),
+            Ok("west"),
+            "east's endpoint is gone: west serves"
+        );
+    }
+
+    fed.get_mut("west").kill_gateway();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let result = ask_backend(vip);
+        assert!(result.is_err(), "nothing can serve, yet {result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the client must be reset, not left hanging"
+        );
+    }
+
+    fed.get_mut("west").start_gateway();
+    wait_until("west serves again once its gateway is back", SYNC, || {
+        ask_backend(vip).as_deref() == Ok("west")
+    });
+
+    // /metrics counted it: connections to both clusters, and the resets.
+    let (code, metrics) = fed.get("east").gateway_admin("/metrics");
+    assert_eq!(code, 200);
+    let value = |needle: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        value(
+            "fedmesh_gateway_egress_connections_opened_total{service=\"demo/hello\",cluster=\"east\"}"
+        ) >= 20.0,
+        "{metrics}"
+    );
+    assert!(
+        value(
+            "fedmesh_gateway_egress_connections_opened_total{service=\"demo/hello\",cluster=\"west\"}"
+        ) >= 21.0,
+        "{metrics}"
+    );
+    assert!(
+        value("fedmesh_gateway_egress_connections_failed_total{service=\"demo/hello\"}") >= 5.0,
+        "{metrics}"
+    );
+    assert!(
+        value("fedmesh_gateway_egress_attempts_failed_total") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(fed.get("east").gateway_admin("/ready").0, 200);
+    assert_eq!(fed.get("east").gateway_admin("/live").0, 200);
+}
+
+#[test]
+fn a_thousand_new_connections_all_succeed_while_clusters_fail() {
+    let mut fed = mesh();
+    let east_backend = Backend::start(export_hello(&fed, "east"), "east");
+    let _west = Backend::start(export_hello(&fed, "west"), "west");
+    let _eu = Backend::start(export_hello(&fed, "eu"), "eu");
+    let vip = east_vip(&fed, &["east", "eu", "west"]);
+    drop(east_backend);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut served = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..1000 {
+        if i == 300 {
+            fed.get_mut("west").kill_gateway();
+        }
+        assert!(Instant::now() < deadline, "the loop is bounded in time");
+        match ask_backend(vip) {
+            Ok(name) => *served.entry(name).or_default() += 1,
+            Err(e) => panic!(
+                "connection {i} failed while eu could serve: {e} (served so far: {served:?})"
+            ),
+        }
+    }
+    assert!(!served.contains_key("east"), "{served:?}");
+    assert!(
+        served.get("eu").copied().unwrap_or(0) >= 700,
+        "after west's gateway died eu serves everything: {served:?}"
+    );
+}
