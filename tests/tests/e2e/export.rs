@@ -81,8 +81,17 @@ fn a_service_exported_in_two_clusters_is_listed_in_all_three() {
     assert_eq!(west["healthyEndpoints"], 2);
     assert_eq!(west["locality"]["region"], "us-west");
     assert_eq!(west["stale"], false);
-    assert!(west["pinnedVip"].as_str().unwrap().starts_with("127.77."));
-    assert!(seen_by_eu["vip"].as_str().unwrap().starts_with("127.77."));
+    // VIPs come from eu's own vipRange.
+    let eu_range = fed.vip_range(2);
+    let prefix = eu_range.rsplit_once('.').unwrap().0;
+    assert!(
+        west["pinnedVip"].as_str().unwrap().starts_with(prefix),
+        "{west} not in {eu_range}"
+    );
+    assert!(
+        seen_by_eu["vip"].as_str().unwrap().starts_with(prefix),
+        "{seen_by_eu} not in {eu_range}"
+    );
     // fedctl peers counts what each peer exports to us.
     let peers = fed.get("eu").peers();
     let imports = |n: &str| peers.iter().find(|p| p["name"] == n).unwrap()["imports"].clone();
