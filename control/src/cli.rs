@@ -69,12 +69,22 @@ pub enum Command {
     Services,
     /// Check this cluster's certificates and peerings; non-zero exit on failure.
     Check,
-    /// The quickstart: three clusters on this host, joined, then a lost
-    /// cluster and its recovery shown.
+    /// The quickstart: three clusters on this host, joined, a service
+    /// exported in two, DNS answered, traffic sent, a failover shown.
     Demo {
         /// Leave the federation running at the end and print how to explore it.
         #[arg(long)]
         keep: bool,
+    },
+    /// The demo's HTTP backend (started by `fedctl demo`).
+    #[command(hide = true)]
+    DemoBackend {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Cluster name to answer with.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -127,14 +137,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         crate::daemon::run(config).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Demo { keep } = cli.command {
-        crate::demo::run(keep).await?;
-        return Ok(ExitCode::SUCCESS);
+    match cli.command {
+        Command::Demo { keep } => {
+            crate::demo::run(keep).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::DemoBackend { listen, name } => {
+            crate::demo::backend::serve(listen, name).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let admin = admin_address(&cli)?;
     let mut client = client::connect(&admin).await?;
     match cli.command {
-        Command::Run | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Run | Command::Demo { .. } | Command::DemoBackend { .. } => {
+            unreachable!("handled above")
+        }
         Command::Token {
             command: TokenCommand::Create { ttl },
         } => client::token_create(&mut client, ttl, cli.output).await,

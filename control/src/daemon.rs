@@ -178,7 +178,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         serve_admin(
             admin,
             AdminServer::new(AdminService::new(ctl.clone())),
-            stopped(stop_rx),
+            stopped(stop_rx.clone()),
         ),
     ];
     info!(cluster = %ctl.config.cluster, trust_domain = %ctl.config.trust_domain, "control plane started");
@@ -187,11 +187,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("admin listening on {admin_text}");
     info!("dns listening on {}", dns.local_addr());
 
+    let gateway = ctl.config.gateway.embedded.then(|| {
+        // gateway.embedded: this process also runs the gateway, which talks
+        // to this control plane over its own gateway API like fedgw does.
+        let config = ctl.config.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(error) = fedmesh_gateway::gateway::run(&config, stop).await {
+                tracing::error!(error = %format!("{error:#}"), "embedded gateway stopped");
+            }
+        })
+    });
+
     wait_for_signal().await;
     info!("shutting down");
     ctl.peers.shutdown();
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, futures_join(servers)).await;
+    let drained = async {
+        futures_join(servers).await;
+        futures_join(gateway).await;
+    };
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
     dns.shutdown().await;
     if let AdminListen::Unix(path) = &ctl.config.control.admin_listen {
         let _ = std::fs::remove_file(path);

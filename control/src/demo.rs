@@ -1,8 +1,13 @@
 //! `fedctl demo`: the quickstart. Starts three clusters on this host as
-//! real `fedctl run` child processes — east (us-east/us-east-1a), west
-//! (us-west/us-west-2a), eu (eu-central/eu-central-1a) — each on its own
-//! 127.x address with its own data dir under a temp dir, joins them with
-//! real tokens, and narrates what happens with measured times.
+//! real `fedctl run` child processes with embedded gateways — east
+//! (us-east/us-east-1a), west (us-west/us-west-2a), eu
+//! (eu-central/eu-central-1a) — each on its own 127.x address with its own
+//! data dir under a temp dir, plus small HTTP backends (`fedctl
+//! demo-backend`, answering with their cluster's name) exported in east and
+//! west. It joins the clusters with real tokens and narrates: peers, the
+//! global service, a DNS answer, requests from east answered by east, east's
+//! backend stopped and requests answered by west with the measured
+//! switch-over time, then east restored.
 //!
 //! Every child is killed and the temp dir removed on exit, on failure and on
 //! Ctrl-C; `--keep` leaves the federation running and prints how to explore
@@ -13,6 +18,8 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod backend;
 
 use anyhow::{Context, anyhow, bail};
 use fedmesh_proto::v1::{self, admin_client::AdminClient};
@@ -34,8 +41,10 @@ struct DemoCluster {
     region: &'static str,
     zone: &'static str,
     ip: Ipv4Addr,
+    vip_range: String,
     dir: PathBuf,
     child: Option<Child>,
+    backend: Option<Child>,
 }
 
 impl DemoCluster {
@@ -49,6 +58,10 @@ impl DemoCluster {
 
     fn admin(&self) -> String {
         format!("{}:15000", self.ip)
+    }
+
+    fn dns(&self) -> std::net::SocketAddr {
+        (self.ip, 15053).into()
     }
 
     fn write_config(&self) -> anyhow::Result<()> {
@@ -66,12 +79,18 @@ control:
 dns:
   listen: {ip}:15053
 gateway:
+  embedded: true
   ingressListen: {ip}:15443
   adminListen: {ip}:15090
+  vipRange: {vips}
+  probeInterval: 100ms
+registry:
+  path: ./services
 ",
             name = self.name,
             region = self.region,
             zone = self.zone,
+            vips = self.vip_range,
         );
         std::fs::create_dir_all(&self.dir)?;
         std::fs::write(self.config(), text)?;
@@ -101,7 +120,69 @@ gateway:
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for child in [self.child.take(), self.backend.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn backend_addr(&self) -> std::net::SocketAddr {
+        (self.ip, 18080).into()
+    }
+
+    /// Starts the cluster's HTTP backend and exports it as demo/hello.
+    fn start_backend(&mut self, exe: &Path) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(exe)
+            .args([
+                "demo-backend",
+                "--listen",
+                &self.backend_addr().to_string(),
+                "--name",
+                self.name,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start the demo backend")?;
+        self.backend = Some(child);
+        let manifest = format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: hello
+  namespace: demo
+  annotations: {{ fedmesh.io/export: \"true\" }}
+spec:
+  ports: [ {{ name: http, port: 8080, protocol: TCP }} ]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: hello-{name}
+  namespace: demo
+  labels: {{ kubernetes.io/service-name: hello }}
+addressType: IPv4
+ports: [ {{ name: http, port: 18080, protocol: TCP }} ]
+endpoints: [ {{ addresses: [\"{ip}\"] }} ]
+",
+            name = self.name,
+            ip = self.ip
+        );
+        let dir = self.dir.join("services");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("hello.yaml"), manifest)?;
+        Ok(())
+    }
+
+    fn stop_backend(&mut self) {
+        if let Some(mut child) = self.backend.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -159,8 +240,10 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
             region,
             zone,
             ip: Ipv4Addr::new(127, block[0], block[1], i),
+            vip_range: format!("127.78.{}.{}/26", block[1], (i - 1) * 64),
             dir: root.join(name),
             child: None,
+            backend: None,
         })
         .collect();
     let mut demo = Demo {
@@ -193,7 +276,9 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
 }
 
 async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
-    println!("fedmesh demo: three clusters on this host, each a real `fedctl run` process");
+    println!(
+        "fedmesh demo: three clusters on this host, each a real `fedctl run` process with an embedded gateway"
+    );
     println!("  working folder: {}\n", demo.root.display());
 
     let t = Instant::now();
@@ -220,8 +305,7 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     done(t);
 
     step(3, "peers as east sees them (`fedctl peers`)");
-    let peers = list_peers(demo, "east").await?;
-    for p in &peers {
+    for p in &list_peers(demo, "east").await? {
         let locality = p
             .locality
             .as_ref()
@@ -236,47 +320,173 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
         );
     }
 
-    step(4, "health check on every cluster (`fedctl check`)");
-    for c in &demo.clusters {
-        let results = admin(c)
-            .await?
-            .check(v1::CheckRequest {})
-            .await?
-            .into_inner()
-            .results;
-        let failed: Vec<_> = results.iter().filter(|r| !r.ok).collect();
-        if !failed.is_empty() {
-            bail!("step 4: {} fails its checks: {failed:?}", c.name);
-        }
-        println!("      {:<5} {} checks ok", c.name, results.len());
+    let t = Instant::now();
+    step(
+        4,
+        "exporting demo/hello (fedmesh.io/export: \"true\") in east and west; `fedctl services` on eu:",
+    );
+    for i in [0, 1] {
+        demo.clusters[i].start_backend(exe)?;
+    }
+    let service = wait_service(demo, "eu", &["east", "west"]).await?;
+    let vip: Ipv4Addr = wait_service(demo, "east", &["east", "west"])
+        .await?
+        .vip
+        .parse()?;
+    for c in &service.clusters {
+        println!(
+            "      {} from {:<5} {:<26} healthy endpoints {}  pinned VIP {}",
+            service.dns_name,
+            c.name,
+            c.locality
+                .as_ref()
+                .map_or_else(String::new, |l| format!("{}/{}", l.region, l.zone)),
+            c.healthy_endpoints,
+            c.pinned_vip
+        );
+    }
+    println!(
+        "      listed by eu and east {} ms after the manifests were written",
+        t.elapsed().as_millis()
+    );
+
+    step(5, "DNS: east answers for the global name");
+    let name = "hello.demo.svc.clusterset.local";
+    let answer = dns_a(demo.clusters[0].dns(), name).await?;
+    println!("      {name}. A {answer}  (east's VIP for the service)");
+    if answer != vip {
+        bail!("step 5: DNS answered {answer}, but east's VIP is {vip}");
     }
 
-    step(5, "losing a cluster: kill -9 west");
-    let t = Instant::now();
-    demo.clusters[1].kill();
-    wait_peer_state(demo, "east", "west", "stale").await?;
-    println!(
-        "      east marked west stale after {} ms",
-        t.elapsed().as_millis()
+    let target = std::net::SocketAddr::new(vip.into(), 8080);
+    step(
+        6,
+        &format!("five requests from east to http://{name}:8080/ (the VIP {target})"),
     );
+    let from = ask_five(target, name).await?;
+    println!("      answered by: {}", from.join(", "));
+    if from.iter().any(|f| f != "hello from east") {
+        bail!("step 6: requests from east should stay in east, got {from:?}");
+    }
 
-    step(6, "west restarts from its state store: no new join needed");
-    let t = Instant::now();
-    demo.clusters[1].start(exe)?;
-    wait_for_admin(demo, 1).await?;
-    wait_all_connected(demo).await?;
-    println!(
-        "      all six links connected again {} ms after the restart",
-        t.elapsed().as_millis()
+    step(
+        7,
+        "stopping east's backend: new requests move to the next locality",
     );
+    let t = Instant::now();
+    demo.clusters[0].stop_backend();
+    let switched = wait_answer(target, name, "hello from west").await?;
+    println!(
+        "      first answer from west {} ms after east's backend stopped",
+        switched.as_millis()
+    );
+    let from = ask_five(target, name).await?;
+    println!("      next five answered by: {}", from.join(", "));
+    let _ = t;
 
-    println!("\nnot shown yet: service export, clusterset DNS, gateway traffic and failover —");
-    println!("they are being built and will join this demo as they land.");
+    step(8, "restoring east's backend: traffic comes home");
+    demo.clusters[0].start_backend(exe)?;
+    let back = wait_answer(target, name, "hello from east").await?;
+    println!(
+        "      east answers again {} ms after its backend restarted",
+        back.as_millis()
+    );
     Ok(())
 }
 
+/// Waits until `at` lists demo/hello from exactly `from`.
+async fn wait_service(
+    demo: &Demo,
+    at: &str,
+    from: &[&str],
+) -> anyhow::Result<v1::GlobalServiceStatus> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let services = admin(cluster(demo, at))
+            .await?
+            .list_services(v1::ListServicesRequest {})
+            .await?
+            .into_inner()
+            .services;
+        if let Some(s) = services
+            .into_iter()
+            .find(|s| s.namespace == "demo" && s.name == "hello")
+        {
+            let mut names: Vec<&str> = s.clusters.iter().map(|c| c.name.as_str()).collect();
+            names.sort_unstable();
+            if names == from && !s.vip.is_empty() {
+                return Ok(s);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(failure(
+                cluster(demo, at),
+                &format!("{at} never listed demo/hello from {from:?}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One A query over UDP.
+async fn dns_a(server: std::net::SocketAddr, name: &str) -> anyhow::Result<Ipv4Addr> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut message = Message::new(4242, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    socket.send_to(&message.to_vec()?, server).await?;
+    let mut buf = vec![0u8; 4096];
+    let len = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+        .await
+        .map_err(|_| anyhow!("step 5: no DNS answer from {server}"))??;
+    let reply = Message::from_vec(&buf[..len])?;
+    reply
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "step 5: {server} answered {:?} with no A record",
+                reply.metadata.response_code
+            )
+        })
+}
+
+async fn ask_five(target: std::net::SocketAddr, host: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        out.push(backend::get(target, host).await?);
+    }
+    Ok(out)
+}
+
+/// Sends a request every 10 ms until one is answered with `want`; how long
+/// that took.
+async fn wait_answer(
+    target: std::net::SocketAddr,
+    host: &str,
+    want: &str,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let deadline = t + STEP_TIMEOUT;
+    loop {
+        if backend::get(target, host).await.is_ok_and(|a| a == want) {
+            return Ok(t.elapsed());
+        }
+        if Instant::now() > deadline {
+            bail!("no answer {want:?} through {target} within {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn step(n: u32, what: &str) {
-    println!("[{n}/6] {what}");
+    println!("[{n}/8] {what}");
 }
 
 fn done(t: Instant) {
@@ -411,17 +621,26 @@ fn free_block() -> anyhow::Result<[u8; 2]> {
 
 fn print_keep_help(demo: &Demo) {
     let exe = std::env::current_exe().map_or_else(|_| "fedctl".into(), |p| p.display().to_string());
+    let east = &demo.clusters[0];
+    let name = "hello.demo.svc.clusterset.local";
     println!("\nthe federation keeps running (--keep). Explore it:");
+    println!("  dig -p 15053 @{} {name}", east.ip);
+    println!("  dig -p 15053 @{} _http._tcp.{name} SRV", east.ip);
+    println!("  VIP=$(dig +short -p 15053 @{} {name})", east.ip);
+    // .local names may go to mDNS on a desktop: pin the name to the VIP.
+    println!("  curl --resolve {name}:8080:$VIP http://{name}:8080/");
     for c in &demo.clusters {
         println!("  {exe} --admin {} peers", c.admin());
     }
-    println!("  {exe} --admin {} check", demo.clusters[0].admin());
-    println!("  {exe} --admin {} token create", demo.clusters[0].admin());
+    println!("  {exe} --admin {} services", east.admin());
+    println!("  {exe} --admin {} check", east.admin());
     println!("logs: {}/<cluster>/fedctl.log", demo.root.display());
     let pids: Vec<String> = demo
         .clusters
         .iter()
-        .filter_map(|c| c.child.as_ref().map(|ch| ch.id().to_string()))
+        .flat_map(|c| [c.child.as_ref(), c.backend.as_ref()])
+        .flatten()
+        .map(|ch| ch.id().to_string())
         .collect();
     println!(
         "stop it with:\n  kill {} && rm -rf {}",

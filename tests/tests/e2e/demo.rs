@@ -18,14 +18,30 @@ fn demo_runs_twice_in_a_row_and_cleans_up() {
             out.status.success(),
             "round {round} failed:\n{stdout}\n{stderr}"
         );
-        for step in 1..=6 {
+        for step in 1..=8 {
             assert!(
-                stdout.contains(&format!("[{step}/6]")),
+                stdout.contains(&format!("[{step}/8]")),
                 "round {round} lacks step {step}:\n{stdout}"
             );
         }
-        assert!(stdout.contains("east marked west stale after"), "{stdout}");
-        assert!(stdout.contains("connected again"), "{stdout}");
+        assert!(
+            stdout.contains("hello.demo.svc.clusterset.local. A 127."),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("answered by: hello from east, hello from east"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("first answer from west"), "{stdout}");
+        assert!(
+            stdout.contains("next five answered by: hello from west"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("east answers again"), "{stdout}");
+        assert!(
+            !stdout.contains("cleaning up after the failure"),
+            "{stdout}"
+        );
         let folder = stdout
             .lines()
             .find_map(|l| l.trim().strip_prefix("working folder: "))
