@@ -122,6 +122,12 @@ async fn handle(gw: Arc<Gateway>, client: TcpStream, key: ServiceKey, port: u16)
         reset(client);
         return;
     };
+    if !gw.limits.admit(&key, Instant::now()) {
+        debug!(%service, "over the service's rate limit; resetting");
+        gw.metrics.egress_rate_limited(&service);
+        reset(client);
+        return;
+    }
     let targets = order(
         import,
         &state.locality,
@@ -130,6 +136,11 @@ async fn handle(gw: Arc<Gateway>, client: TcpStream, key: ServiceKey, port: u16)
     );
     let remote_clusters = import.targets.iter().filter(|t| !t.local).count();
     for target in targets {
+        let Some(permit) = gw.limits.acquire(&target.cluster) else {
+            gw.metrics
+                .egress_attempt_failed(&service, &target.cluster, "at_capacity");
+            continue;
+        };
         let attempt = if target.local {
             connect_local(&gw, &key, port).await.map(Upstream::Plain)
         } else {
@@ -144,6 +155,7 @@ async fn handle(gw: Arc<Gateway>, client: TcpStream, key: ServiceKey, port: u16)
                 gw.metrics
                     .egress_connected(&service, &target.cluster, started.elapsed());
                 carry(&gw, client, upstream, &service, &target.cluster).await;
+                drop(permit);
                 return;
             }
             Err(error) => {

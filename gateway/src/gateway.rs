@@ -42,6 +42,8 @@ pub struct Gateway {
     pub trust: SharedTrust,
     /// Remote target health.
     pub health: Arc<Health>,
+    /// Rate limits and per-target caps.
+    pub limits: crate::limits::Limits,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// TLS for ingress: a peer gateway's client certificate is required.
@@ -179,6 +181,7 @@ pub async fn run(
     );
     let gw = Arc::new(Gateway {
         health: Arc::new(Health::new(&gw_config)),
+        limits: crate::limits::Limits::new(&gw_config),
         config: gw_config.clone(),
         cert: cert.clone(),
         trust,

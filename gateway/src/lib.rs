@@ -18,6 +18,7 @@ pub mod egress;
 pub mod gateway;
 pub mod health;
 pub mod ingress;
+pub mod limits;
 pub mod metrics;
 pub mod select;
 pub mod splice;

@@ -70,6 +70,7 @@ pub struct Metrics {
     opened: Family<Target, Counter>,
     active: Family<Target, Gauge<i64, std::sync::atomic::AtomicI64>>,
     failed: Family<Service, Counter>,
+    rate_limited: Family<Service, Counter>,
     attempt_failed: Family<Failure, Counter>,
     bytes_up: Family<Target, Counter<u64, AtomicU64>>,
     bytes_down: Family<Target, Counter<u64, AtomicU64>>,
@@ -95,6 +96,7 @@ impl Metrics {
             opened: Family::default(),
             active: Family::default(),
             failed: Family::default(),
+            rate_limited: Family::default(),
             attempt_failed: Family::default(),
             bytes_up: Family::default(),
             bytes_down: Family::default(),
@@ -122,6 +124,11 @@ impl Metrics {
             "egress_connections_failed",
             "Client connections reset because no target could serve",
             m.failed.clone(),
+        );
+        registry.register(
+            "egress_rate_limited",
+            "Client connections reset by the service's rate limit",
+            m.rate_limited.clone(),
         );
         registry.register(
             "egress_attempts_failed",
@@ -207,6 +214,15 @@ impl Metrics {
     /// A client connection was reset: nothing could serve.
     pub fn egress_failed(&self, service: &str) {
         self.failed
+            .get_or_create(&Service {
+                service: service.to_string(),
+            })
+            .inc();
+    }
+
+    /// A client connection was reset by the service's rate limit.
+    pub fn egress_rate_limited(&self, service: &str) {
+        self.rate_limited
             .get_or_create(&Service {
                 service: service.to_string(),
             })

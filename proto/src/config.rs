@@ -185,6 +185,8 @@ pub struct GatewayConfig {
     pub max_connections_per_target: u32,
     /// Passive outlier detection.
     pub outlier: OutlierConfig,
+    /// New-connection rate limit, applied per service at egress.
+    pub rate_limit: RateLimitConfig,
 }
 
 /// Passive outlier detection: consecutive connect failures eject a target for
@@ -211,6 +213,18 @@ impl Default for OutlierConfig {
             max_ejected_percent: 50,
         }
     }
+}
+
+/// A token bucket for new connections, one per imported service, applied by
+/// egress (section `gateway.rateLimit`). Connections over the limit are
+/// reset and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RateLimitConfig {
+    /// Sustained new connections per second per service; 0 = no limit
+    /// (the default).
+    pub connections_per_second: u32,
+    /// How many may arrive at once (default: one second's worth).
+    pub burst: u32,
 }
 
 /// Which registry reads local services.

@@ -13,7 +13,7 @@ use super::net::{DEFAULT_VIP_RANGE, parse_upstream};
 use super::yaml::{Field, Issue, Node, Section};
 use super::{
     AdminListen, CaFiles, Config, ControlConfig, DnsConfig, GatewayConfig, HostPort, Ipv4Net,
-    Locality, OutlierConfig, RegistryConfig, RegistryKind,
+    Locality, OutlierConfig, RateLimitConfig, RegistryConfig, RegistryKind,
 };
 
 const ROOT: &[&str] = &[
@@ -53,7 +53,9 @@ const GATEWAY: &[&str] = &[
     "probeFailures",
     "maxConnectionsPerTarget",
     "outlier",
+    "rateLimit",
 ];
+const RATE_LIMIT: &[&str] = &["connectionsPerSecond", "burst"];
 const OUTLIER: &[&str] = &[
     "consecutiveFailures",
     "baseEjection",
@@ -243,6 +245,21 @@ fn gateway(
             .get("maxConnectionsPerTarget", |f| f.number(1, u32::MAX.into()))?
             .unwrap_or(10_000),
         outlier: outlier(&s.section("outlier", OUTLIER)?)?,
+        rate_limit: rate_limit(&s.section("rateLimit", RATE_LIMIT)?)?,
+    })
+}
+
+fn rate_limit(s: &Section<'_>) -> Result<RateLimitConfig, Issue> {
+    let connections_per_second = s
+        .get("connectionsPerSecond", |f| f.number(0, u32::MAX.into()))?
+        .unwrap_or(0);
+    // A burst defaults to one second's worth, at least 1.
+    let burst = s
+        .get("burst", |f| f.number(1, u32::MAX.into()))?
+        .unwrap_or(connections_per_second.max(1));
+    Ok(RateLimitConfig {
+        connections_per_second,
+        burst,
     })
 }
 

@@ -661,3 +661,31 @@ fn error_display_leaves_out_unknown_parts() {
     };
     assert_eq!(e.to_string(), "east.yaml: bad");
 }
+
+#[test]
+fn rate_limit_is_off_by_default_and_burst_defaults_to_one_second() {
+    let off = parse(&minimal_with("")).unwrap();
+    assert_eq!(off.gateway.rate_limit.connections_per_second, 0);
+    let on = parse(&minimal_with(
+        "gateway:\n  rateLimit: { connectionsPerSecond: 50 }\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            on.gateway.rate_limit.connections_per_second,
+            on.gateway.rate_limit.burst
+        ),
+        (50, 50)
+    );
+    let burst = parse(&minimal_with(
+        "gateway:\n  rateLimit: { connectionsPerSecond: 50, burst: 5 }\n",
+    ))
+    .unwrap();
+    assert_eq!(burst.gateway.rate_limit.burst, 5);
+    let bad = error(&minimal_with(
+        "gateway:\n  rateLimit: { connectionsPerSecond: fast }\n",
+    ));
+    assert_eq!(bad.field, "gateway.rateLimit.connectionsPerSecond");
+    let unknown = error(&minimal_with("gateway:\n  rateLimit: { perMinute: 5 }\n"));
+    assert!(unknown.field.contains("perMinute"), "{unknown}");
+}

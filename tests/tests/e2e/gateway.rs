@@ -163,3 +163,32 @@ fn a_thousand_new_connections_all_succeed_while_clusters_fail() {
         "after west's gateway died eu serves everything: {served:?}"
     );
 }
+
+#[test]
+fn connections_over_the_service_rate_limit_are_reset_and_counted() {
+    let mut fed = Federation::new();
+    fed.add("east", "us-east", "us-east-1a", "");
+    let c = &mut fed.clusters[0];
+    let config = std::fs::read_to_string(&c.config).unwrap();
+    c.write_config(&config.replace(
+        "  vipRange:",
+        "  rateLimit: { connectionsPerSecond: 1, burst: 3 }\n  vipRange:",
+    ));
+    c.start();
+    c.start_gateway();
+    let _backend = Backend::start(export_hello(&fed, "east"), "east");
+    let vip = east_vip(&fed, &["east"]);
+    // The VIP probe above took one token; 20 quick connections find at
+    // most the two left plus what refills meanwhile.
+    let results: Vec<_> = (0..20).map(|_| ask_backend(vip)).collect();
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    assert!(
+        (1..=5).contains(&served),
+        "{served} of 20 served: {results:?}"
+    );
+    let (_, metrics) = fed.get("east").gateway_admin("/metrics");
+    assert!(
+        metrics.contains("fedmesh_gateway_egress_rate_limited_total{service=\"demo/hello\"}"),
+        "{metrics}"
+    );
+}
