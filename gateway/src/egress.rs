@@ -98,7 +98,11 @@ pub async fn run(gw: Arc<Gateway>) {
 
 async fn accept(gw: Arc<Gateway>, listener: TcpListener, key: ServiceKey, port: u16) {
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = gw.drained() => return,
+        };
+        match accepted {
             Ok((client, remote)) => {
                 let _ = client.set_nodelay(true);
                 let span =
@@ -195,6 +199,7 @@ async fn carry(
     cluster: &str,
 ) {
     let _active = gw.metrics.egress_active(service, cluster);
+    let _open = gw.open_connection();
     let moved = match upstream {
         Upstream::Plain(mut s) => splice(&mut client, &mut s, gw.config.idle_timeout).await,
         Upstream::Tls(mut s) => splice(&mut client, &mut *s, gw.config.idle_timeout).await,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,9 +50,34 @@ pub struct Gateway {
     pub ingress_tls: Arc<rustls::ServerConfig>,
     states: watch::Receiver<Arc<GatewayState>>,
     client_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    open: Arc<AtomicUsize>,
+    draining: watch::Receiver<bool>,
+}
+
+/// Counts one open connection (ingress or egress) until dropped.
+#[derive(Debug)]
+pub struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Gateway {
+    /// Counts a connection as open until the guard drops (drain waits for
+    /// them).
+    pub fn open_connection(&self) -> OpenGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        OpenGuard(self.open.clone())
+    }
+
+    /// Resolves when the gateway starts draining: listeners stop accepting.
+    pub async fn drained(&self) {
+        let mut rx = self.draining.clone();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
     /// The latest snapshot.
     pub fn state(&self) -> Arc<GatewayState> {
         self.states.borrow().clone()
@@ -175,6 +200,7 @@ pub async fn run(
         }
     });
 
+    let (drain_tx, drain_rx) = watch::channel(false);
     let verifier = PeerClientVerifier::new(trust.clone(), true);
     let ingress_tls = Arc::new(
         identity::server_config(&cert, verifier, &[ALPN]).context("while building ingress TLS")?,
@@ -189,6 +215,8 @@ pub async fn run(
         ingress_tls,
         states: state_rx,
         client_tls: Mutex::new(HashMap::new()),
+        open: Arc::new(AtomicUsize::new(0)),
+        draining: drain_rx,
     });
     let tasks = [
         tokio::spawn(ingress::serve(gw.clone(), ingress_listener)),
@@ -207,11 +235,16 @@ pub async fn run(
     shutdown.await;
     info!("gateway draining: no new connections, open ones get {DRAIN:?}");
     admin_state.ready.store(false, Ordering::Relaxed);
+    let _ = drain_tx.send(true);
     for t in &tasks {
         t.abort();
     }
-    tokio::time::sleep(DRAIN.min(Duration::from_millis(200))).await;
-    info!("gateway stopped");
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while gw.open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = gw.open.load(Ordering::Acquire);
+    info!(cut = left, "gateway stopped");
     Ok(())
 }
 

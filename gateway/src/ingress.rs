@@ -59,7 +59,11 @@ pub fn sni(port: u16, service: &str, namespace: &str) -> String {
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
     let acceptor = TlsAcceptor::from(gw.ingress_tls.clone());
     loop {
-        let (tcp, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = gw.drained() => return,
+        };
+        let (tcp, remote) = match accepted {
             Ok(c) => c,
             Err(error) => {
                 warn!(%error, "ingress accept failed");
@@ -115,6 +119,7 @@ async fn handle(gw: Arc<Gateway>, acceptor: TlsAcceptor, tcp: TcpStream) {
     };
     match dial_endpoint(&gw, &peer, &route).await {
         Ok(mut upstream) => {
+            let _open = gw.open_connection();
             if status::write(&mut tls, Status::Connected).await.is_err() {
                 return;
             }

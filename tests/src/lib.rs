@@ -193,6 +193,32 @@ impl Cluster {
         }
     }
 
+    /// Sends SIGTERM to the gateway (it drains) without waiting.
+    pub fn signal_gateway_term(&self) {
+        if let Some(g) = &self.gateway {
+            signal(g.id(), "TERM");
+        }
+    }
+
+    /// Waits (bounded) for the gateway to exit; whether it exited cleanly.
+    pub fn wait_gateway_exit(&mut self, timeout: Duration) -> bool {
+        let Some(mut child) = self.gateway.take() else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The gateway's log.
     pub fn gateway_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("fedgw.log")).unwrap_or_default()

@@ -192,3 +192,37 @@ fn connections_over_the_service_rate_limit_are_reset_and_counted() {
         "{metrics}"
     );
 }
+
+#[test]
+fn sigterm_drains_the_gateway_open_connections_finish_new_ones_are_refused() {
+    use std::io::{BufRead, Write};
+    let mut fed = Federation::standard(1, "");
+    fed.get_mut("east").start_gateway();
+    let _backend = Backend::start(export_hello(&fed, "east"), "east");
+    let vip = east_vip(&fed, &["east"]);
+    let conn = std::net::TcpStream::connect(vip).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "east\n");
+
+    fed.get("east").signal_gateway_term();
+    wait_until("the VIP stops accepting", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(vip).is_err()
+    });
+    // The open connection still carries bytes while the gateway drains.
+    let mut writer = conn;
+    writer.write_all(b"still here\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "still here\n");
+    drop(writer);
+    drop(reader);
+    assert!(
+        fed.get_mut("east")
+            .wait_gateway_exit(Duration::from_secs(10)),
+        "the gateway exits cleanly once drained"
+    );
+    assert!(fed.get("east").gateway_log().contains("gateway stopped"));
+}
