@@ -267,6 +267,11 @@ async fn connect_remote(
         .await
         .map_err(|_| AttemptError::Tls("handshake timed out".into()))?
         .map_err(|e| AttemptError::Tls(e.to_string()))?;
+    let resumed = matches!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    gw.metrics.tls_handshake(&target.cluster, resumed);
     match tokio::time::timeout_at(deadline, status::read(&mut tls)).await {
         Ok(Ok(Status::Connected)) => Ok(Box::new(tls)),
         Ok(Ok(refused)) => Err(AttemptError::Refused(refused)),

@@ -54,6 +54,15 @@ pub struct Cluster {
     pub cluster: String,
 }
 
+/// Labels: a target cluster and how the TLS handshake went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Handshake {
+    /// Target cluster.
+    pub cluster: String,
+    /// `full` or `resumed`.
+    pub kind: String,
+}
+
 /// Labels: a peer gateway and a probe result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Probe {
@@ -71,6 +80,7 @@ pub struct Metrics {
     active: Family<Target, Gauge<i64, std::sync::atomic::AtomicI64>>,
     failed: Family<Service, Counter>,
     rate_limited: Family<Service, Counter>,
+    handshakes: Family<Handshake, Counter>,
     attempt_failed: Family<Failure, Counter>,
     bytes_up: Family<Target, Counter<u64, AtomicU64>>,
     bytes_down: Family<Target, Counter<u64, AtomicU64>>,
@@ -97,6 +107,7 @@ impl Metrics {
             active: Family::default(),
             failed: Family::default(),
             rate_limited: Family::default(),
+            handshakes: Family::default(),
             attempt_failed: Family::default(),
             bytes_up: Family::default(),
             bytes_down: Family::default(),
@@ -124,6 +135,11 @@ impl Metrics {
             "egress_connections_failed",
             "Client connections reset because no target could serve",
             m.failed.clone(),
+        );
+        registry.register(
+            "egress_tls_handshakes",
+            "mTLS handshakes with peer gateways, full or resumed",
+            m.handshakes.clone(),
         );
         registry.register(
             "egress_rate_limited",
@@ -216,6 +232,17 @@ impl Metrics {
         self.failed
             .get_or_create(&Service {
                 service: service.to_string(),
+            })
+            .inc();
+    }
+
+    /// An mTLS handshake with `cluster`'s gateway completed.
+    pub fn tls_handshake(&self, cluster: &str, resumed: bool) {
+        let kind = if resumed { "resumed" } else { "full" };
+        self.handshakes
+            .get_or_create(&Handshake {
+                cluster: cluster.to_string(),
+                kind: kind.to_string(),
             })
             .inc();
     }

@@ -226,3 +226,39 @@ fn sigterm_drains_the_gateway_open_connections_finish_new_ones_are_refused() {
     );
     assert!(fed.get("east").gateway_log().contains("gateway stopped"));
 }
+
+#[test]
+fn the_gateway_keeps_serving_its_last_snapshot_while_its_control_plane_is_down_and_resumes_tls() {
+    let mut fed = Federation::standard(2, "");
+    fed.join("west", "east");
+    fed.wait_connected("east", "west", SYNC);
+    for c in &mut fed.clusters {
+        c.start_gateway();
+    }
+    let _west = Backend::start(export_hello(&fed, "west"), "west");
+    let vip = east_vip(&fed, &["west"]);
+    assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
+
+    fed.get_mut("east").kill9();
+    for i in 0..20 {
+        assert_eq!(
+            ask_backend(vip).as_deref(),
+            Ok("west"),
+            "connection {i} with east's control plane down"
+        );
+    }
+    // Remote hops after the first resume their TLS session.
+    let (_, metrics) = fed.get("east").gateway_admin("/metrics");
+    let resumed = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "fedmesh_gateway_egress_tls_handshakes_total{cluster=\"west\",kind=\"resumed\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(resumed >= 10.0, "TLS sessions should resume:\n{metrics}");
+    fed.get_mut("east").start();
+    assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
+}
