@@ -156,13 +156,25 @@ async fn send_exports(
         removals = update.removals.len(),
         "sending exports"
     );
-    let msg = v1::SyncMessage {
-        msg: Some(Msg::Exports(update)),
-    };
-    // Exports must not be dropped like a heartbeat: wait for room.
-    match outbound.send(msg).await {
-        Ok(()) => None,
-        Err(_) => Some(SessionEnd::Failed("stream closed".into())),
+    send_or_end(ctl, outbound, Msg::Exports(update)).await
+}
+
+/// Sends a message that must not be dropped like a heartbeat: waits for
+/// room, but no longer than a silent peer is tolerated (it is not reading).
+async fn send_or_end(
+    ctl: &Arc<Control>,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    msg: Msg,
+) -> Option<SessionEnd> {
+    let dead_after = ctl.config.control.peer_dead_after;
+    let msg = v1::SyncMessage { msg: Some(msg) };
+    match tokio::time::timeout(dead_after, outbound.send(msg)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some(SessionEnd::Failed("stream closed".into())),
+        Err(_) => Some(SessionEnd::Failed(format!(
+            "peer read nothing for {} ms (peerDeadAfter)",
+            dead_after.as_millis()
+        ))),
     }
 }
 
@@ -235,15 +247,7 @@ where
                 .receive(&ctl.store, &ctl.table_events, update)
                 .await
             {
-                Ok(ack) => {
-                    let msg = v1::SyncMessage {
-                        msg: Some(Msg::Ack(ack)),
-                    };
-                    match outbound.send(msg).await {
-                        Ok(()) => None,
-                        Err(_) => Some(SessionEnd::Failed("stream closed".into())),
-                    }
-                }
+                Ok(ack) => send_or_end(ctl, outbound, Msg::Ack(ack)).await,
                 Err(reason) => Some(SessionEnd::Failed(reason)),
             }
         }
