@@ -123,19 +123,28 @@ fn check_registry(ctl: &Control) -> Vec<CheckResult> {
         .values()
         .filter(|s| s.export.is_some())
         .count();
-    let mut out = vec![result(
-        "registry",
-        local.problems.is_empty(),
-        format!(
-            "{} services, {exported} exported{}",
-            local.services.len(),
-            if local.problems.is_empty() {
-                String::new()
-            } else {
-                format!("; {} problem(s) below", local.problems.len())
-            }
-        ),
-    )];
+    let pending = local.pending.then(|| {
+        result(
+            "registry",
+            false,
+            "not read yet: services are unknown until the registry's first full read (problems below)",
+        )
+    });
+    let mut out = vec![pending.unwrap_or_else(|| {
+        result(
+            "registry",
+            local.problems.is_empty(),
+            format!(
+                "{} services, {exported} exported{}",
+                local.services.len(),
+                if local.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} problem(s) below", local.problems.len())
+                }
+            ),
+        )
+    })];
     out.extend(
         local
             .problems

@@ -37,6 +37,7 @@ use crate::peering::server::PeeringService;
 use crate::peering::sync::AckedViews;
 use crate::peering::{PeerSet, dialer};
 use crate::registry::Registry;
+use crate::registry::kubernetes::Kubernetes;
 use crate::registry::static_files::StaticFiles;
 use crate::store::{Role, Store};
 use crate::table::{self, LocalCluster, TableSnapshot, TableTask, VipMode};
@@ -89,7 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     // Registry → exports → table, each an owner task publishing on a watch.
-    let registry = make_registry(&config)?;
+    let registry = make_registry(&config).await?;
     info!(registry = %registry.describe(), "reading services");
     let (local_tx, local_rx) = watch::channel(Arc::new(LocalSnapshot::default()));
     tokio::spawn(registry.run(local_tx));
@@ -223,7 +224,7 @@ enum AdminListener {
 }
 
 /// The registry the config asks for.
-fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
+async fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
     match config.registry.kind {
         RegistryKind::Static => {
             // Like dataDir, the manifest folder is created on first start.
@@ -232,9 +233,17 @@ fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
                 .with_context(|| format!("cannot create registry.path {}", path.display()))?;
             Ok(Box::new(StaticFiles::new(path, STATIC_POLL)))
         }
-        RegistryKind::Kubernetes => bail!(
-            "registry.kind kubernetes is not available in this build yet; use registry.kind static"
-        ),
+        RegistryKind::Kubernetes => {
+            // In a pod: the service account; elsewhere: KUBECONFIG or
+            // ~/.kube/config. Nothing is contacted until the watchers start.
+            let client = kube::Client::try_default().await.context(
+                "while loading the Kubernetes client config (registry.kind kubernetes): run in a pod with a service account, or set KUBECONFIG",
+            )?;
+            Ok(Box::new(Kubernetes::new(
+                client,
+                config.registry.namespaces.clone(),
+            )))
+        }
     }
 }
 

@@ -171,6 +171,14 @@ pub async fn run(
     }
     loop {
         let snapshot = local.borrow_and_update().clone();
+        if snapshot.pending {
+            // Not read yet: keep what is exported (nothing, at start) until
+            // the registry knows its services.
+            if local.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         let current = out.borrow().clone();
         let (entries, added, removed) = compute(&snapshot, &current.entries, &mut times);
         if !added.is_empty() || !removed.is_empty() {

@@ -148,6 +148,10 @@ pub struct LocalSnapshot {
     pub services: BTreeMap<ServiceKey, LocalService>,
     /// What was skipped and why.
     pub problems: Vec<Problem>,
+    /// True while the registry has not finished its first full read (the
+    /// Kubernetes API not listed yet): `services` is not known, so nothing
+    /// may be withdrawn on its account; `problems` says what is wrong.
+    pub pending: bool,
 }
 
 /// A service a peer exports, as imported here.

@@ -10,6 +10,7 @@
 
 pub mod annotations;
 pub mod build;
+pub mod kubernetes;
 pub mod static_files;
 
 use std::future::Future;

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod fake_kube;
+
 /// Installs the ring crypto provider once per test process.
 pub fn init_crypto() {
     static ONCE: Once = Once::new();
@@ -124,6 +126,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     /// The config file.
     pub config: PathBuf,
+    /// Extra environment for its `fedctl run` (e.g. `KUBECONFIG`).
+    pub env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
     log_offset: u64,
@@ -282,6 +286,7 @@ impl Cluster {
                 "FEDMESH_LOG",
                 "info,fedmesh_control=debug,hickory_server=warn",
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -577,6 +582,7 @@ impl Federation {
             config: dir.join("config.yaml"),
             log: dir.join("fedctl.log"),
             dir,
+            env: Vec::new(),
             child: None,
             log_offset: 0,
             gateway: None,

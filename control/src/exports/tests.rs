@@ -26,6 +26,7 @@ fn snapshot(services: Vec<LocalService>) -> LocalSnapshot {
     LocalSnapshot {
         services: services.into_iter().map(|s| (s.key.clone(), s)).collect(),
         problems: vec![],
+        pending: false,
     }
 }
 

@@ -8,6 +8,7 @@ mod gateway;
 mod gateway_api;
 mod ingress;
 mod join;
+mod kubernetes;
 mod leave;
 mod liveness;
 mod restart;

@@ -1,0 +1,241 @@
+//! The Kubernetes registry: kube-rs watchers on Services and
+//! `discovery.k8s.io/v1` EndpointSlices, in all namespaces or in the
+//! configured ones (`registry.namespaces`).
+//!
+//! Each watcher's events go into an [`ObjectSet`]; after every burst of
+//! events the registry rebuilds the local view with the same
+//! [`build::build`] as the static registry, so a Service gives the same
+//! table whichever way it arrives. Until every watcher has completed its
+//! first list the published snapshot is `pending`: its services are not
+//! known yet, so nothing is withdrawn on their account, and `fedctl check`
+//! shows why (an unreachable API server, missing RBAC).
+//!
+//! Watch errors never stop the registry: kube-runtime's watcher retries
+//! with backoff and relists when its resource version is gone (HTTP 410);
+//! until then the last known objects keep serving and the error is a
+//! problem in the snapshot.
+
+mod objects;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::stream::{BoxStream, SelectAll, StreamExt};
+use futures_util::{FutureExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use self::objects::ObjectSet;
+use super::{Registry, build};
+use crate::model::{LocalSnapshot, Problem};
+
+/// Most events applied before the view is rebuilt, so a large relist is
+/// built once, not once per object.
+const BURST: usize = 4096;
+
+/// Services and EndpointSlices from the Kubernetes API.
+pub struct Kubernetes {
+    client: Client,
+    namespaces: Vec<String>,
+}
+
+impl Kubernetes {
+    /// A registry over `namespaces` (empty: all namespaces).
+    pub fn new(client: Client, namespaces: Vec<String>) -> Self {
+        Self { client, namespaces }
+    }
+}
+
+/// Which watcher an event or error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    Services(usize),
+    Slices(usize),
+}
+
+/// One item of the merged watch streams (short-lived, one at a time, so
+/// the size difference between variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+enum Watched {
+    Service(Source, Event<Service>),
+    Slice(Source, Event<EndpointSlice>),
+    Failed(Source, String),
+}
+
+impl Registry for Kubernetes {
+    fn describe(&self) -> String {
+        if self.namespaces.is_empty() {
+            "the Kubernetes API, all namespaces".into()
+        } else {
+            format!(
+                "the Kubernetes API, namespaces {}",
+                self.namespaces.join(", ")
+            )
+        }
+    }
+
+    fn run(
+        self: Box<Self>,
+        out: watch::Sender<Arc<LocalSnapshot>>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut streams = self.streams();
+            let mut view = View::new(self.scopes().len());
+            out.send_replace(Arc::new(view.snapshot()));
+            while let Some(item) = streams.next().await {
+                let mut changed = view.apply(item);
+                // Apply what else is ready now before rebuilding once.
+                for _ in 0..BURST {
+                    match streams.next().now_or_never() {
+                        Some(Some(item)) => changed |= view.apply(item),
+                        _ => break,
+                    }
+                }
+                if changed {
+                    let snap = view.snapshot();
+                    info!(
+                        services = snap.services.len(),
+                        problems = snap.problems.len(),
+                        pending = snap.pending,
+                        "kubernetes services loaded"
+                    );
+                    out.send_replace(Arc::new(snap));
+                }
+            }
+            warn!("kubernetes watch streams ended; the last known services keep serving");
+        })
+    }
+}
+
+impl Kubernetes {
+    /// The namespaces watched, or `None` for all.
+    fn scopes(&self) -> Vec<Option<String>> {
+        if self.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+
+    fn streams(&self) -> SelectAll<BoxStream<'static, Watched>> {
+        let mut all = SelectAll::new();
+        for (i, scope) in self.scopes().into_iter().enumerate() {
+            let services: Api<Service> = api(&self.client, scope.as_deref());
+            let slices: Api<EndpointSlice> = api(&self.client, scope.as_deref());
+            all.push(tagged(services, Source::Services(i), Watched::Service));
+            all.push(tagged(slices, Source::Slices(i), Watched::Slice));
+        }
+        all
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watcher with kube-runtime's default backoff, its items tagged with
+/// where they came from; errors become items too, never the end.
+fn tagged<K>(
+    api: Api<K>,
+    source: Source,
+    wrap: fn(Source, Event<K>) -> Watched,
+) -> BoxStream<'static, Watched>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |e| wrap(source, e))
+        .map(move |r| r.unwrap_or_else(|e| Watched::Failed(source, e.to_string())))
+        .boxed()
+}
+
+/// Everything the watchers have seen.
+struct View {
+    services: Vec<ObjectSet<Service>>,
+    slices: Vec<ObjectSet<EndpointSlice>>,
+    errors: BTreeMap<Source, String>,
+}
+
+impl View {
+    fn new(scopes: usize) -> Self {
+        Self {
+            services: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            slices: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one item; true when the snapshot may have changed.
+    fn apply(&mut self, item: Watched) -> bool {
+        match item {
+            Watched::Service(source, event) => {
+                let cleared = self.errors.remove(&source).is_some();
+                let set = match source {
+                    Source::Services(i) => self.services.get_mut(i),
+                    Source::Slices(_) => None,
+                };
+                set.is_some_and(|s| s.apply(event)) || cleared
+            }
+            Watched::Slice(source, event) => {
+                let cleared = self.errors.remove(&source).is_some();
+                let set = match source {
+                    Source::Slices(i) => self.slices.get_mut(i),
+                    Source::Services(_) => None,
+                };
+                set.is_some_and(|s| s.apply(event)) || cleared
+            }
+            Watched::Failed(source, error) => {
+                warn!(%error, ?source, "kubernetes watch failed; retrying with backoff");
+                self.errors.insert(source, error.clone()) != Some(error)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> LocalSnapshot {
+        let pending = !(self.services.iter().all(ObjectSet::listed)
+            && self.slices.iter().all(ObjectSet::listed));
+        let mut snap = build::build(
+            self.services.iter().flat_map(ObjectSet::objects),
+            self.slices.iter().flat_map(ObjectSet::objects),
+        );
+        snap.pending = pending;
+        for (source, error) in &self.errors {
+            let what = match source {
+                Source::Services(_) => "Services",
+                Source::Slices(_) => "EndpointSlices",
+            };
+            snap.problems.push(Problem {
+                source: "kubernetes API".into(),
+                message: format!(
+                    "cannot watch {what}: {error}; check that the API server is reachable and that the control plane's service account may list and watch {what} (examples/kubernetes/rbac.yaml)"
+                ),
+            });
+        }
+        if pending && self.errors.is_empty() {
+            snap.problems.push(Problem {
+                source: "kubernetes API".into(),
+                message: "listing Services and EndpointSlices; not finished yet".into(),
+            });
+        }
+        snap
+    }
+}
+
+#[cfg(test)]
+mod tests;
