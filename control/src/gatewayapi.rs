@@ -112,6 +112,7 @@ fn imported(s: &GlobalService) -> Option<v1::ImportedService> {
                 stale: c.stale,
             })
             .collect(),
+        listen_ports: Vec::new(),
     })
 }
 

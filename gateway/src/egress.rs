@@ -19,7 +19,7 @@ use crate::gateway::Gateway;
 use crate::ingress::sni;
 use crate::select::{Rng, order};
 use crate::splice::splice;
-use crate::state::{ServiceKey, Target};
+use crate::state::{Listener, ServiceKey, Target};
 use crate::status::{self, Status};
 
 /// How often listeners that failed to bind are retried.
@@ -50,24 +50,17 @@ impl AttemptError {
     }
 }
 
-/// Keeps one listener per (VIP, port) of the current imports.
+/// Keeps one listener per (VIP, port) and (pinned VIP, port) of the
+/// current imports — or, in Kubernetes mode, per listen port.
 pub async fn run(gw: Arc<Gateway>) {
     let mut states = gw.states();
-    let mut running: HashMap<SocketAddr, (ServiceKey, tokio::task::AbortHandle)> = HashMap::new();
+    let mut running: HashMap<SocketAddr, (Listener, tokio::task::AbortHandle)> = HashMap::new();
     let mut tick = tokio::time::interval(REBIND);
+    let bind = gw.config.ingress_listen.ip();
     loop {
-        let state = gw.state();
-        let desired: HashMap<SocketAddr, (ServiceKey, u16)> = state
-            .imports
-            .values()
-            .flat_map(|i| {
-                i.ports.iter().map(move |(_, port)| {
-                    (SocketAddr::from((i.vip, *port)), (i.key.clone(), *port))
-                })
-            })
-            .collect();
-        running.retain(|addr, (key, task)| {
-            let keep = desired.get(addr).is_some_and(|(k, _)| k == key);
+        let desired = gw.state().listeners(bind);
+        running.retain(|addr, (listener, task)| {
+            let keep = desired.get(addr) == Some(listener);
             if !keep {
                 // Open connections keep going; only the listener stops.
                 task.abort();
@@ -75,15 +68,19 @@ pub async fn run(gw: Arc<Gateway>) {
             }
             keep
         });
-        for (addr, (key, port)) in desired {
+        for (addr, listener) in desired {
             if running.contains_key(&addr) {
                 continue;
             }
             match TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    info!("egress listening on {addr} for {}/{}", key.0, key.1);
-                    let task = tokio::spawn(accept(gw.clone(), listener, key.clone(), port));
-                    running.insert(addr, (key, task.abort_handle()));
+                Ok(socket) => {
+                    let (ns, name) = &listener.key;
+                    match &listener.pinned {
+                        None => info!("egress listening on {addr} for {ns}/{name}"),
+                        Some(c) => info!("egress listening on {addr} for {ns}/{name} in {c}"),
+                    }
+                    let task = tokio::spawn(accept(gw.clone(), socket, listener.clone()));
+                    running.insert(addr, (listener, task.abort_handle()));
                 }
                 Err(error) => warn!(%addr, %error, "cannot listen on a VIP; retrying"),
             }
@@ -96,10 +93,11 @@ pub async fn run(gw: Arc<Gateway>) {
     }
 }
 
-async fn accept(gw: Arc<Gateway>, listener: TcpListener, key: ServiceKey, port: u16) {
+async fn accept(gw: Arc<Gateway>, socket: TcpListener, listener: Listener) {
+    let Listener { key, port, pinned } = listener;
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = socket.accept() => a,
             () = gw.drained() => return,
         };
         match accepted {
@@ -107,7 +105,10 @@ async fn accept(gw: Arc<Gateway>, listener: TcpListener, key: ServiceKey, port: 
                 let _ = client.set_nodelay(true);
                 let span =
                     info_span!("egress", service = %format!("{}/{}", key.0, key.1), port, %remote);
-                tokio::spawn(handle(gw.clone(), client, key.clone(), port).instrument(span));
+                let pinned = pinned.clone();
+                tokio::spawn(
+                    handle(gw.clone(), client, key.clone(), port, pinned).instrument(span),
+                );
             }
             Err(error) => {
                 warn!(%error, "egress accept failed");
@@ -118,7 +119,14 @@ async fn accept(gw: Arc<Gateway>, listener: TcpListener, key: ServiceKey, port: 
 }
 
 /// Carries one client connection, or resets it when nothing can serve.
-async fn handle(gw: Arc<Gateway>, client: TcpStream, key: ServiceKey, port: u16) {
+/// A pinned listener tries only its cluster (no failover: DESIGN.md, DNS).
+async fn handle(
+    gw: Arc<Gateway>,
+    client: TcpStream,
+    key: ServiceKey,
+    port: u16,
+    pinned: Option<String>,
+) {
     let service = format!("{}/{}", key.0, key.1);
     let started = Instant::now();
     let state = gw.state();
@@ -132,12 +140,15 @@ async fn handle(gw: Arc<Gateway>, client: TcpStream, key: ServiceKey, port: u16)
         reset(client);
         return;
     }
-    let targets = order(
+    let mut targets = order(
         import,
         &state.locality,
         |t| gw.health.usable(t),
         &mut Rng::new(),
     );
+    if let Some(cluster) = &pinned {
+        targets.retain(|t| t.cluster == *cluster);
+    }
     let remote_clusters = import.targets.iter().filter(|t| !t.local).count();
     for target in targets {
         let Some(permit) = gw.limits.acquire(&target.cluster) else {

@@ -66,6 +66,53 @@ pub struct Import {
     pub weights: BTreeMap<String, u32>,
     /// Every cluster exporting it.
     pub targets: Vec<Target>,
+    /// Cluster → the VIP that reaches only it (DNS
+    /// `<cluster>.<svc>.<ns>.svc.<zone>`).
+    pub pinned: BTreeMap<String, Ipv4Addr>,
+    /// Kubernetes mode: (pinned cluster or `None`, service port) → the
+    /// gateway port the import's Service targets. Empty in standalone mode.
+    pub listen_ports: BTreeMap<(Option<String>, u16), u16>,
+}
+
+/// One egress listener: where it binds and what it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Listener {
+    /// The service.
+    pub key: ServiceKey,
+    /// The service port.
+    pub port: u16,
+    /// `Some(cluster)` for a pinned VIP: only that cluster serves it.
+    pub pinned: Option<String>,
+}
+
+impl GatewayState {
+    /// Every egress listener of the current imports: each VIP and pinned
+    /// VIP on each service port (standalone mode), or the import's listen
+    /// ports on `bind` (Kubernetes mode, where the VIPs are ClusterIPs that
+    /// kube-proxy forwards to these ports).
+    pub fn listeners(&self, bind: IpAddr) -> HashMap<std::net::SocketAddr, Listener> {
+        let mut out = HashMap::new();
+        for i in self.imports.values() {
+            let listener = |pinned: Option<&String>, port: u16| Listener {
+                key: i.key.clone(),
+                port,
+                pinned: pinned.cloned(),
+            };
+            if !i.listen_ports.is_empty() {
+                for ((pinned, port), listen) in &i.listen_ports {
+                    out.insert((bind, *listen).into(), listener(pinned.as_ref(), *port));
+                }
+                continue;
+            }
+            for (_, port) in &i.ports {
+                out.insert((i.vip, *port).into(), listener(None, *port));
+                for (cluster, vip) in &i.pinned {
+                    out.insert((*vip, *port).into(), listener(Some(cluster), *port));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A local endpoint of an exported service.
@@ -213,6 +260,32 @@ fn import(i: &v1::ImportedService) -> Result<Import, String> {
         Ok(v1::Affinity::None) => Affinity::None,
         Err(_) => return Err(format!("affinity {} is unknown", i.affinity)),
     };
+    let mut pinned = BTreeMap::new();
+    for t in &i.targets {
+        if t.pinned_vip.is_empty() {
+            continue;
+        }
+        let ip: Ipv4Addr = t.pinned_vip.parse().map_err(|_| {
+            format!(
+                "target {} pinned_vip {:?} is not an IPv4 address",
+                t.cluster, t.pinned_vip
+            )
+        })?;
+        pinned.insert(t.cluster.clone(), ip);
+    }
+    let mut listen_ports = BTreeMap::new();
+    for l in &i.listen_ports {
+        let port = u16::try_from(l.port).ok().filter(|p| *p > 0);
+        let listen = u16::try_from(l.listen_port).ok().filter(|p| *p > 0);
+        let (Some(port), Some(listen)) = (port, listen) else {
+            return Err(format!(
+                "listen_ports: {} -> {} is not a pair of port numbers",
+                l.port, l.listen_port
+            ));
+        };
+        let cluster = (!l.cluster.is_empty()).then(|| l.cluster.clone());
+        listen_ports.insert((cluster, port), listen);
+    }
     let targets = i
         .targets
         .iter()
@@ -240,6 +313,8 @@ fn import(i: &v1::ImportedService) -> Result<Import, String> {
             .map(|w| (w.cluster.clone(), w.weight))
             .collect(),
         targets,
+        pinned,
+        listen_ports,
     })
 }
 
@@ -272,4 +347,101 @@ fn export(e: &v1::LocalService) -> Result<Export, String> {
         endpoints,
         export_to: e.export_to.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(listen_ports: Vec<v1::ListenPort>) -> v1::GatewaySnapshot {
+        let target = |cluster: &str, pinned: &str, local: bool| v1::Target {
+            cluster: cluster.into(),
+            healthy_endpoints: 1,
+            gateway_address: if local { "" } else { "127.0.2.1:15443" }.into(),
+            pinned_vip: pinned.into(),
+            local,
+            ..Default::default()
+        };
+        v1::GatewaySnapshot {
+            imports: vec![v1::ImportedService {
+                namespace: "demo".into(),
+                name: "hello".into(),
+                vip: "127.77.0.1".into(),
+                ports: vec![v1::ServicePort {
+                    name: "http".into(),
+                    port: 8080,
+                    ..Default::default()
+                }],
+                targets: vec![
+                    target("east", "127.77.0.2", true),
+                    target("west", "127.77.0.3", false),
+                ],
+                listen_ports,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn listener(pinned: Option<&str>) -> Listener {
+        Listener {
+            key: ("demo".into(), "hello".into()),
+            port: 8080,
+            pinned: pinned.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn standalone_listeners_are_the_vip_and_every_pinned_vip() {
+        let state = GatewayState::from_proto(&snapshot(vec![])).unwrap();
+        let got = state.listeners("127.0.1.1".parse().unwrap());
+        let want: HashMap<std::net::SocketAddr, Listener> = [
+            ("127.77.0.1:8080", listener(None)),
+            ("127.77.0.2:8080", listener(Some("east"))),
+            ("127.77.0.3:8080", listener(Some("west"))),
+        ]
+        .into_iter()
+        .map(|(a, l)| (a.parse().unwrap(), l))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn kubernetes_listeners_are_the_listen_ports_on_the_bind_address() {
+        let ports = vec![
+            v1::ListenPort {
+                cluster: String::new(),
+                port: 8080,
+                listen_port: 20001,
+            },
+            v1::ListenPort {
+                cluster: "west".into(),
+                port: 8080,
+                listen_port: 20002,
+            },
+        ];
+        let state = GatewayState::from_proto(&snapshot(ports)).unwrap();
+        let got = state.listeners("10.0.0.5".parse().unwrap());
+        assert_eq!(got.len(), 2, "{got:?}: no listener on the ClusterIPs");
+        assert_eq!(got[&"10.0.0.5:20001".parse().unwrap()], listener(None));
+        assert_eq!(
+            got[&"10.0.0.5:20002".parse().unwrap()],
+            listener(Some("west"))
+        );
+    }
+
+    #[test]
+    fn a_bad_pinned_vip_or_listen_port_is_refused_by_name() {
+        let mut bad = snapshot(vec![]);
+        bad.imports[0].targets[1].pinned_vip = "not-an-ip".into();
+        let e = GatewayState::from_proto(&bad).unwrap_err();
+        assert!(e.contains("imports[0]") && e.contains("pinned_vip"), "{e}");
+        let bad = snapshot(vec![v1::ListenPort {
+            cluster: String::new(),
+            port: 8080,
+            listen_port: 70000,
+        }]);
+        let e = GatewayState::from_proto(&bad).unwrap_err();
+        assert!(e.contains("listen_ports"), "{e}");
+    }
 }

@@ -39,6 +39,8 @@ fn import(affinity: Affinity) -> Import {
             target("east2", loc("us-east", "us-east-1a"), 1, false),
             target("east", loc("us-east", "us-east-1a"), 1, true),
         ],
+        pinned: BTreeMap::new(),
+        listen_ports: BTreeMap::new(),
     }
 }
 

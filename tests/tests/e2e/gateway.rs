@@ -262,3 +262,51 @@ fn the_gateway_keeps_serving_its_last_snapshot_while_its_control_plane_is_down_a
     fed.get_mut("east").start();
     assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
 }
+
+#[test]
+fn a_pinned_vip_reaches_only_its_cluster() {
+    let fed = mesh();
+    let east_backend = Backend::start(export_hello(&fed, "east"), "east");
+    let _west_backend = Backend::start(export_hello(&fed, "west"), "west");
+    let vip = east_vip(&fed, &["east", "west"]);
+    let east = fed.get("east");
+    let pinned = |cluster: &str| -> SocketAddr {
+        let answer = fedmesh_tests::dns_query(
+            east.dns(),
+            &format!("{cluster}.hello.demo.svc.clusterset.local"),
+            "A",
+        );
+        assert_eq!(answer.a.len(), 1, "{answer:?}");
+        SocketAddr::new(answer.a[0].into(), 8080)
+    };
+    let (to_east, to_west) = (pinned("east"), pinned("west"));
+    assert_ne!(to_east, vip);
+    wait_until("east's gateway listens on the pinned VIPs", SYNC, || {
+        ask_backend(to_west).is_ok() && ask_backend(to_east).is_ok()
+    });
+    for _ in 0..10 {
+        assert_eq!(
+            ask_backend(to_west).as_deref(),
+            Ok("west"),
+            "pinned to west"
+        );
+        assert_eq!(
+            ask_backend(to_east).as_deref(),
+            Ok("east"),
+            "pinned to east"
+        );
+        assert_eq!(
+            ask_backend(vip).as_deref(),
+            Ok("east"),
+            "the VIP stays local"
+        );
+    }
+    // A pinned VIP never fails over: with east's endpoint gone it resets,
+    // while the service VIP moves to west.
+    drop(east_backend);
+    wait_until("the east-pinned VIP resets", SYNC, || {
+        ask_backend(to_east).is_err()
+    });
+    assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
+    assert_eq!(ask_backend(to_west).as_deref(), Ok("west"));
+}
