@@ -55,6 +55,9 @@ pub struct Control {
     pub table_events: mpsc::Sender<TableEvent>,
     /// The global service table.
     pub table: watch::Receiver<Arc<TableSnapshot>>,
+    /// Kubernetes mode: the gateway port of each VIP name and service port
+    /// (empty in standalone mode).
+    pub listen_ports: watch::Receiver<Arc<crate::import_services::ListenPorts>>,
 }
 
 impl Control {

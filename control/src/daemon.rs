@@ -32,6 +32,7 @@ use crate::context::{ALPN_H2, Control};
 use crate::dnsfeed;
 use crate::exports::{self, ExportState};
 use crate::gatewayapi::GatewayApi;
+use crate::import_services::{ImportServices, ListenPorts};
 use crate::model::LocalSnapshot;
 use crate::peering::server::PeeringService;
 use crate::peering::sync::AckedViews;
@@ -90,7 +91,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     // Registry → exports → table, each an owner task publishing on a watch.
-    let registry = make_registry(&config).await?;
+    let kube = kube_client(&config).await?;
+    let registry = make_registry(&config, kube.clone())?;
     info!(registry = %registry.describe(), "reading services");
     let (local_tx, local_rx) = watch::channel(Arc::new(LocalSnapshot::default()));
     tokio::spawn(registry.run(local_tx));
@@ -99,6 +101,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(exports::run(store.clone(), local_rx.clone(), exports_tx));
     let (table_events, table_events_rx) = mpsc::channel(256);
     let (table_tx, table_rx) = watch::channel(Arc::new(TableSnapshot::default()));
+    // VIPs: from gateway.vipRange, or in Kubernetes mode the ClusterIPs of
+    // the import Services (whose target ports the gateway listens on).
+    let (vips, listen_ports, _static_listen) = match kube {
+        Some(client) => {
+            let namespace = config
+                .registry
+                .import_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string());
+            let published = ImportServices {
+                client,
+                namespace,
+                cluster: config.cluster.clone(),
+                selector: config.registry.gateway_selector.clone(),
+                ports: config.registry.import_ports.clone(),
+            }
+            .spawn(table_rx.clone());
+            (VipMode::External(published.vips), published.listen, None)
+        }
+        None => {
+            let (tx, rx) = watch::channel(Arc::new(ListenPorts::new()));
+            (VipMode::Range(config.gateway.vip_range), rx, Some(tx))
+        }
+    };
     let (zone_tx, zone_rx) = watch::channel(Arc::new(fedmesh_dns::ZoneSnapshot::default()));
     tokio::spawn(dnsfeed::run(
         table_rx.clone(),
@@ -121,6 +147,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         acked_views: AckedViews::default(),
         table_events,
         table: table_rx,
+        listen_ports,
     });
     let dns = DnsServer::start(dns_config, zone_rx)
         .await
@@ -136,7 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events: table_events_rx,
         peer_changes: ctl.peers.subscribe(),
         peers: Box::new(move || viewer.peers.views()),
-        vips: VipMode::Range(ctl.config.gateway.vip_range),
+        vips,
         out: table_tx,
     }));
     for view in ctl.peers.views() {
@@ -223,8 +250,20 @@ enum AdminListener {
     Unix(tokio::net::UnixListener),
 }
 
+/// The Kubernetes client, in Kubernetes mode: the pod's service account,
+/// else KUBECONFIG or ~/.kube/config. Nothing is contacted yet.
+async fn kube_client(config: &Config) -> anyhow::Result<Option<kube::Client>> {
+    if config.registry.kind != RegistryKind::Kubernetes {
+        return Ok(None);
+    }
+    let client = kube::Client::try_default().await.context(
+        "while loading the Kubernetes client config (registry.kind kubernetes): run in a pod with a service account, or set KUBECONFIG",
+    )?;
+    Ok(Some(client))
+}
+
 /// The registry the config asks for.
-async fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
+fn make_registry(config: &Config, kube: Option<kube::Client>) -> anyhow::Result<Box<dyn Registry>> {
     match config.registry.kind {
         RegistryKind::Static => {
             // Like dataDir, the manifest folder is created on first start.
@@ -234,11 +273,7 @@ async fn make_registry(config: &Config) -> anyhow::Result<Box<dyn Registry>> {
             Ok(Box::new(StaticFiles::new(path, STATIC_POLL)))
         }
         RegistryKind::Kubernetes => {
-            // In a pod: the service account; elsewhere: KUBECONFIG or
-            // ~/.kube/config. Nothing is contacted until the watchers start.
-            let client = kube::Client::try_default().await.context(
-                "while loading the Kubernetes client config (registry.kind kubernetes): run in a pod with a service account, or set KUBECONFIG",
-            )?;
+            let client = kube.ok_or_else(|| anyhow!("no Kubernetes client"))?;
             Ok(Box::new(Kubernetes::new(
                 client,
                 config.registry.namespaces.clone(),

@@ -19,6 +19,7 @@ use crate::ca::{LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::context::Control;
 use crate::exports::affinity_to_proto;
+use crate::import_services::ListenPorts;
 use crate::model::{ExportSpec, LocalService, PortSpec};
 use crate::peering::info::locality_to_proto;
 use crate::table::GlobalService;
@@ -53,6 +54,7 @@ impl GatewayApi {
     fn snapshot(&self, version: u64) -> v1::GatewaySnapshot {
         let table = self.ctl.table.borrow().clone();
         let local = self.ctl.local.borrow().clone();
+        let listen = self.ctl.listen_ports.borrow().clone();
         let trust = self.ctl.peers.trust().snapshot();
         let trust_bundle = trust
             .iter()
@@ -72,7 +74,11 @@ impl GatewayApi {
             trust_domain: self.ctl.config.trust_domain.clone(),
             locality: Some(locality_to_proto(&self.ctl.locality())),
             trust_bundle,
-            imports: table.services.values().filter_map(imported).collect(),
+            imports: table
+                .services
+                .values()
+                .filter_map(|s| imported(s, &listen))
+                .collect(),
             exports: local
                 .services
                 .values()
@@ -83,8 +89,27 @@ impl GatewayApi {
 }
 
 /// A global service for the gateway's egress: its VIP, ports and every
-/// cluster able to serve it.
-fn imported(s: &GlobalService) -> Option<v1::ImportedService> {
+/// cluster able to serve it (and, in Kubernetes mode, its gateway ports).
+fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedService> {
+    let global = format!("{}/{}", s.key.namespace, s.key.name);
+    let names = std::iter::once((String::new(), global.clone())).chain(
+        s.clusters
+            .iter()
+            .map(|c| (c.cluster.clone(), format!("{global}@{}", c.cluster))),
+    );
+    let listen_ports = names
+        .flat_map(|(cluster, name)| {
+            listen
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .map(move |(port, listen_port)| v1::ListenPort {
+                    cluster: cluster.clone(),
+                    port: u32::from(*port),
+                    listen_port: u32::from(*listen_port),
+                })
+        })
+        .collect();
     Some(v1::ImportedService {
         namespace: s.key.namespace.clone(),
         name: s.key.name.clone(),
@@ -112,7 +137,7 @@ fn imported(s: &GlobalService) -> Option<v1::ImportedService> {
                 stale: c.stale,
             })
             .collect(),
-        listen_ports: Vec::new(),
+        listen_ports,
     })
 }
 
@@ -188,12 +213,14 @@ impl GatewayConfig for GatewayApi {
         let mut peers = self.ctl.peers.subscribe();
         let mut table = self.ctl.table.clone();
         let mut local = self.ctl.local.clone();
+        let mut listen = self.ctl.listen_ports.clone();
         tokio::spawn(async move {
             let mut version = 0u64;
             loop {
                 peers.borrow_and_update();
                 table.borrow_and_update();
                 local.borrow_and_update();
+                listen.borrow_and_update();
                 version += 1;
                 if tx.send(api.snapshot(version)).await.is_err() {
                     return;
@@ -204,6 +231,7 @@ impl GatewayConfig for GatewayApi {
                     r = peers.changed() => r.is_ok(),
                     r = table.changed() => r.is_ok(),
                     r = local.changed() => r.is_ok(),
+                    r = listen.changed() => r.is_ok(),
                 };
                 if !changed {
                     return;

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod dnsfeed;
 pub mod exports;
 pub mod gatewayapi;
+pub mod import_services;
 pub mod model;
 pub mod peering;
 pub mod registry;

@@ -256,7 +256,24 @@ pub struct RegistryConfig {
     pub path: PathBuf,
     /// The namespaces the Kubernetes registry watches; empty means all.
     pub namespaces: Vec<String>,
+    /// Kubernetes only: where the Services standing for imports are made
+    /// (default: the control plane's own namespace, from its client).
+    pub import_namespace: Option<String>,
+    /// Kubernetes only: the labels of the gateway pods those Services
+    /// select (default `app.kubernetes.io/name: fedgw`).
+    pub gateway_selector: std::collections::BTreeMap<String, String>,
+    /// Kubernetes only: the gateway ports those Services target, one per
+    /// import port (default 20000–29999).
+    pub import_ports: std::ops::RangeInclusive<u16>,
 }
+
+/// The default `registry.gatewaySelector`.
+pub fn default_gateway_selector() -> std::collections::BTreeMap<String, String> {
+    [("app.kubernetes.io/name".to_string(), "fedgw".to_string())].into()
+}
+
+/// The default `registry.importPorts`.
+pub const DEFAULT_IMPORT_PORTS: std::ops::RangeInclusive<u16> = 20000..=29999;
 
 /// Why a config could not be read or is invalid. Displays as
 /// `FILE:LINE: FIELD: message`, leaving out the line or field when unknown.

@@ -15,7 +15,7 @@
 //! until then the last known objects keep serving and the error is a
 //! problem in the snapshot.
 
-mod objects;
+pub(crate) mod objects;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -161,8 +161,37 @@ where
     watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .map_ok(move |e| wrap(source, e))
-        .map(move |r| r.unwrap_or_else(|e| Watched::Failed(source, e.to_string())))
+        .filter_map(move |r| {
+            std::future::ready(match r {
+                Ok(item) => Some(item),
+                // 410 Gone: the watch's version was compacted away; the
+                // watcher relists, as it should. Not a problem to report.
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => None,
+                Err(e) => Some(Watched::Failed(source, e.to_string())),
+            })
+        })
         .boxed()
+}
+
+/// The import Services the control plane makes itself (Kubernetes mode)
+/// are not this cluster's services.
+fn ours(s: &Service) -> bool {
+    let managed = crate::import_services::plan::MANAGED_BY;
+    s.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(managed.0))
+        .is_some_and(|v| v == managed.1)
+}
+
+/// An event with fedmesh's own import Services taken out (an Apply of one
+/// becomes a Delete, in case it was once seen without the label).
+fn without_ours(event: Event<Service>) -> Option<Event<Service>> {
+    match event {
+        Event::Apply(s) if ours(&s) => Some(Event::Delete(s)),
+        Event::InitApply(s) if ours(&s) => None,
+        other => Some(other),
+    }
 }
 
 /// Everything the watchers have seen.
@@ -186,6 +215,9 @@ impl View {
         match item {
             Watched::Service(source, event) => {
                 let cleared = self.errors.remove(&source).is_some();
+                let Some(event) = without_ours(event) else {
+                    return cleared;
+                };
                 let set = match source {
                     Source::Services(i) => self.services.get_mut(i),
                     Source::Slices(_) => None,

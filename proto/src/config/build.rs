@@ -62,7 +62,14 @@ const OUTLIER: &[&str] = &[
     "maxEjection",
     "maxEjectedPercent",
 ];
-const REGISTRY: &[&str] = &["kind", "path", "namespaces"];
+const REGISTRY: &[&str] = &[
+    "kind",
+    "path",
+    "namespaces",
+    "importNamespace",
+    "gatewaySelector",
+    "importPorts",
+];
 
 /// The whole config from the parsed document; `origin`'s folder is the base
 /// of relative paths.
@@ -92,8 +99,27 @@ pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Co
         &data_dir,
         &mut listeners,
     )?;
-    let registry = registry(&root.section("registry", REGISTRY)?, base)?;
+    let registry_section = root.section("registry", REGISTRY)?;
+    let registry = registry(&registry_section, base)?;
     check_conflicts(&listeners)?;
+    if registry.kind == RegistryKind::Kubernetes {
+        // The gateway listens on importPorts at its ingress address.
+        let ports = &registry.import_ports;
+        let taken = [
+            ("gateway.ingressListen", gateway.ingress_listen.port()),
+            ("gateway.adminListen", gateway.admin_listen.port()),
+        ];
+        if let Some((field, port)) = taken.iter().find(|(_, p)| ports.contains(p)) {
+            return Err(registry_section.issue(
+                "importPorts",
+                format!(
+                    "{}-{} holds {field}'s port {port}; choose a range apart from the gateway's own ports",
+                    ports.start(),
+                    ports.end()
+                ),
+            ));
+        }
+    }
     Ok(Config {
         cluster,
         trust_domain,
@@ -315,16 +341,77 @@ fn registry(s: &Section<'_>, base: &Path) -> Result<RegistryConfig, Issue> {
             "path is read only by the static registry, and kind is kubernetes; remove path, or set kind: static",
         ));
     }
-    if kind == RegistryKind::Static && !namespaces.is_empty() {
-        return Err(s.issue(
-            "namespaces",
-            "namespaces are read only by the kubernetes registry, and kind is static; remove namespaces, or set kind: kubernetes",
-        ));
+    let import_namespace = s.get("importNamespace", |f| label(f, "namespace name"))?;
+    let gateway_selector = s.get("gatewaySelector", selector)?;
+    let import_ports = s.get("importPorts", port_range)?;
+    if kind == RegistryKind::Static {
+        let set = [
+            ("namespaces", !namespaces.is_empty()),
+            ("importNamespace", import_namespace.is_some()),
+            ("gatewaySelector", gateway_selector.is_some()),
+            ("importPorts", import_ports.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
+            return Err(s.issue(
+                field,
+                format!("{field} is read only by the kubernetes registry, and kind is static; remove {field}, or set kind: kubernetes"),
+            ));
+        }
     }
     Ok(RegistryConfig {
         kind,
         path: path.unwrap_or_else(|| base.join("services")),
         namespaces,
+        import_namespace,
+        gateway_selector: gateway_selector.unwrap_or_else(super::default_gateway_selector),
+        import_ports: import_ports.unwrap_or(super::DEFAULT_IMPORT_PORTS),
+    })
+}
+
+/// Label selector terms (`key: value`), as Kubernetes allows them.
+fn selector(f: &Field<'_>) -> Result<std::collections::BTreeMap<String, String>, Issue> {
+    let entries = f.entries("a mapping of label keys to values")?;
+    if entries.is_empty() {
+        return Err(f.issue(
+            "an empty selector would select every pod; give the gateway pods' labels, such as `app.kubernetes.io/name: fedgw`",
+        ));
+    }
+    entries
+        .into_iter()
+        .map(|(key, value)| {
+            let text = value.text("a label value")?;
+            let ok = |s: &str, max: usize| {
+                !s.is_empty()
+                    && s.len() <= max
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            };
+            if !ok(&key, 253) {
+                return Err(value.issue(format!("invalid label key {key:?}")));
+            }
+            if !ok(&text, 63) || text.contains('/') {
+                return Err(value.issue(format!(
+                    "invalid label value {text:?}: letters, digits, '-', '_' and '.', at most 63 characters"
+                )));
+            }
+            Ok((key, text))
+        })
+        .collect()
+}
+
+/// `FIRST-LAST`, such as `20000-29999`.
+fn port_range(f: &Field<'_>) -> Result<std::ops::RangeInclusive<u16>, Issue> {
+    f.parse("a port range such as 20000-29999", |text| {
+        let bad = || format!("invalid port range {text:?}: write FIRST-LAST, such as 20000-29999");
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let a: u16 = a.trim().parse().map_err(|_| bad())?;
+        let b: u16 = b.trim().parse().map_err(|_| bad())?;
+        if a == 0 || a > b {
+            return Err(format!(
+                "invalid port range {text:?}: the first port must be at least 1 and not above the last"
+            ));
+        }
+        Ok(a..=b)
     })
 }
 

@@ -626,6 +626,50 @@ fn registry_fields_must_match_its_kind() {
 }
 
 #[test]
+fn kubernetes_import_fields_have_defaults_and_are_checked() {
+    let c = parse(&minimal_with("registry:\n  kind: kubernetes\n")).expect("valid");
+    assert_eq!(c.registry.import_namespace, None);
+    assert_eq!(c.registry.gateway_selector, default_gateway_selector());
+    assert_eq!(c.registry.import_ports, DEFAULT_IMPORT_PORTS);
+    let c = parse(&minimal_with(
+        "registry:\n  kind: kubernetes\n  importNamespace: fedmesh\n  gatewaySelector: { app: gw, tier: edge }\n  importPorts: 31000-31999\n",
+    ))
+    .expect("valid");
+    assert_eq!(c.registry.import_namespace.as_deref(), Some("fedmesh"));
+    assert_eq!(c.registry.gateway_selector.len(), 2);
+    assert_eq!(c.registry.import_ports, 31000..=31999);
+
+    let e = error(&minimal_with("registry:\n  importPorts: 31000-31999\n"));
+    assert_error(&e, "registry.importPorts", Some(5), &["kind: kubernetes"]);
+    let e = error(&minimal_with(
+        "registry:\n  kind: kubernetes\n  importPorts: 3000-2000\n",
+    ));
+    assert_error(&e, "registry.importPorts", Some(6), &["3000-2000"]);
+    let e = error(&minimal_with(
+        "registry:\n  kind: kubernetes\n  importPorts: many\n",
+    ));
+    assert_error(&e, "registry.importPorts", Some(6), &["FIRST-LAST"]);
+    let e = error(&minimal_with(
+        "registry:\n  kind: kubernetes\n  gatewaySelector: {}\n",
+    ));
+    assert_error(&e, "registry.gatewaySelector", Some(6), &["every pod"]);
+    let e = error(&minimal_with(
+        "registry:\n  kind: kubernetes\n  gatewaySelector: { app: \"a b\" }\n",
+    ));
+    assert_error(&e, "registry.gatewaySelector.app", Some(6), &["\"a b\""]);
+    // The range must leave the gateway's own ports alone.
+    let e = error(&minimal_with(
+        "registry:\n  kind: kubernetes\n  importPorts: 15000-16000\n",
+    ));
+    assert_error(
+        &e,
+        "registry.importPorts",
+        Some(6),
+        &["gateway.ingressListen"],
+    );
+}
+
+#[test]
 fn load_reads_the_file_and_reports_io_errors_with_the_path() {
     let dir = std::env::temp_dir().join(format!("fedmesh-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -473,6 +473,24 @@ impl<'a> Field<'a> {
         T::try_from(n).map_err(|_| self.issue(format!("{n} is out of range: expected {range}")))
     }
 
+    /// The entries of a mapping, each value with its path
+    /// (`registry.gatewaySelector.app`).
+    pub(super) fn entries(&self, expected: &str) -> Result<Vec<(String, Field<'a>)>, Issue> {
+        let Node::Map(entries) = &self.node.value else {
+            return Err(self.wrong_type(expected));
+        };
+        Ok(entries
+            .iter()
+            .map(|(k, v)| {
+                let path = join(&self.path, &k.value);
+                (
+                    k.value.clone(),
+                    Field::new(path, line_of(k.referenced), v, self.src),
+                )
+            })
+            .collect())
+    }
+
     /// The items of a list, each with its path (`dns.upstreams[0]`).
     pub(super) fn items(&self, expected: &str) -> Result<Vec<Field<'a>>, Issue> {
         let Node::Seq(items) = &self.node.value else {

@@ -100,17 +100,13 @@ fn kubernetes_watch_events_reach_a_peers_table() {
         SYNC,
         || west_sees(&fed, "demo/hello") == ["east"],
     );
-    wait_until("east watches again", SYNC, || api.open_watches() >= 2);
-    let check = fed.get("east").fedctl(&["check"]);
-    assert!(
-        check.ok,
-        "east's check passes: {}{}",
-        check.stdout, check.stderr
-    );
-    assert!(
-        check.stdout.contains("1 exported"),
-        "check counts the export: {}",
-        check.stdout
+    wait_until(
+        "east's check passes and counts its one service",
+        SYNC,
+        || {
+            let check = fed.get("east").fedctl(&["check"]);
+            check.ok && check.stdout.contains("1 services, 1 exported")
+        },
     );
 }
 
@@ -129,4 +125,111 @@ fn an_unreachable_api_server_keeps_exports_and_is_reported() {
         !check.ok && check.stdout.contains("kubernetes API")
     });
     assert_eq!(west_sees(&fed, "demo/hello"), ["east"]);
+}
+
+/// An import Service: (VIP name, ClusterIP, (service port, target port)).
+type ImportService = (String, String, Vec<(u64, u64)>);
+
+/// The import Services east keeps in the fake API.
+fn import_services(api: &FakeKube) -> Vec<ImportService> {
+    let mut out: Vec<_> = api
+        .objects(Kind::Service, "app.kubernetes.io/managed-by=fedmesh")
+        .iter()
+        .map(|s| {
+            let name = s["metadata"]["annotations"]["fedmesh.io/import"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ip = s["spec"]["clusterIP"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ports = s["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["port"].as_u64().unwrap_or(0),
+                        p["targetPort"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            (name, ip, ports)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn in_kubernetes_mode_imports_get_services_whose_cluster_ips_are_the_vips() {
+    let api = FakeKube::start(std::net::Ipv4Addr::LOCALHOST);
+    let mut fed = federation(&api);
+    let west = fed.get("west");
+    let backend = fedmesh_tests::Backend::start((west.ip, 18080).into(), "west");
+    west.write_manifest(
+        "hello.yaml",
+        &hello(&[EXPORT], &[&backend.addr().ip().to_string()]),
+    );
+    wait_until("east keeps import Services for demo/hello", SYNC, || {
+        let names: Vec<String> = import_services(&api).into_iter().map(|s| s.0).collect();
+        names == ["demo/hello", "demo/hello@west"]
+    });
+    let services = import_services(&api);
+    for (name, ip, ports) in &services {
+        assert!(ip.starts_with("127.96."), "{name}: ClusterIP {ip}");
+        assert_eq!(ports.len(), 1, "{name}: {ports:?}");
+        assert_eq!(ports[0].0, 8080);
+        assert!((20000..=29999).contains(&ports[0].1), "{name}: {ports:?}");
+    }
+    let object = &api.objects(Kind::Service, "app.kubernetes.io/managed-by=fedmesh")[0];
+    assert_eq!(
+        object["spec"]["selector"]["app.kubernetes.io/name"], "fedgw",
+        "the Services select the gateway pods"
+    );
+    let (global_ip, pinned_ip) = (&services[0].1, &services[1].1);
+
+    // The ClusterIPs are the VIPs: in fedctl services and in DNS.
+    let east = fed.get("east");
+    wait_until("east's VIP is the ClusterIP", SYNC, || {
+        east.service("demo/hello")
+            .is_some_and(|s| s["vip"] == global_ip.as_str())
+    });
+    let a = fedmesh_tests::dns_query(east.dns(), "hello.demo.svc.clusterset.local", "A");
+    assert_eq!(a.a, [global_ip.parse::<std::net::Ipv4Addr>().unwrap()]);
+    let pinned = fedmesh_tests::dns_query(east.dns(), "west.hello.demo.svc.clusterset.local", "A");
+    assert_eq!(pinned.a, [pinned_ip.parse::<std::net::Ipv4Addr>().unwrap()]);
+
+    // kube-proxy would send ClusterIP:8080 to a gateway pod's target port;
+    // here the client dials east's gateway on that port directly.
+    fed.get_mut("west").start_gateway();
+    fed.get_mut("east").start_gateway();
+    let east = fed.get("east");
+    for (name, _, ports) in &services {
+        let port = u16::try_from(ports[0].1).unwrap();
+        let addr = std::net::SocketAddr::from((east.ip, port));
+        wait_until(
+            &format!("{name} is served on gateway port {port}"),
+            SYNC,
+            || fedmesh_tests::ask_backend(addr).as_deref() == Ok("west"),
+        );
+    }
+
+    // A restart keeps every ClusterIP and port: the Services are the record.
+    fed.get_mut("east").kill9();
+    fed.get_mut("east").start();
+    wait_until("east's table has the VIP again", SYNC, || {
+        fed.get("east")
+            .service("demo/hello")
+            .is_some_and(|s| s["vip"] == global_ip.as_str())
+    });
+    assert_eq!(import_services(&api), services, "nothing moved");
+
+    // Unexport in west: east deletes the Services.
+    fed.get("west")
+        .write_manifest("hello.yaml", &hello(&[], &[]));
+    wait_until("east deletes the import Services", SYNC, || {
+        import_services(&api).is_empty()
+    });
 }

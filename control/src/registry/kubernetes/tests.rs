@@ -198,3 +198,23 @@ async fn watch_events_give_the_same_services_as_the_static_registry() {
     assert_eq!(from_api.services, from_files.services);
     assert_eq!(from_api.services.len(), 2);
 }
+
+#[test]
+fn fedmeshs_own_import_services_are_not_local_services() {
+    let ours = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: fm-0123456789abcdef0123
+  namespace: fedmesh
+  labels: { app.kubernetes.io/managed-by: fedmesh, fedmesh.io/cluster: east }
+  annotations: { fedmesh.io/import: demo/hello }
+spec:
+  ports: [ { name: tcp-8080, port: 8080, targetPort: 20000 } ]
+"#;
+    let view = listed(&[ours, OTHER], &[]);
+    assert_eq!(view.snapshot().services.len(), 1, "only prod/other");
+    let mut view = listed(&[OTHER], &[]);
+    assert!(!view.apply(svc(Event::Apply, ours)));
+    assert_eq!(view.snapshot().services.len(), 1);
+}

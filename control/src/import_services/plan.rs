@@ -1,0 +1,257 @@
+//! What the import Services should be, as pure functions: one Service per
+//! VIP name of the table (`ns/name` for a global service, `ns/name@cluster`
+//! for a pinned one), selecting the gateway pods, each service port
+//! targeting a gateway port of its own from `registry.importPorts`.
+//!
+//! The Services themselves are the record of the allocations: a restarted
+//! control plane reads the target ports back from them, so ports (and the
+//! ClusterIPs Kubernetes keeps for a Service's life) never move.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+
+use crate::model::PortSpec;
+use crate::table::TableSnapshot;
+
+/// The label every import Service carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedmesh");
+/// The label naming the control plane (cluster) that owns it.
+pub const OWNER_LABEL: &str = "fedmesh.io/cluster";
+/// The annotation holding the VIP name it stands for.
+pub const IMPORT_ANNOTATION: &str = "fedmesh.io/import";
+
+/// The VIP names the table asks for, with their service ports.
+pub fn desired(table: &TableSnapshot) -> BTreeMap<String, Vec<PortSpec>> {
+    let mut out = BTreeMap::new();
+    for s in table.services.values() {
+        let global = format!("{}/{}", s.key.namespace, s.key.name);
+        for c in &s.clusters {
+            out.insert(format!("{global}@{}", c.cluster), s.ports.clone());
+        }
+        out.insert(global, s.ports.clone());
+    }
+    out
+}
+
+/// The Kubernetes object name for a VIP name: `fm-` and 20 hex digits of
+/// its SHA-256 (a DNS-1035 label whatever the namespace and name lengths).
+pub fn object_name(vip_name: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, vip_name.as_bytes());
+    let hex: String = digest.as_ref()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("fm-{hex}")
+}
+
+/// An import Service as read back from the API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Its ClusterIP, once assigned.
+    pub cluster_ip: Option<Ipv4Addr>,
+    /// Service port → target (gateway) port.
+    pub ports: BTreeMap<u16, u16>,
+    /// Its selector.
+    pub selector: BTreeMap<String, String>,
+}
+
+/// Reads an import Service; `None` when it is not one (no annotation).
+pub fn observe(s: &Service) -> Option<(String, Observed)> {
+    let name = s
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(IMPORT_ANNOTATION)?
+        .clone();
+    let spec = s.spec.as_ref();
+    let cluster_ip = spec
+        .and_then(|s| s.cluster_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
+    let ports = spec
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = u16::try_from(p.port).ok()?;
+            let target = match p.target_port.as_ref()? {
+                IntOrString::Int(n) => u16::try_from(*n).ok()?,
+                IntOrString::String(_) => return None,
+            };
+            Some((port, target))
+        })
+        .collect();
+    let selector = spec.and_then(|s| s.selector.clone()).unwrap_or_default();
+    Some((
+        name,
+        Observed {
+            cluster_ip,
+            ports,
+            selector,
+        },
+    ))
+}
+
+/// Gateway ports by (VIP name, service port), kept stable.
+#[derive(Debug, Clone)]
+pub struct PortAllocator {
+    range: RangeInclusive<u16>,
+    by_key: BTreeMap<(String, u16), u16>,
+    used: BTreeSet<u16>,
+}
+
+impl PortAllocator {
+    /// An empty allocator over `range`.
+    pub fn new(range: RangeInclusive<u16>) -> Self {
+        Self {
+            range,
+            by_key: BTreeMap::new(),
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// Takes over the ports existing Services already target (inside the
+    /// range, first come first kept).
+    pub fn adopt(&mut self, observed: &BTreeMap<String, Observed>) {
+        for (name, o) in observed {
+            for (port, target) in &o.ports {
+                let key = (name.clone(), *port);
+                if self.range.contains(target)
+                    && !self.by_key.contains_key(&key)
+                    && self.used.insert(*target)
+                {
+                    self.by_key.insert(key, *target);
+                }
+            }
+        }
+    }
+
+    /// Keeps the allocations of `desired` (allocating what is missing) and
+    /// frees the rest; the (VIP name → service port → gateway port) map,
+    /// without the ports the range had no room for.
+    pub fn assign(
+        &mut self,
+        desired: &BTreeMap<String, Vec<PortSpec>>,
+    ) -> BTreeMap<String, BTreeMap<u16, u16>> {
+        let wanted: BTreeSet<(String, u16)> = desired
+            .iter()
+            .flat_map(|(name, ports)| ports.iter().map(|p| (name.clone(), p.port)))
+            .collect();
+        let used = &mut self.used;
+        self.by_key.retain(|key, port| {
+            let keep = wanted.contains(key);
+            if !keep {
+                used.remove(port);
+            }
+            keep
+        });
+        let mut out: BTreeMap<String, BTreeMap<u16, u16>> = BTreeMap::new();
+        for key in wanted {
+            let port = match self.by_key.get(&key) {
+                Some(p) => Some(*p),
+                None => self.free().inspect(|p| {
+                    self.used.insert(*p);
+                    self.by_key.insert(key.clone(), *p);
+                }),
+            };
+            if let Some(p) = port {
+                out.entry(key.0).or_default().insert(key.1, p);
+            }
+        }
+        out
+    }
+
+    fn free(&self) -> Option<u16> {
+        self.range.clone().find(|p| !self.used.contains(p))
+    }
+}
+
+/// The import Service for `vip_name`.
+pub fn service(
+    vip_name: &str,
+    namespace: &str,
+    cluster: &str,
+    selector: &BTreeMap<String, String>,
+    ports: &[PortSpec],
+    targets: &BTreeMap<u16, u16>,
+) -> Service {
+    let service_ports = ports
+        .iter()
+        .filter_map(|p| {
+            let target = targets.get(&p.port)?;
+            Some(ServicePort {
+                // Service port names must be unique and non-empty when
+                // there are several; the number keeps them so.
+                name: Some(format!("tcp-{}", p.port)),
+                port: i32::from(p.port),
+                target_port: Some(IntOrString::Int(i32::from(*target))),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    Service {
+        metadata: ObjectMeta {
+            name: Some(object_name(vip_name)),
+            namespace: Some(namespace.into()),
+            labels: Some(
+                [
+                    (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                    (OWNER_LABEL.to_string(), cluster.to_string()),
+                ]
+                .into(),
+            ),
+            annotations: Some([(IMPORT_ANNOTATION.to_string(), vip_name.to_string())].into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector.clone()),
+            ports: Some(service_ports),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// What to change in the API: Services to apply, VIP names to delete.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Services to create or update (server-side apply).
+    pub apply: Vec<Service>,
+    /// VIP names whose Services must go.
+    pub delete: Vec<String>,
+}
+
+/// The changes that make `observed` match `desired`.
+pub fn plan(
+    desired: &BTreeMap<String, Vec<PortSpec>>,
+    assigned: &BTreeMap<String, BTreeMap<u16, u16>>,
+    observed: &BTreeMap<String, Observed>,
+    make: impl Fn(&str, &[PortSpec], &BTreeMap<u16, u16>) -> Service,
+    selector: &BTreeMap<String, String>,
+) -> Plan {
+    let empty = BTreeMap::new();
+    let mut out = Plan::default();
+    for (name, ports) in desired {
+        let targets = assigned.get(name).unwrap_or(&empty);
+        if targets.is_empty() {
+            continue;
+        }
+        let current = observed.get(name);
+        if current.is_some_and(|o| o.ports == *targets && o.selector == *selector) {
+            continue;
+        }
+        out.apply.push(make(name, ports, targets));
+    }
+    out.delete = observed
+        .keys()
+        .filter(|n| !desired.contains_key(*n))
+        .cloned()
+        .collect();
+    out
+}
