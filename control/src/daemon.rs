@@ -110,6 +110,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .import_namespace
                 .clone()
                 .unwrap_or_else(|| client.default_namespace().to_string());
+            tokio::spawn(crate::import_services::publish_bootstrap_secret(
+                client.clone(),
+                namespace.clone(),
+                bootstrap.encode(),
+            ));
             let published = ImportServices {
                 client,
                 namespace,

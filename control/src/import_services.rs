@@ -122,8 +122,11 @@ impl ImportServices {
                 r = table.changed() => if r.is_err() { return },
                 _ = resync.tick() => {}
             }
-            if !owned.listed() {
-                // Until the first list, existing allocations are unknown.
+            if !owned.listed() || table.borrow().version == 0 {
+                // Until the first list, existing allocations are unknown;
+                // until the table's first build, so is what is imported
+                // (acting on the empty initial value would delete every
+                // Service, and their ClusterIPs with them).
                 continue;
             }
             let observed: BTreeMap<String, Observed> = owned
@@ -200,3 +203,45 @@ fn publish<T: PartialEq>(tx: &watch::Sender<Arc<T>>, value: T) {
 
 #[cfg(test)]
 mod tests;
+
+/// The Secret holding the gateway bootstrap token in Kubernetes mode
+/// (DESIGN.md, Identity and trust: "in Kubernetes, a Secret mounted into
+/// gateway pods"), key `token`.
+pub const BOOTSTRAP_SECRET: &str = "fedmesh-gateway-bootstrap";
+
+/// Writes the bootstrap token into [`BOOTSTRAP_SECRET`] in `namespace`,
+/// retrying until the API accepts it.
+pub async fn publish_bootstrap_secret(client: Client, namespace: String, token: String) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(BOOTSTRAP_SECRET.into()),
+            namespace: Some(namespace.clone()),
+            labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
+            ..Default::default()
+        },
+        data: Some([("token".to_string(), ByteString(token.into_bytes()))].into()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match api
+            .patch(BOOTSTRAP_SECRET, &params, &Patch::Apply(&secret))
+            .await
+        {
+            Ok(_) => {
+                info!(%namespace, secret = BOOTSTRAP_SECRET, "gateway bootstrap token written to a Secret");
+                return;
+            }
+            Err(error) => {
+                warn!(%namespace, %error, "cannot write the gateway bootstrap Secret; retrying (check RBAC: examples/kubernetes/rbac.yaml)");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

@@ -316,7 +316,9 @@ pub async fn run(mut t: TableTask) {
             }
             (None, VipMode::Range(_)) => BTreeMap::new(),
         };
-        if services != t.out.borrow().services {
+        // The first build is always published, even when empty: readers
+        // (the import Service controller) wait for it before acting.
+        if services != t.out.borrow().services || version == 0 {
             version += 1;
             debug!(version, services = services.len(), "service table changed");
             t.out

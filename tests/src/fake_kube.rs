@@ -3,7 +3,7 @@
 //! real JSON over HTTP on loopback, enough for kube-rs clients — list
 //! (one page), watch (newline-delimited watch events from a resource
 //! version, bookmarks not sent), get, server-side apply (PATCH) and delete
-//! for core/v1 Services and discovery.k8s.io/v1 EndpointSlices, with
+//! for core/v1 Services and Secrets and discovery.k8s.io/v1 EndpointSlices, with
 //! `labelSelector` equality terms.
 //!
 //! Tests change objects with [`FakeKube::apply`] / [`FakeKube::delete`] and
@@ -29,6 +29,8 @@ pub enum Kind {
     Service,
     /// discovery.k8s.io/v1 EndpointSlice.
     EndpointSlice,
+    /// core/v1 Secret.
+    Secret,
 }
 
 impl Kind {
@@ -36,13 +38,14 @@ impl Kind {
         match object["kind"].as_str()? {
             "Service" => Some(Kind::Service),
             "EndpointSlice" => Some(Kind::EndpointSlice),
+            "Secret" => Some(Kind::Secret),
             _ => None,
         }
     }
 
     fn api_version(self) -> &'static str {
         match self {
-            Kind::Service => "v1",
+            Kind::Service | Kind::Secret => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
         }
     }
@@ -51,6 +54,7 @@ impl Kind {
         match self {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::Secret => "Secret",
         }
     }
 }
@@ -311,6 +315,7 @@ fn target(path: &str) -> Option<Target> {
     };
     let kind = match kind {
         "services" if path.starts_with("/api/v1/") => Kind::Service,
+        "secrets" if path.starts_with("/api/v1/") => Kind::Secret,
         "endpointslices" if path.starts_with("/apis/") => Kind::EndpointSlice,
         _ => return None,
     };

@@ -190,6 +190,17 @@ fn in_kubernetes_mode_imports_get_services_whose_cluster_ips_are_the_vips() {
     );
     let (global_ip, pinned_ip) = (&services[0].1, &services[1].1);
 
+    // The gateway bootstrap token is in a Secret for the gateway pods.
+    let secrets = api.objects(Kind::Secret, "app.kubernetes.io/managed-by=fedmesh");
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert_eq!(secrets[0]["metadata"]["name"], "fedmesh-gateway-bootstrap");
+    let token_file =
+        std::fs::read_to_string(fed.get("east").dir.join("data/gateway-bootstrap.token"))
+            .expect("east's bootstrap token file");
+    let encoded = secrets[0]["data"]["token"].as_str().expect("data.token");
+    let decoded = base64_decode(encoded);
+    assert_eq!(decoded.trim(), token_file.trim());
+
     // The ClusterIPs are the VIPs: in fedctl services and in DNS.
     let east = fed.get("east");
     wait_until("east's VIP is the ClusterIP", SYNC, || {
@@ -232,4 +243,13 @@ fn in_kubernetes_mode_imports_get_services_whose_cluster_ips_are_the_vips() {
     wait_until("east deletes the import Services", SYNC, || {
         import_services(&api).is_empty()
     });
+}
+
+/// Secret data is standard base64.
+fn base64_decode(text: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64 Secret data");
+    String::from_utf8(bytes).expect("utf-8 token")
 }
