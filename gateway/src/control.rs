@@ -5,7 +5,6 @@
 //! snapshots. When the control plane is down the last snapshot keeps
 //! serving and the watch redials with backoff.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How the gateway reaches its control plane.
 #[derive(Debug, Clone)]
 pub struct ControlLink {
-    addr: SocketAddr,
+    addr: String,
     token: BootstrapToken,
     token_text: String,
     name: String,
@@ -51,7 +50,7 @@ impl ControlLink {
     ///
     /// # Errors
     /// When the token does not decode.
-    pub fn new(addr: SocketAddr, token_text: &str, name: &str) -> Result<Self, String> {
+    pub fn new(addr: String, token_text: &str, name: &str) -> Result<Self, String> {
         let token = BootstrapToken::decode(token_text).map_err(|e| e.to_string())?;
         Ok(Self {
             addr,
@@ -64,19 +63,15 @@ impl ControlLink {
     async fn client(&self) -> Result<GatewayConfigClient<Channel>, String> {
         let verifier = PinnedServerVerifier::new(self.token.pin);
         let tls = identity::client_config(None, verifier, &[b"h2"]).map_err(|e| e.to_string())?;
-        let channel = connect(
-            &self.addr.to_string(),
-            Arc::new(tls),
-            Duration::from_secs(3),
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the control plane at {}: {}",
-                self.addr,
-                error_chain(&e)
-            )
-        })?;
+        let channel = connect(&self.addr, Arc::new(tls), Duration::from_secs(3))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot reach the control plane at {}: {}",
+                    self.addr,
+                    error_chain(&e)
+                )
+            })?;
         Ok(GatewayConfigClient::new(channel))
     }
 

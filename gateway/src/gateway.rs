@@ -138,8 +138,11 @@ pub async fn run(
             token_file.display()
         )
     })?;
-    let control_addr = dialable(config.control.gateway_listen);
-    let link = ControlLink::new(control_addr, &token, &gw_config.name)
+    let control_addr = gw_config.control.as_ref().map_or_else(
+        || dialable(config.control.gateway_listen).to_string(),
+        ToString::to_string,
+    );
+    let link = ControlLink::new(control_addr.clone(), &token, &gw_config.name)
         .map_err(|e| anyhow!("gateway.bootstrapTokenFile {}: {e}", token_file.display()))?;
 
     let ingress_listener = TcpListener::bind(gw_config.ingress_listen)

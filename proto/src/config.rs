@@ -165,6 +165,11 @@ pub struct GatewayConfig {
     /// What peers dial to reach the ingress (default `ingress_listen`;
     /// required when that is a wildcard).
     pub advertise: HostPort,
+    /// Where a separate gateway (`fedgw`) dials the control plane's gateway
+    /// API, such as `fedmesh-control.fedmesh-system.svc:15012` in
+    /// Kubernetes (default `control.gatewayListen`, a wildcard meaning this
+    /// host).
+    pub control: Option<HostPort>,
     /// `/metrics`, `/ready`, `/live` (default `127.0.0.1:15090`).
     pub admin_listen: SocketAddr,
     /// Where standalone-mode VIPs come from (default `127.77.0.0/16`); prefix

@@ -44,6 +44,7 @@ const GATEWAY: &[&str] = &[
     "name",
     "ingressListen",
     "advertise",
+    "control",
     "adminListen",
     "vipRange",
     "bootstrapTokenFile",
@@ -256,6 +257,15 @@ fn gateway(
             .unwrap_or_else(|| "gw-1".to_owned()),
         ingress_listen,
         advertise: advertise(s, "advertise", "ingressListen", ingress_listen)?,
+        control: s.get("control", |f| {
+            let hp = f.parse("HOST:PORT", |text| text.parse::<HostPort>())?;
+            if hp.port == 0 || hp.ip().is_some_and(|ip| ip.is_unspecified()) {
+                return Err(f.issue(format!(
+                    "{hp} cannot be dialed; give the host:port of the control plane's gateway API, such as fedmesh-control.fedmesh-system.svc:15012"
+                )));
+            }
+            Ok(hp)
+        })?,
         admin_listen: listen(s, "adminListen", super::loopback(15090), listeners)?,
         vip_range: s.get("vipRange", vip_range)?.unwrap_or(DEFAULT_VIP_RANGE),
         bootstrap_token_file: s

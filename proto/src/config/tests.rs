@@ -670,6 +670,24 @@ fn kubernetes_import_fields_have_defaults_and_are_checked() {
 }
 
 #[test]
+fn gateway_control_is_a_dialable_host_and_port() {
+    let c = parse(&minimal_with(
+        "gateway:\n  control: fedmesh-control.fedmesh-system.svc:15012\n",
+    ))
+    .expect("valid");
+    let control = c.gateway.control.expect("set");
+    assert_eq!(
+        control.to_string(),
+        "fedmesh-control.fedmesh-system.svc:15012"
+    );
+    assert_eq!(parse(MINIMAL).expect("valid").gateway.control, None);
+    let e = error(&minimal_with("gateway:\n  control: 0.0.0.0:15012\n"));
+    assert_error(&e, "gateway.control", Some(5), &["cannot be dialed"]);
+    let e = error(&minimal_with("gateway:\n  control: nohostport\n"));
+    assert_error(&e, "gateway.control", Some(5), &[]);
+}
+
+#[test]
 fn load_reads_the_file_and_reports_io_errors_with_the_path() {
     let dir = std::env::temp_dir().join(format!("fedmesh-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
