@@ -47,6 +47,16 @@ pub struct Advertise {
     pub gateway: SocketAddr,
 }
 
+/// What a test may change in a cluster's config.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Where peers dial it; `None`: its own listeners.
+    pub advertise: Option<Advertise>,
+    /// YAML lines added to its `control:` section (indented two spaces),
+    /// such as `"  staleGrace: 2s\n"`.
+    pub control_extra: String,
+}
+
 /// Clusters in namespaces. Fields drop in order: the clusters (killed,
 /// logs printed on failure), then the namespaces.
 #[derive(Debug)]
@@ -81,7 +91,7 @@ impl Mesh {
                     root.path().join(name),
                     Some(node.netns.clone()),
                 );
-                cluster.write_config(&config(name, region, zone, node, i, None));
+                cluster.write_config(&config(name, region, zone, node, i, &Settings::default()));
                 cluster
             })
             .collect();
@@ -93,8 +103,8 @@ impl Mesh {
         Some(Self { fed, topo })
     }
 
-    /// Changes where `name`'s peers dial it (before it starts).
-    pub fn advertise(&self, name: &str, advertise: &Advertise) {
+    /// Rewrites `name`'s config with `settings` (before it starts).
+    pub fn configure(&self, name: &str, settings: &Settings) {
         let i = CLUSTERS
             .iter()
             .position(|c| c.0 == name)
@@ -103,7 +113,7 @@ impl Mesh {
         let node = self.topo.node(name);
         self.fed
             .get(name)
-            .write_config(&config(name, region, zone, node, i, Some(advertise)));
+            .write_config(&config(name, region, zone, node, i, settings));
     }
 
     /// Starts every cluster.
@@ -235,10 +245,11 @@ fn config(
     zone: &str,
     node: &Node,
     i: usize,
-    advertise: Option<&Advertise>,
+    settings: &Settings,
 ) -> String {
     let addr = node.addr;
-    let (peering, gateway) = advertise.map_or_else(
+    let extra = &settings.control_extra;
+    let (peering, gateway) = settings.advertise.as_ref().map_or_else(
         || (format!("{addr}:15017"), format!("{addr}:15443")),
         |a| (a.peering.to_string(), a.gateway.to_string()),
     );
@@ -251,7 +262,7 @@ control:
   peeringAdvertise: {peering}
   adminListen: 127.0.0.1:15000
   gatewayListen: 127.0.0.1:15012
-dns:
+{extra}dns:
   listen: 127.0.0.1:15053
 gateway:
   embedded: true

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use fedmesh_tests::netns::helper::{Helper, answers};
-use fedmesh_tests::netns::mesh::{Mesh, SYNC, metric};
+use fedmesh_tests::netns::mesh::{CLUSTERS, Mesh, SYNC, Settings, metric};
 use fedmesh_tests::netns::{nft_available, skip};
 use fedmesh_tests::wait_until;
 
@@ -19,10 +19,21 @@ use fedmesh_tests::wait_until;
 /// three failed 200 ms probes take, for a loaded test machine.
 const PROBES: Duration = Duration::from_secs(5);
 
-/// A mesh of three joined clusters, demo/hello served in east and west,
-/// and eu's VIP for it; `None` when skipped.
-fn serving_mesh(test: &str) -> Option<(Mesh, Helper, Helper, std::net::SocketAddr)> {
+/// A mesh of three joined clusters (`control_extra` added to each one's
+/// `control:` config), demo/hello served in east and west, and eu's VIP
+/// for it; `None` when skipped.
+fn serving_mesh(
+    test: &str,
+    control_extra: &str,
+) -> Option<(Mesh, Helper, Helper, std::net::SocketAddr)> {
     let mut mesh = Mesh::create(test)?;
+    let settings = Settings {
+        control_extra: control_extra.to_string(),
+        ..Settings::default()
+    };
+    for (name, _, _) in CLUSTERS {
+        mesh.configure(name, &settings);
+    }
     mesh.start_joined();
     let east = mesh.serve_hello("east");
     let west = mesh.serve_hello("west");
@@ -135,6 +146,7 @@ fn east_comes_back(mesh: &Mesh) {
 fn east_link_cut_moves_eus_traffic_to_west_and_the_healed_link_brings_east_back() {
     let Some((mesh, _east, _west, vip)) = serving_mesh(
         "east_link_cut_moves_eus_traffic_to_west_and_the_healed_link_brings_east_back",
+        "",
     ) else {
         return;
     };
@@ -169,7 +181,7 @@ fn silently_dropped_east_is_probed_down_no_connection_fails_and_nothing_left_res
         skip(TEST, "nft (nftables) is not installed; .ci/run installs it");
         return;
     }
-    let Some((mesh, _east, west, vip)) = serving_mesh(TEST) else {
+    let Some((mesh, _east, west, vip)) = serving_mesh(TEST, "") else {
         return;
     };
     every_connection_served_while(&mesh, vip, "silent drop", || {
@@ -199,4 +211,44 @@ fn silently_dropped_east_is_probed_down_no_connection_fails_and_nothing_left_res
         answers.iter().all(|a| a.as_deref() == Ok("east")),
         "east serves eu's clients again: {answers:?}"
     );
+}
+
+#[test]
+fn a_silent_drop_past_stale_grace_withdraws_easts_imports_and_healing_restores_them() {
+    const TEST: &str =
+        "a_silent_drop_past_stale_grace_withdraws_easts_imports_and_healing_restores_them";
+    if !nft_available() {
+        skip(TEST, "nft (nftables) is not installed; .ci/run installs it");
+        return;
+    }
+    let Some((mesh, _east, _west, vip)) = serving_mesh(TEST, "  staleGrace: 2s\n") else {
+        return;
+    };
+    mesh.topo.blackhole("east", true);
+    let eu = mesh.fed.get("eu");
+    wait_until("eu withdraws east's export after staleGrace", SYNC, || {
+        eu.service_clusters("demo/hello") == ["west"]
+    });
+    assert_eq!(eu.peer_state("east").as_deref(), Some("disconnected"));
+    let answers = mesh.ask("eu", vip, 10);
+    assert!(
+        answers.iter().all(|a| a.as_deref() == Ok("west")),
+        "{answers:?}"
+    );
+
+    mesh.topo.blackhole("east", false);
+    mesh.fed.wait_connected("east", "eu", SYNC);
+    mesh.fed.wait_connected("east", "west", SYNC);
+    assert_eq!(
+        mesh.hello_vip("eu", &["east", "west"]),
+        vip,
+        "the VIP stays the same across the outage"
+    );
+    wait_until("east serves eu's clients again", SYNC, || {
+        mesh.ask("eu", vip, 1)
+            .first()
+            .is_some_and(|a| a.as_deref() == Ok("east"))
+    });
+    let answers = mesh.ask("eu", vip, 20);
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
 }

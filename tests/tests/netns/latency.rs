@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fedmesh_tests::netns::helper::relay_accepted;
-use fedmesh_tests::netns::mesh::{Advertise, Mesh, SYNC};
+use fedmesh_tests::netns::mesh::{Advertise, Mesh, SYNC, Settings};
 
 /// One-way delay of the relays.
 const DELAY_MS: &str = "150";
@@ -39,7 +39,13 @@ fn a_peer_behind_a_150ms_relay_joins_syncs_stays_connected_and_serves_through_it
     };
     let peering_relay = relay("relay-peering", advertise.peering, 15017);
     let gateway_relay = relay("relay-gateway", advertise.gateway, 15443);
-    mesh.advertise("eu", &advertise);
+    mesh.configure(
+        "eu",
+        &Settings {
+            advertise: Some(advertise.clone()),
+            ..Settings::default()
+        },
+    );
     mesh.start();
 
     // eu's tokens carry the relayed address: east and west join through it.
