@@ -126,7 +126,9 @@ fn pick_block() -> [u8; 2] {
 pub struct Cluster {
     /// Cluster name.
     pub name: String,
-    /// The cluster's loopback address.
+    /// The cluster's loopback address. For a cluster in a network
+    /// namespace it is that namespace's loopback, which only commands run
+    /// there ([`Cluster::command`]) can reach.
     pub ip: Ipv4Addr,
     /// Its folder (config, data, log).
     pub dir: PathBuf,
@@ -275,7 +277,16 @@ impl Cluster {
     }
 
     /// GET on the gateway's admin port; (status, body).
+    ///
+    /// # Panics
+    /// For a cluster in a network namespace (this process cannot reach
+    /// its loopback; `netns::helper::get` asks from inside).
     pub fn gateway_admin(&self, path: &str) -> (u16, String) {
+        assert!(
+            self.netns.is_none(),
+            "{} runs in a network namespace: ask its admin port from inside it",
+            self.name
+        );
         http_get(&format!("{}:15090", self.ip), path)
     }
     /// Admin API address.
