@@ -24,6 +24,7 @@
 //! [`mesh`] starts `fedctl` clusters inside the namespaces, [`helper`] runs
 //! the test helper binary (backends, clients, DNS queries, relays) there.
 
+pub mod delay;
 pub mod helper;
 pub mod mesh;
 
@@ -298,9 +299,11 @@ impl Topology {
     }
 }
 
-/// Whether `nft` can be run.
-pub fn nft_available() -> bool {
-    Command::new("nft")
+/// Whether `program --version` runs: `nft` for [`Topology::blackhole`],
+/// `iptables-legacy` for [`mesh::Mesh::delay`] (its `NFQUEUE` target
+/// works where the kernel has no nftables `queue`).
+pub fn tool_available(program: &str) -> bool {
+    Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -9,16 +9,18 @@
 //! | `dns SERVER NAME TYPE` | one DNS question ([`dns_query`]) | `{"code":…,"a":[…],"soa":…}` |
 //! | `get ADDR PATH` | an HTTP/1.1 GET ([`http_get`]) | the status, a newline, the body |
 //! | `relay LISTEN UPSTREAM DELAY_MS` | a delaying [`Relay`], until killed | `relay listening on ADDR`, then `relay accepted N` as N grows |
+//! | `delay QUEUE DELAY_MS` | holds the packets of NFQUEUE QUEUE ([`delay::run`]), until killed | `delaying` once the queue is bound |
 //!
 //! Exit status 2 with a usage line on bad arguments.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use fedmesh_tests::netns::delay;
 use fedmesh_tests::relay::Relay;
 use fedmesh_tests::{Backend, ask_backend, dns_query, http_get};
 
-const USAGE: &str = "usage: fedmesh-netns-helper serve NAME ADDR | ask ADDR COUNT PAUSE_MS | dns SERVER NAME TYPE | get ADDR PATH | relay LISTEN UPSTREAM DELAY_MS";
+const USAGE: &str = "usage: fedmesh-netns-helper serve NAME ADDR | ask ADDR COUNT PAUSE_MS | dns SERVER NAME TYPE | get ADDR PATH | relay LISTEN UPSTREAM DELAY_MS | delay QUEUE DELAY_MS";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +42,12 @@ fn main() {
         ["relay", listen, upstream, delay] => addr_arg(listen).and_then(|l| {
             let u = addr_arg(upstream)?;
             relay(l, u, Duration::from_millis(number(delay)?))
+        }),
+        ["delay", queue, delay] => number(queue).and_then(|q| {
+            let q = u16::try_from(q).map_err(|_| format!("queue {q} is not a 16-bit number"))?;
+            let delay = Duration::from_millis(number(delay)?);
+            delay::run(q, delay, || println!("delaying"))
+                .map_err(|e| format!("cannot delay NFQUEUE {q}: {e}"))
         }),
         _ => Err(USAGE.to_string()),
     };

@@ -215,6 +215,49 @@ impl Mesh {
         helper::ask(self.ns(cluster), vip, count)
     }
 
+    /// Delays every packet in and out of `cluster`'s link by `delay` (so
+    /// any exchange with it takes twice that per round trip, handshakes
+    /// included) until the returned helper is dropped: iptables-legacy
+    /// rules in its namespace queue them to a [`super::delay`] helper.
+    ///
+    /// # Panics
+    /// When the helper or the rules cannot be set up.
+    pub fn delay(&self, cluster: &str, delay: Duration) -> Helper {
+        let ms = delay.as_millis().to_string();
+        let mut delayer = self.helper(cluster, &format!("delay-{cluster}"), &["delay", "0", &ms]);
+        delayer.wait_for("delaying", Duration::from_secs(10));
+        for rule in [
+            [
+                "-A",
+                "OUTPUT",
+                "-o",
+                "eth0",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+            ],
+            [
+                "-A",
+                "INPUT",
+                "-i",
+                "eth0",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+            ],
+        ] {
+            let out = super::run_in(self.ns(cluster), "iptables-legacy", &rule);
+            assert!(
+                out.ok,
+                "iptables-legacy {rule:?} in {cluster}: {}",
+                out.stderr
+            );
+        }
+        delayer
+    }
+
     /// `cluster`'s gateway metrics (read inside its namespace).
     pub fn gateway_metrics(&self, cluster: &str) -> String {
         let (status, body) = helper::get(self.ns(cluster), "127.0.0.1:15090", "/metrics");

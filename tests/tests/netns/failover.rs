@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fedmesh_tests::netns::helper::{Helper, answers};
 use fedmesh_tests::netns::mesh::{CLUSTERS, Mesh, SYNC, Settings, metric};
-use fedmesh_tests::netns::{nft_available, skip};
+use fedmesh_tests::netns::{skip, tool_available};
 use fedmesh_tests::wait_until;
 
 /// How long probes may take to notice: a few times the 0.6–0.8 s that
@@ -177,7 +177,7 @@ fn east_link_cut_moves_eus_traffic_to_west_and_the_healed_link_brings_east_back(
 fn silently_dropped_east_is_probed_down_no_connection_fails_and_nothing_left_resets() {
     const TEST: &str =
         "silently_dropped_east_is_probed_down_no_connection_fails_and_nothing_left_resets";
-    if !nft_available() {
+    if !tool_available("nft") {
         skip(TEST, "nft (nftables) is not installed; .ci/run installs it");
         return;
     }
@@ -217,7 +217,7 @@ fn silently_dropped_east_is_probed_down_no_connection_fails_and_nothing_left_res
 fn a_silent_drop_past_stale_grace_withdraws_easts_imports_and_healing_restores_them() {
     const TEST: &str =
         "a_silent_drop_past_stale_grace_withdraws_easts_imports_and_healing_restores_them";
-    if !nft_available() {
+    if !tool_available("nft") {
         skip(TEST, "nft (nftables) is not installed; .ci/run installs it");
         return;
     }
