@@ -1,16 +1,21 @@
-//! Latency the kernel here cannot add (no `tc netem`): eu's peering and
-//! gateway are advertised behind 150 ms delaying relays
-//! (`fedmesh_tests::relay`, run inside eu's namespace), so every byte any
-//! peer sends eu, or eu answers, takes 150 ms each way. Joining, export
-//! sync, heartbeats and the remote hop's TCP + TLS + status handshake must
-//! all fit their deadlines across that round trip, and the traffic must
-//! really take the advertised path.
+//! Latency the kernel here cannot add with `tc netem`, two ways:
+//!
+//! - eu's peering and gateway advertised behind 150 ms delaying TCP relays
+//!   (`fedmesh_tests::relay`, run inside eu's namespace), so every byte
+//!   any peer sends eu, or eu answers, takes 150 ms each way: joining,
+//!   export sync, heartbeats and the remote hop's TLS + status handshake
+//!   must fit their deadlines, and traffic must take the advertised path;
+//! - every packet of eu's link delayed 150 ms at the IP layer
+//!   (`fedmesh_tests::netns::delay`), handshakes included, as for a
+//!   cluster on another continent: a 300 ms round trip is slow, not dead,
+//!   so the gateway's probes must not route around it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fedmesh_tests::netns::helper::relay_accepted;
 use fedmesh_tests::netns::mesh::{Advertise, Mesh, SYNC, Settings};
+use fedmesh_tests::netns::{skip, tool_available};
 
 /// One-way delay of the relays.
 const DELAY_MS: &str = "150";
@@ -101,4 +106,38 @@ fn peer(mesh: &Mesh, cluster: &str, peer: &str) -> serde_json::Value {
         .into_iter()
         .find(|p| p["name"] == peer)
         .unwrap_or_else(|| panic!("{cluster} lists {peer}"))
+}
+
+#[test]
+fn a_cluster_a_240ms_round_trip_away_passes_its_probes_and_serves_every_connection() {
+    const TEST: &str =
+        "a_cluster_a_240ms_round_trip_away_passes_its_probes_and_serves_every_connection";
+    if !tool_available("iptables-legacy") {
+        skip(
+            TEST,
+            "iptables-legacy (iptables) is not installed; .ci/run installs it",
+        );
+        return;
+    }
+    let Some(mut mesh) = Mesh::create(TEST) else {
+        return;
+    };
+    let _delay = mesh.delay("eu", Duration::from_millis(120));
+    mesh.start_joined();
+    let _backend = mesh.serve_hello("eu");
+    let vip = mesh.hello_vip("east", &["eu"]);
+    // Ten connections take several seconds: many probe rounds.
+    let answers = mesh.ask("east", vip, 10);
+    assert!(
+        answers.iter().all(|a| a.as_deref() == Ok("eu")),
+        "eu is far, not down: {answers:?}"
+    );
+    let gateway = format!("gateway={}:15443", mesh.addr("eu"));
+    let east_log = mesh.fed.get("east").log();
+    assert!(
+        !east_log
+            .lines()
+            .any(|l| l.contains("failed its probes") && l.contains(&gateway)),
+        "east's probes must not mark a 240 ms away gateway down"
+    );
 }
