@@ -18,11 +18,14 @@
 //! namespace, which also deletes the veths and the bridge, so nothing is
 //! left on the host, also when a test fails. No interface or route is ever
 //! added to the namespace the tests run in. Faults are injected with
-//! [`Topology::cut`] (a link down) and [`Topology::blackhole`] (nftables
-//! dropping a cluster's packets silently).
+//! [`Topology::set_link`] (a link down) and [`Topology::blackhole`]
+//! (nftables dropping a cluster's packets silently); latency with
+//! [`mesh::Mesh::delay`] ([`delay`], at the IP layer) or a TCP
+//! [`crate::relay`].
 //!
 //! [`mesh`] starts `fedctl` clusters inside the namespaces, [`helper`] runs
-//! the test helper binary (backends, clients, DNS queries, relays) there.
+//! the test helper binary (backends, clients, DNS queries, relays, the
+//! packet delayer) there.
 
 pub mod delay;
 pub mod helper;

@@ -5,7 +5,8 @@
 //!
 //! Root only: elsewhere every test prints why it is skipped and passes.
 //! The harness is `fedmesh_tests::netns` (namespaces, clusters, the helper
-//! binary run inside them) and `fedmesh_tests::relay` (latency).
+//! binary run inside them, IP-layer delay) and `fedmesh_tests::relay`
+//! (latency for bytes, behind an advertised address).
 
 mod failover;
 mod latency;
