@@ -1,8 +1,15 @@
 //! Health of remote targets (DESIGN.md, Gateway: Health).
 //!
 //! - **Active probes**: every `probeInterval`, a TCP connect to each peer
-//!   gateway, bounded by the interval itself, so a blackholed gateway (no
-//!   RST, packets dropped) fails its probes as surely as a closed port.
+//!   gateway, each gateway probed by its own task. A probe may take a few
+//!   times the gateway's smoothed connect time ([`PROBE_RTT_FACTOR`]),
+//!   never less than `probeInterval` and never more than `connectTimeout`
+//!   (what egress itself waits), and `connectTimeout` until the gateway
+//!   has answered once. So a nearby blackholed gateway (no RST, packets
+//!   dropped) fails its probes within an interval each, as surely as a
+//!   closed port, while one a 300 ms round trip away is slow, not down:
+//!   a fixed `probeInterval` bound would fail every probe of a gateway
+//!   farther away than that and route around a cluster that can serve.
 //!   `probeFailures` consecutive failures mark it down; as many consecutive
 //!   successes bring it back (failback without flapping).
 //! - **Passive outlier detection**: `outlier.consecutiveFailures` failed
@@ -18,9 +25,14 @@ use std::time::{Duration, Instant};
 
 use fedmesh_proto::config::{GatewayConfig, OutlierConfig};
 use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::state::{GatewayState, Target};
+
+/// How many smoothed connect times a probe may take before it fails (as
+/// TCP's retransmission timeout allows for variance, RFC 6298 §2).
+pub const PROBE_RTT_FACTOR: u32 = 4;
 
 /// One peer gateway's probe record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +40,8 @@ struct Probe {
     up: bool,
     fails: u32,
     successes: u32,
+    /// Smoothed connect time of its successful probes.
+    srtt: Option<Duration>,
 }
 
 impl Default for Probe {
@@ -37,6 +51,7 @@ impl Default for Probe {
             up: true,
             fails: 0,
             successes: 0,
+            srtt: None,
         }
     }
 }
@@ -53,6 +68,8 @@ struct Outlier {
 #[derive(Debug)]
 pub struct Health {
     threshold: u32,
+    probe_interval: Duration,
+    connect_timeout: Duration,
     outlier: OutlierConfig,
     probes: Mutex<HashMap<String, Probe>>,
     outliers: Mutex<HashMap<String, Outlier>>,
@@ -74,6 +91,8 @@ impl Health {
     pub fn new(config: &GatewayConfig) -> Self {
         Self {
             threshold: config.probe_failures.max(1),
+            probe_interval: config.probe_interval,
+            connect_timeout: config.connect_timeout,
             outlier: config.outlier.clone(),
             probes: Mutex::new(HashMap::new()),
             outliers: Mutex::new(HashMap::new()),
@@ -111,6 +130,26 @@ impl Health {
             }
         }
         Transition::None
+    }
+
+    /// Records that a probe of the gateway at `addr` connected in `took`,
+    /// for its smoothed connect time (RFC 6298 §2.3: 7/8 old, 1/8 new).
+    pub fn connected_in(&self, addr: &str, took: Duration) {
+        let mut probes = lock(&self.probes);
+        let p = probes.entry(addr.to_string()).or_default();
+        p.srtt = Some(p.srtt.map_or(took, |srtt| (srtt * 7 + took) / 8));
+    }
+
+    /// How long the next probe of the gateway at `addr` may take (see the
+    /// module docs).
+    pub fn probe_timeout(&self, addr: &str) -> Duration {
+        let most = self.connect_timeout.max(self.probe_interval);
+        match lock(&self.probes).get(addr).and_then(|p| p.srtt) {
+            None => most,
+            Some(srtt) => srtt
+                .saturating_mul(PROBE_RTT_FACTOR)
+                .clamp(self.probe_interval, most),
+        }
     }
 
     /// Forgets gateways no longer in any target.
@@ -177,17 +216,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Probes every peer gateway of the current state, forever.
+/// Probes every peer gateway of the current state, forever: one task per
+/// gateway, so that a slow or blackholed gateway's probes never hold back
+/// another's.
 pub async fn probe_loop(
     health: std::sync::Arc<Health>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     mut state: watch::Receiver<std::sync::Arc<GatewayState>>,
     interval: Duration,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Dropping the set (when this task ends or is aborted) stops them all.
+    let mut probers = JoinSet::new();
+    let mut running: HashMap<String, AbortHandle> = HashMap::new();
     loop {
-        tick.tick().await;
         let current = state.borrow_and_update().clone();
         let gateways: HashSet<String> = current
             .imports
@@ -196,30 +237,63 @@ pub async fn probe_loop(
             .filter(|t| !t.local)
             .map(|t| t.gateway.clone())
             .collect();
-        health.retain_gateways(&gateways);
-        let probes = gateways.into_iter().map(|addr| {
-            let health = health.clone();
-            let metrics = metrics.clone();
-            async move {
-                let ok = matches!(
-                    tokio::time::timeout(interval, tokio::net::TcpStream::connect(&addr)).await,
-                    Ok(Ok(_))
-                );
-                metrics.probe(&addr, ok);
-                match health.probed(&addr, ok) {
-                    Transition::Down => {
-                        warn!(gateway = %addr, "peer gateway failed its probes; routing around it")
-                    }
-                    Transition::Up => {
-                        info!(gateway = %addr, "peer gateway passes its probes again")
-                    }
-                    Transition::None => {}
-                }
+        running.retain(|addr, task| {
+            let keep = gateways.contains(addr);
+            if !keep {
+                task.abort();
             }
+            keep
         });
-        let all: Vec<_> = probes.map(tokio::spawn).collect();
-        for p in all {
-            let _ = p.await;
+        health.retain_gateways(&gateways);
+        for addr in gateways {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(addr) {
+                let addr = slot.key().clone();
+                slot.insert(probers.spawn(probe_gateway(
+                    health.clone(),
+                    metrics.clone(),
+                    addr,
+                    interval,
+                )));
+            }
+        }
+        // Reap the stopped ones.
+        while probers.try_join_next().is_some() {}
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Probes the gateway at `addr` every `interval` (or back to back while
+/// probes take longer), forever.
+async fn probe_gateway(
+    health: std::sync::Arc<Health>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    addr: String,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        let connect = tokio::net::TcpStream::connect(&addr);
+        let ok = matches!(
+            tokio::time::timeout(health.probe_timeout(&addr), connect).await,
+            Ok(Ok(_))
+        );
+        if ok {
+            health.connected_in(&addr, started.elapsed());
+        }
+        metrics.probe(&addr, ok);
+        match health.probed(&addr, ok) {
+            Transition::Down => {
+                warn!(gateway = %addr, "peer gateway failed its probes; routing around it")
+            }
+            Transition::Up => {
+                info!(gateway = %addr, "peer gateway passes its probes again")
+            }
+            Transition::None => {}
         }
     }
 }

@@ -8,6 +8,12 @@
 //!
 //! Binaries are found next to the test executable (`target/<profile>/`),
 //! or in `FEDMESH_BIN_DIR`; `cargo test --workspace` builds them.
+//!
+//! [`netns`] runs clusters in network namespaces of their own (root only),
+//! with [`relay`] to add latency where the kernel cannot.
+
+pub mod netns;
+pub mod relay;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, TcpListener};
@@ -120,7 +126,9 @@ fn pick_block() -> [u8; 2] {
 pub struct Cluster {
     /// Cluster name.
     pub name: String,
-    /// The cluster's loopback address.
+    /// The cluster's loopback address. For a cluster in a network
+    /// namespace it is that namespace's loopback, which only commands run
+    /// there ([`Cluster::command`]) can reach.
     pub ip: Ipv4Addr,
     /// Its folder (config, data, log).
     pub dir: PathBuf,
@@ -132,9 +140,43 @@ pub struct Cluster {
     child: Option<Child>,
     log_offset: u64,
     gateway: Option<Child>,
+    /// The network namespace its processes run in (`None`: this one).
+    netns: Option<String>,
 }
 
 impl Cluster {
+    /// A cluster living in `dir` (config, data, log), not started; its
+    /// clients dial `ip`, its processes run in `netns` when given.
+    fn new(name: &str, ip: Ipv4Addr, dir: PathBuf, netns: Option<String>) -> Self {
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        Self {
+            name: name.to_string(),
+            ip,
+            config: dir.join("config.yaml"),
+            log: dir.join("fedctl.log"),
+            dir,
+            env: Vec::new(),
+            child: None,
+            log_offset: 0,
+            gateway: None,
+            netns,
+        }
+    }
+
+    /// A command running `program` where this cluster lives: directly, or
+    /// through `ip netns exec NS`, which execs, so the child's pid is the
+    /// program's own and killing it by pid kills the program.
+    pub fn command(&self, program: &Path) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(program);
+                cmd
+            }
+        }
+    }
+
     /// Starts `fedgw` with this cluster's config and waits for its ingress.
     ///
     /// # Panics
@@ -152,7 +194,8 @@ impl Cluster {
             .open(&path)
             .expect("open gateway log");
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(bin("fedgw"))
+        let child = self
+            .command(&bin("fedgw"))
             .arg("--config")
             .arg(&self.config)
             .env("FEDMESH_LOG", "info,fedmesh_gateway=debug")
@@ -234,7 +277,16 @@ impl Cluster {
     }
 
     /// GET on the gateway's admin port; (status, body).
+    ///
+    /// # Panics
+    /// For a cluster in a network namespace (this process cannot reach
+    /// its loopback; `netns::helper::get` asks from inside).
     pub fn gateway_admin(&self, path: &str) -> (u16, String) {
+        assert!(
+            self.netns.is_none(),
+            "{} runs in a network namespace: ask its admin port from inside it",
+            self.name
+        );
         http_get(&format!("{}:15090", self.ip), path)
     }
     /// Admin API address.
@@ -279,7 +331,8 @@ impl Cluster {
             .open(&self.log)
             .expect("open log");
         self.log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(bin("fedctl"))
+        let child = self
+            .command(&bin("fedctl"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env(
@@ -322,7 +375,8 @@ impl Cluster {
 
     /// Runs `fedctl run` expecting it to fail; returns its output.
     pub fn run_expect_failure(&self) -> Out {
-        let out = Command::new(bin("fedctl"))
+        let out = self
+            .command(&bin("fedctl"))
             .args(["run", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -395,7 +449,8 @@ impl Cluster {
 
     /// Runs a `fedctl` client command against this cluster.
     pub fn fedctl(&self, args: &[&str]) -> Out {
-        let out = Command::new(bin("fedctl"))
+        let out = self
+            .command(&bin("fedctl"))
             .args(args)
             .args(["--admin", &self.admin()])
             .env_remove("FEDCTL_ADMIN")
@@ -574,19 +629,7 @@ impl Federation {
     pub fn add(&mut self, name: &str, region: &str, zone: &str, control_extra: &str) -> usize {
         let i = self.clusters.len();
         let ip = self.ip(i);
-        let dir = self.root.path().join(name);
-        std::fs::create_dir_all(&dir).expect("cluster dir");
-        let cluster = Cluster {
-            name: name.to_string(),
-            ip,
-            config: dir.join("config.yaml"),
-            log: dir.join("fedctl.log"),
-            dir,
-            env: Vec::new(),
-            child: None,
-            log_offset: 0,
-            gateway: None,
-        };
+        let cluster = Cluster::new(name, ip, self.root.path().join(name), None);
         let vips = self.vip_range(i);
         cluster.write_config(
             &default_config(name, region, zone, ip, control_extra).replace(

@@ -83,3 +83,44 @@ fn no_more_than_the_max_share_is_ejected() {
         "ejecting eu too would exceed maxEjectedPercent"
     );
 }
+
+#[test]
+fn a_probe_may_take_connect_timeout_until_the_gateway_answered_once() {
+    let h = Health::new(&config()); // probeInterval 200ms, connectTimeout 1s
+    assert_eq!(h.probe_timeout("gw:1"), Duration::from_secs(1));
+}
+
+#[test]
+fn a_nearby_gateways_probes_fail_within_the_probe_interval() {
+    let h = Health::new(&config());
+    h.connected_in("gw:1", Duration::from_micros(300));
+    assert_eq!(h.probe_timeout("gw:1"), Duration::from_millis(200));
+}
+
+#[test]
+fn a_distant_gateways_probes_may_take_a_few_round_trips_up_to_connect_timeout() {
+    let h = Health::new(&config());
+    // 240 ms away: four times that is within connectTimeout.
+    h.connected_in("far:1", Duration::from_millis(240));
+    assert_eq!(h.probe_timeout("far:1"), Duration::from_millis(960));
+    // Farther than egress could connect anyway: capped at connectTimeout.
+    h.connected_in("farther:1", Duration::from_millis(600));
+    assert_eq!(h.probe_timeout("farther:1"), Duration::from_secs(1));
+}
+
+#[test]
+fn the_connect_time_is_smoothed_not_replaced() {
+    let h = Health::new(&config());
+    h.connected_in("gw:1", Duration::from_millis(240));
+    h.connected_in("gw:1", Duration::from_millis(80));
+    // 7/8 × 240 + 1/8 × 80 = 220 ms, × 4.
+    assert_eq!(h.probe_timeout("gw:1"), Duration::from_millis(880));
+}
+
+#[test]
+fn a_forgotten_gateway_starts_over() {
+    let h = Health::new(&config());
+    h.connected_in("gw:1", Duration::from_millis(1));
+    h.retain_gateways(&HashSet::new());
+    assert_eq!(h.probe_timeout("gw:1"), Duration::from_secs(1));
+}
