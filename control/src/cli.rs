@@ -17,13 +17,19 @@ use fedmesh_proto::config::{AdminListen, Config, parse_duration};
 
 /// fedmesh: link clusters into one federation with `fedctl join`.
 #[derive(Debug, Parser)]
-#[command(name = "fedctl", version, about, long_about = None)]
+#[command(name = "fedctl", version, long_about = None)]
 pub struct Cli {
     /// Cluster config file (YAML); `run` requires it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Admin API of the control plane to talk to (IP:PORT or unix:PATH).
-    #[arg(long, global = true, value_name = "ADDR", env = "FEDCTL_ADMIN")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        env = "FEDCTL_ADMIN",
+        hide_env_values = true
+    )]
     pub admin: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
@@ -38,14 +44,15 @@ pub struct Cli {
 pub enum Output {
     /// Aligned text for people.
     Table,
-    /// JSON for scripts (shapes fixed by DESIGN.md).
+    /// JSON for scripts (the shapes are in docs/cli.md).
     Json,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane (peering, admin API, gateway API) until SIGTERM.
+    /// Run the control plane (peering, export sync, DNS, admin and gateway
+    /// APIs, and the gateway with `gateway.embedded`) until SIGTERM or Ctrl-C.
     Run,
     /// Manage join tokens.
     Token {

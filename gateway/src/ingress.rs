@@ -82,8 +82,14 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
 async fn handle(gw: Arc<Gateway>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // Peer gateways' active probes connect and close without a
+            // ClientHello: not a refusal, or `ingress_refused` would count
+            // every probe and hide real handshake failures.
+            debug!(%error, "ingress connection closed before a TLS handshake");
+            return;
+        }
         Ok(Err(error)) => {
-            // Probes connect and close without a handshake: not worth a warning.
             debug!(%error, "ingress handshake failed");
             gw.metrics.ingress_refused("handshake");
             return;

@@ -359,6 +359,26 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every field path the config accepts, sections included, in schema
+    /// order: `cluster`, `locality`, `locality.region`, …,
+    /// `gateway.outlier.maxEjection`. What the reference in docs/config.md
+    /// is checked against.
+    pub fn field_paths() -> Vec<String> {
+        let mut paths = Vec::new();
+        for (section, fields) in build::SECTIONS {
+            for field in *fields {
+                if section.is_empty() {
+                    paths.push((*field).to_owned());
+                } else {
+                    paths.push(format!("{section}.{field}"));
+                }
+            }
+        }
+        paths
+    }
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }

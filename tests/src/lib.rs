@@ -15,6 +15,8 @@
 pub mod netns;
 pub mod relay;
 
+pub mod docs;
+
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -47,6 +47,17 @@ impl StaticFiles {
     }
 }
 
+impl StaticFiles {
+    /// Reads `dir` once, with the same rules as the running registry: what
+    /// `fedctl run` would serve from it, problems included. For checking a
+    /// folder of manifests without a control plane (the examples' tests).
+    pub fn load(dir: &Path) -> LocalSnapshot {
+        let mut folder = Folder::default();
+        folder.scan(dir);
+        folder.snapshot()
+    }
+}
+
 impl Registry for StaticFiles {
     fn describe(&self) -> String {
         format!("static manifests in {}", self.dir.display())

@@ -72,6 +72,20 @@ const REGISTRY: &[&str] = &[
     "importPorts",
 ];
 
+/// Every section and its known fields, by section path ("" is the top
+/// level), for [`super::Config::field_paths`].
+pub(super) const SECTIONS: &[(&str, &[&str])] = &[
+    ("", ROOT),
+    ("locality", LOCALITY),
+    ("ca", CA),
+    ("control", CONTROL),
+    ("dns", DNS),
+    ("gateway", GATEWAY),
+    ("gateway.outlier", OUTLIER),
+    ("gateway.rateLimit", RATE_LIMIT),
+    ("registry", REGISTRY),
+];
+
 /// The whole config from the parsed document; `origin`'s folder is the base
 /// of relative paths.
 pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Config, Issue> {

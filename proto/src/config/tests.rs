@@ -751,3 +751,55 @@ fn rate_limit_is_off_by_default_and_burst_defaults_to_one_second() {
     let unknown = error(&minimal_with("gateway:\n  rateLimit: { perMinute: 5 }\n"));
     assert!(unknown.field.contains("perMinute"), "{unknown}");
 }
+
+/// `Config::field_paths` lists what the parser reads: each path is a known
+/// field, and exactly the listed sections take fields of their own (so a
+/// new section cannot be left out of docs/config.md unnoticed).
+#[test]
+fn field_paths_are_the_fields_the_parser_knows() {
+    let sections: Vec<&str> = build::SECTIONS.iter().map(|(s, _)| *s).collect();
+    let required = [
+        ("cluster", "cluster: east"),
+        (
+            "locality",
+            "locality: { region: us-east, zone: us-east-1a }",
+        ),
+        ("dataDir", "dataDir: data"),
+    ];
+    let paths = Config::field_paths();
+    assert!(paths.contains(&"gateway.outlier.maxEjection".to_owned()));
+    for path in &paths {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut doc: String = required
+            .iter()
+            .filter(|(key, _)| *key != parts[0])
+            .map(|(_, line)| format!("{line}\n"))
+            .collect();
+        if parts == ["locality", "zone"] {
+            // The region is required and read first.
+            doc.push_str("locality:\n  region: us-east\n  zone: { fedmeshProbe: 1 }\n");
+            let e = error(&doc);
+            assert_eq!(
+                (e.field.as_str(), e.message.contains("unknown field")),
+                (path.as_str(), false),
+                "{e}"
+            );
+            continue;
+        }
+        for (depth, part) in parts.iter().enumerate() {
+            doc.push_str(&"  ".repeat(depth));
+            doc.push_str(part);
+            doc.push(':');
+            doc.push(if depth + 1 == parts.len() { ' ' } else { '\n' });
+        }
+        doc.push_str("{ fedmeshProbe: 1 }\n");
+        let e = error(&doc);
+        if sections.contains(&path.as_str()) {
+            assert_eq!(e.field, format!("{path}.fedmeshProbe"), "{doc}\n{e}");
+            assert!(e.message.contains("unknown field"), "{e}");
+        } else {
+            assert_eq!(&e.field, path, "{doc}\n{e}");
+            assert!(!e.message.contains("unknown field"), "{e}");
+        }
+    }
+}

@@ -61,6 +61,21 @@ fn east_vip(fed: &Federation, exporters: &[&str]) -> SocketAddr {
     addr
 }
 
+/// East and west with gateways, demo/hello served by west only, and the
+/// VIP on which east's clients reach it (checked once).
+fn east_served_by_west() -> (Federation, Backend, SocketAddr) {
+    let mut fed = Federation::standard(2, "");
+    fed.join("west", "east");
+    fed.wait_connected("east", "west", SYNC);
+    for c in &mut fed.clusters {
+        c.start_gateway();
+    }
+    let west = Backend::start(export_hello(&fed, "west"), "west");
+    let vip = east_vip(&fed, &["west"]);
+    assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
+    (fed, west, vip)
+}
+
 #[test]
 fn traffic_stays_local_fails_over_to_west_resets_when_nothing_serves_and_recovers() {
     let mut fed = mesh();
@@ -229,15 +244,7 @@ fn sigterm_drains_the_gateway_open_connections_finish_new_ones_are_refused() {
 
 #[test]
 fn the_gateway_keeps_serving_its_last_snapshot_while_its_control_plane_is_down_and_resumes_tls() {
-    let mut fed = Federation::standard(2, "");
-    fed.join("west", "east");
-    fed.wait_connected("east", "west", SYNC);
-    for c in &mut fed.clusters {
-        c.start_gateway();
-    }
-    let _west = Backend::start(export_hello(&fed, "west"), "west");
-    let vip = east_vip(&fed, &["west"]);
-    assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
+    let (mut fed, _west, vip) = east_served_by_west();
 
     fed.get_mut("east").kill9();
     for i in 0..20 {
@@ -309,4 +316,36 @@ fn a_pinned_vip_reaches_only_its_cluster() {
     });
     assert_eq!(ask_backend(vip).as_deref(), Ok("west"));
     assert_eq!(ask_backend(to_west).as_deref(), Ok("west"));
+}
+
+#[test]
+fn probes_of_an_ingress_are_not_refusals_but_a_bad_handshake_is() {
+    let (fed, _west, _vip) = east_served_by_west();
+    let ok_probes = || {
+        let (_, metrics) = fed.get("east").gateway_admin("/metrics");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("fedmesh_gateway_probes_total") && l.contains("ok"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    wait_until("east probes west's gateway a few times", SYNC, || {
+        ok_probes() >= 5.0
+    });
+    let refused = |reason: &str| {
+        let (_, metrics) = fed.get("west").gateway_admin("/metrics");
+        metrics.lines().any(|l| {
+            l.starts_with("fedmesh_gateway_ingress_refused_total")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+    };
+    assert!(!refused("handshake"), "probes were counted as refusals");
+
+    // Bytes that are not TLS are a refused handshake.
+    let mut tcp = std::net::TcpStream::connect(fed.get("west").ingress()).unwrap();
+    std::io::Write::write_all(&mut tcp, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let _ = std::io::Read::read(&mut tcp, &mut [0u8; 64]);
+    wait_until("west counts the bad handshake", SYNC, || {
+        refused("handshake")
+    });
 }

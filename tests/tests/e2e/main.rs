@@ -1,8 +1,11 @@
 //! End-to-end tests: real `fedctl` processes on 127.x.y.z, driven through
 //! the CLI (one test binary, one module per capability).
 
+mod cli_docs;
 mod config;
 mod demo;
+mod docs;
+mod examples;
 mod export;
 mod gateway;
 mod gateway_api;
