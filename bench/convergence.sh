@@ -15,19 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building release binaries… (cargo build --release --workspace --bins)"
-  cargo build --release --workspace --bins --quiet
-fi
-[[ -x $TARGET_DIR/release/fedctl ]] || die "$TARGET_DIR/release/fedctl is missing; build it with cargo build --release --workspace --bins"
-log "building the bench… (cargo bench -p fedmesh-tests --bench convergence --no-run)"
-BENCH_EXE=$(cargo bench -p fedmesh-tests --bench convergence --no-run --quiet --message-format=json |
-  grep '"executable":"[^"]' | grep '"name":"convergence"' |
-  sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)
-[[ -x $BENCH_EXE ]] || die "could not find the convergence bench executable"
+build_bench convergence
 
 # The clusters' folders go under WORK (the bench's TMPDIR), so that even a
 # bench killed with SIGKILL leaves nothing behind: on exit the processes
@@ -35,22 +26,11 @@ BENCH_EXE=$(cargo bench -p fedmesh-tests --bench convergence --no-run --quiet --
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedmesh-bench-convergence.XXXXXX")
 BENCH_PID=
 cleanup() {
-  local rc=$? pid
+  local rc=$?
   trap - EXIT INT TERM
-  if [[ -n $BENCH_PID ]] && kill -0 "$BENCH_PID" 2>/dev/null; then
-    kill -TERM "$BENCH_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$BENCH_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$BENCH_PID" 2>/dev/null || true
-  fi
   # fedctl processes whose command line names our folder (the bench's own
   # clusters), by pid.
-  local f cmd
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}; pid=${pid%/cmdline}
-    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
-    if [[ $cmd == *"$WORK/"* ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-  done
+  stop_bench_under "$BENCH_PID" "$WORK"
   rm -rf "$WORK"
   exit "$rc"
 }

@@ -17,10 +17,11 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use fedmesh_tests::bench::{
+    Mem, cleanup_done, cleanup_on_signal, env_num, install_signal_cleanup, quantile,
+};
 use fedmesh_tests::{Cluster, EXPORT, Federation, service_yaml};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -36,9 +37,6 @@ const SAMPLE: usize = 64;
 /// The static registry's poll interval (control/src/daemon.rs).
 const REGISTRY_POLL_MS: u64 = 250;
 
-/// What the signal handler must clean up: cluster pids and the temp folder.
-static CLEANUP: Mutex<Option<(Vec<u32>, PathBuf)>> = Mutex::new(None);
-
 fn main() {
     let per_cluster = env_num("CONVERGENCE_SERVICES", 10_000, 1, 10_000);
     let changes = env_num("CONVERGENCE_CHANGES", 200, 1, 1_000);
@@ -49,10 +47,11 @@ fn main() {
 
     say("starting east, west, eu (release fedctl run)…");
     let fed = Federation::standard(3, "");
-    *CLEANUP.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+    cleanup_on_signal(
         fed.clusters.iter().filter_map(Cluster::pid).collect(),
-        fed.root().to_path_buf(),
-    ));
+        Some(fed.root().to_path_buf()),
+        None,
+    );
     say("joining them into a full mesh…");
     fed.join("west", "east");
     fed.join("eu", "east");
@@ -274,50 +273,7 @@ fn main() {
     }
     say("done; stopping the clusters");
     drop(fed);
-    *CLEANUP.lock().unwrap_or_else(|e| e.into_inner()) = None;
-}
-
-/// Reads a bounded number from the environment.
-fn env_num(var: &str, default: usize, min: usize, max: usize) -> usize {
-    match std::env::var(var) {
-        Err(_) => default,
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => panic!("{var} must be a number in {min}..={max}, got {v:?}"),
-        },
-    }
-}
-
-/// On SIGINT / SIGTERM: kill the clusters by pid, remove the temp folder,
-/// exit (Drop does not run when a signal ends the process).
-fn install_signal_cleanup() {
-    std::thread::spawn(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("signal runtime");
-        let code = rt.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = int.recv() => 130,
-                _ = term.recv() => 143,
-            }
-        });
-        let state = CLEANUP.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((pids, root)) = state {
-            for pid in pids {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            let _ = std::fs::remove_dir_all(root);
-        }
-        eprintln!("interrupted; clusters stopped");
-        std::process::exit(code);
-    });
+    cleanup_done();
 }
 
 /// When a cluster answered all names: the send time of the query that got
@@ -549,49 +505,15 @@ fn exports_changed(log: &str) -> HashMap<usize, OffsetDateTime> {
     out
 }
 
-/// Memory of one cluster's control plane.
-#[derive(Debug, Default, Clone, Copy)]
-struct Mem {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Mem {
-    fn rss_mib(self) -> f64 {
-        self.rss_kib as f64 / 1024.0
-    }
-    fn hwm_mib(self) -> f64 {
-        self.hwm_kib as f64 / 1024.0
-    }
-}
-
 fn mem(c: &Cluster) -> Mem {
-    let status = c
-        .pid()
-        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Mem {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-    }
+    c.pid().map(Mem::of).unwrap_or_default()
 }
 
 /// Prints one percentile row.
 fn row(what: &str, samples: &[Duration]) {
     let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     ms.sort_by(f64::total_cmp);
-    let pick = |p: f64| {
-        let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1;
-        ms[i]
-    };
+    let pick = |p: f64| quantile(&ms, p).unwrap_or(0.0);
     println!(
         "| {what} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
         ms.len(),

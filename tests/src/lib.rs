@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod bench;
 pub mod fake_kube;
 
 /// Installs the ring crypto provider once per test process.
@@ -232,6 +233,11 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// The gateway's process id, when it runs.
+    pub fn gateway_pid(&self) -> Option<u32> {
+        self.gateway.as_ref().map(Child::id)
     }
 
     /// SIGKILLs the gateway.
