@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::gateway::Gateway;
 use crate::ingress::sni;
 use crate::select::{Rng, order};
-use crate::splice::splice;
+use crate::splice::{TlsSide, splice};
 use crate::state::{Listener, ServiceKey, Target};
 use crate::status::{self, Status};
 
@@ -211,9 +211,10 @@ async fn carry(
 ) {
     let _active = gw.metrics.egress_active(service, cluster);
     let _open = gw.open_connection();
+    let idle = gw.config.idle_timeout;
     let moved = match upstream {
-        Upstream::Plain(mut s) => splice(&mut client, &mut s, gw.config.idle_timeout).await,
-        Upstream::Tls(mut s) => splice(&mut client, &mut *s, gw.config.idle_timeout).await,
+        Upstream::Plain(mut s) => splice(&mut client, &mut s, TlsSide::Neither, idle).await,
+        Upstream::Tls(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
     };
     gw.metrics
         .egress_bytes(service, cluster, moved.up, moved.down);

@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::gateway::Gateway;
 use crate::select::Rng;
-use crate::splice::splice;
+use crate::splice::{TlsSide, splice};
 use crate::status::{self, Status};
 
 /// How long a TLS handshake may take.
@@ -130,7 +130,7 @@ async fn handle(gw: Arc<Gateway>, acceptor: TlsAcceptor, tcp: TcpStream) {
                 return;
             }
             let service = format!("{}/{}", route.namespace, route.service);
-            let moved = splice(&mut tls, &mut upstream, gw.config.idle_timeout).await;
+            let moved = splice(&mut tls, &mut upstream, TlsSide::A, gw.config.idle_timeout).await;
             gw.metrics
                 .ingress_bytes(&service, &peer, moved.up, moved.down);
         }

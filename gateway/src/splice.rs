@@ -1,9 +1,32 @@
 //! Moves bytes both ways between a client and an upstream until either side
 //! closes or no byte moved for the idle timeout.
+//!
+//! Bytes headed into a TLS stream are copied in buffers of one full TLS
+//! record, so that each write seals a full-size record; tokio's default
+//! 8 KiB buffer made every record half-size, twice the records and
+//! syscalls per byte (bench/gateway.sh: bulk throughput per gateway
+//! CPU-second). The other direction keeps the default: a bigger buffer
+//! there buys little and costs memory on every open connection.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional_with_sizes};
+
+/// The largest TLS record's plaintext (RFC 8446 §5.1: 2^14 bytes).
+pub const TLS_RECORD: usize = 16 * 1024;
+/// tokio's default copy buffer, for bytes not headed into TLS.
+pub const PLAIN_BUFFER: usize = 8 * 1024;
+
+/// Which side of a splice is a TLS stream (for buffer sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsSide {
+    /// Both sides are plain TCP.
+    Neither,
+    /// The first (`a`).
+    A,
+    /// The second (`b`).
+    B,
+}
 
 /// Bytes moved by a finished splice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -16,9 +39,10 @@ pub struct Moved {
     pub idle_timeout: bool,
 }
 
-/// Splices `a` and `b`. The idle timer restarts whenever a read returns
-/// data (checked at a quarter of the timeout).
-pub async fn splice<A, B>(a: &mut A, b: &mut B, idle: Duration) -> Moved
+/// Splices `a` and `b`; `tls` says which of them is a TLS stream. The
+/// idle timer restarts whenever a read returns data (checked at a quarter
+/// of the timeout).
+pub async fn splice<A, B>(a: &mut A, b: &mut B, tls: TlsSide, idle: Duration) -> Moved
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -28,7 +52,14 @@ where
     let (mut b, down) = activity::Tracked::new(b, &seen);
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let check = (idle / 4).max(Duration::from_millis(10));
-    let copy = copy_bidirectional(&mut a, &mut b);
+    let into = |side| {
+        if tls == side {
+            TLS_RECORD
+        } else {
+            PLAIN_BUFFER
+        }
+    };
+    let copy = copy_bidirectional_with_sizes(&mut a, &mut b, into(TlsSide::B), into(TlsSide::A));
     tokio::pin!(copy);
     loop {
         tokio::select! {
@@ -152,8 +183,9 @@ mod tests {
     async fn bytes_flow_both_ways_and_are_counted() {
         let (mut client, mut a) = duplex(64);
         let (mut b, mut server) = duplex(64);
-        let task =
-            tokio::spawn(async move { splice(&mut a, &mut b, Duration::from_secs(5)).await });
+        let task = tokio::spawn(async move {
+            splice(&mut a, &mut b, TlsSide::Neither, Duration::from_secs(5)).await
+        });
         client.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).await.unwrap();
@@ -172,10 +204,70 @@ mod tests {
         let (mut b, _server) = duplex(64);
         let moved = tokio::time::timeout(
             Duration::from_secs(5),
-            splice(&mut a, &mut b, Duration::from_millis(100)),
+            splice(&mut a, &mut b, TlsSide::Neither, Duration::from_millis(100)),
         )
         .await
         .expect("ended by the idle timeout");
         assert!(moved.idle_timeout);
+    }
+
+    /// An upstream that takes every write whole, remembers the largest,
+    /// and reads as closed.
+    #[derive(Default)]
+    struct Recorder {
+        largest: usize,
+    }
+
+    impl tokio::io::AsyncRead for Recorder {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            data: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.largest = self.largest.max(data.len());
+            std::task::Poll::Ready(Ok(data.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Pushes 256 KiB from a client through a splice into `upstream` and
+    /// returns the largest single write the upstream saw.
+    async fn largest_write(tls: TlsSide) -> usize {
+        let (mut client, mut a) = duplex(1 << 20);
+        client.write_all(&vec![7u8; 256 * 1024]).await.unwrap();
+        drop(client);
+        let mut upstream = Recorder::default();
+        let moved = splice(&mut a, &mut upstream, tls, Duration::from_secs(5)).await;
+        assert_eq!(moved.up, 256 * 1024);
+        upstream.largest
+    }
+
+    #[tokio::test]
+    async fn bytes_into_tls_are_written_a_full_record_at_a_time() {
+        assert_eq!(largest_write(TlsSide::B).await, TLS_RECORD);
+        assert_eq!(largest_write(TlsSide::Neither).await, PLAIN_BUFFER);
     }
 }
