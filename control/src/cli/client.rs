@@ -13,6 +13,10 @@ use super::Output;
 use super::output;
 use crate::clock;
 
+/// Largest admin answer the CLI accepts: `fedctl services` in a federation
+/// of tens of thousands of services is more than tonic's 4 MiB default.
+const MAX_ADMIN_MESSAGE: usize = crate::daemon::MAX_SYNC_MESSAGE;
+
 /// Connects to the admin API.
 ///
 /// # Errors
@@ -43,7 +47,7 @@ pub(super) async fn connect(admin: &AdminListen) -> anyhow::Result<AdminClient<C
                 .with_context(hint)?
         }
     };
-    Ok(AdminClient::new(channel))
+    Ok(AdminClient::new(channel).max_decoding_message_size(MAX_ADMIN_MESSAGE))
 }
 
 fn status(e: tonic::Status) -> anyhow::Error {
@@ -198,3 +202,6 @@ pub(super) async fn check(
         ExitCode::SUCCESS
     })
 }
+
+#[cfg(test)]
+mod tests;
