@@ -18,6 +18,8 @@
 #   GATEWAY_BENCH_ROUNDS=3           repetitions (medians reported)
 #   GATEWAY_BENCH_FAILOVER_RATE=200  requests per second during failover
 #   BENCH_SKIP_BUILD=1               use the release binaries already built
+#   FEDMESH_BIN_DIR                  where fedctl and fedgw are (default
+#                                    target/release; e.g. another build, A/B)
 #   CARGO_TARGET_DIR                 default target/
 set -euo pipefail
 
@@ -70,7 +72,9 @@ started=$SECONDS
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "haproxy: $(haproxy -v | head -1)"
 log "running $BENCH_EXE"
-TMPDIR=$WORK FEDMESH_BIN_DIR=$(realpath "$TARGET_DIR/release") GATEWAY_BENCH_NFT_TABLE=$NFT_TABLE \
+BIN_DIR=$(realpath "${FEDMESH_BIN_DIR:-$TARGET_DIR/release}")
+log "fedctl and fedgw from $BIN_DIR"
+TMPDIR=$WORK FEDMESH_BIN_DIR=$BIN_DIR GATEWAY_BENCH_NFT_TABLE=$NFT_TABLE \
   timeout --signal=TERM --kill-after=10 900 "$BENCH_EXE" --bench &
 BENCH_PID=$!
 wait "$BENCH_PID"

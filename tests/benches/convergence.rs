@@ -28,8 +28,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Services per manifest file.
-const PER_FILE: usize = 2_000;
+/// Services per manifest file (the static registry refuses a file of more
+/// than 1024 YAML documents: serde-saphyr's default budget).
+const PER_FILE: usize = 1_000;
 /// Queries in flight per cluster while checking convergence.
 const WINDOW: usize = 256;
 /// Names probed before a full sweep of the missing ones.
@@ -46,7 +47,22 @@ fn main() {
     let say = |msg: &str| eprintln!("[{:7.1}s] {msg}", started.elapsed().as_secs_f64());
 
     say("starting east, west, eu (release fedctl run)…");
-    let fed = Federation::standard(3, "");
+    let mut fed = Federation::new();
+    for (i, (name, region, zone)) in [
+        ("east", "us-east", "us-east-1a"),
+        ("west", "us-west", "us-west-2a"),
+        ("eu", "eu-central", "eu-central-1a"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fed.add(name, region, zone, "");
+        // Two VIPs per global service (its own and one pinned per
+        // exporter): the harness's /26 holds 64. No gateway runs here, so
+        // nothing binds these addresses.
+        fed.clusters[i].set_gateway_option("vipRange", &format!("127.{}.0.0/16", 60 + i));
+        fed.clusters[i].start();
+    }
     cleanup_on_signal(
         fed.clusters.iter().filter_map(Cluster::pid).collect(),
         Some(fed.root().to_path_buf()),
@@ -293,10 +309,7 @@ async fn converge(
     timeout: Duration,
     started: Instant,
 ) -> Vec<Converged> {
-    let names: Vec<Name> = names
-        .iter()
-        .map(|n| Name::from_ascii(n).expect("name"))
-        .collect();
+    let names: Vec<Name> = names.iter().map(|n| fqdn(n)).collect();
     let mut set = tokio::task::JoinSet::new();
     for (i, (cluster, addr)) in servers.iter().enumerate() {
         let (cluster, addr, names) = (cluster.clone(), *addr, names.clone());
@@ -442,6 +455,14 @@ async fn query_many(
     }
 }
 
+/// `name` as a fully qualified name: the question in a reply is one, and
+/// hickory's `Name` equality tells `a.b.` from `a.b`.
+fn fqdn(name: &str) -> Name {
+    let mut name = Name::from_ascii(name).expect("name");
+    name.set_fqdn(true);
+    name
+}
+
 fn encode(id: u16, name: &Name) -> Vec<u8> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.add_query(Query::query(name.clone(), RecordType::A));
@@ -456,7 +477,7 @@ fn is_answer(reply: &Message, name: &Name) -> bool {
 
 /// One blocking A query: does `server` answer `name` with an address?
 fn answers(server: SocketAddr, name: &str, timeout: Duration) -> bool {
-    let name = Name::from_ascii(name).expect("name");
+    let name = fqdn(name);
     let Ok(socket) = StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
         return false;
     };

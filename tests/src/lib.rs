@@ -327,6 +327,31 @@ impl Cluster {
         std::fs::write(&self.config, yaml).expect("write config");
     }
 
+    /// Sets `gateway.<key>: <value>` in the config file, replacing the
+    /// line the harness wrote for that key, if any.
+    ///
+    /// # Panics
+    /// When the config file cannot be read or written.
+    pub fn set_gateway_option(&self, key: &str, value: &str) {
+        let config = std::fs::read_to_string(&self.config).expect("read config");
+        let prefix = format!("  {key}:");
+        let line = format!("{prefix} {value}");
+        let mut lines: Vec<String> = config
+            .lines()
+            .filter(|l| !l.starts_with(&prefix))
+            .map(str::to_string)
+            .collect();
+        let at = lines
+            .iter()
+            .position(|l| l == "gateway:")
+            .map_or(lines.len(), |i| i + 1);
+        if at == lines.len() && !lines.iter().any(|l| l == "gateway:") {
+            lines.push("gateway:".into());
+        }
+        lines.insert(at.min(lines.len()), line);
+        self.write_config(&(lines.join("\n") + "\n"));
+    }
+
     /// Starts `fedctl run` and waits for its admin API.
     ///
     /// # Panics

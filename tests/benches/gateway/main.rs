@@ -216,12 +216,8 @@ fn start(rt: &Runtime, knobs: &Knobs) -> Setup {
     ] {
         let i = fed.add(name, region, zone, "");
         let c = &mut fed.clusters[i];
-        let config = std::fs::read_to_string(&c.config).expect("read config");
         // Room for the idle connections on one target.
-        c.write_config(&config.replace(
-            "  vipRange:",
-            "  maxConnectionsPerTarget: 30000\n  vipRange:",
-        ));
+        c.set_gateway_option("maxConnectionsPerTarget", "30000");
         c.start();
     }
     fed.join("west", "east");
