@@ -60,7 +60,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_bench_under "$BENCH_PID" "$WORK"
-  if [[ -n $NFT_TABLE ]]; then nft delete table inet "$NFT_TABLE" 2>/dev/null || true; fi
+  if [[ -n $NFT_TABLE ]]; then nft delete table inet "$NFT_TABLE" >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
   exit "$rc"
 }

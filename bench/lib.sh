@@ -47,7 +47,7 @@ stop_bench_under() {
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    cmd=$({ tr '\0' ' ' <"$f"; } 2>/dev/null) || continue  # it may have just exited
     if [[ $cmd == *"$dir/"* ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
 }
