@@ -20,7 +20,7 @@ SECONDS_PER_RUN=${DNS_BENCH_SECONDS:-10}
 CLIENTS=${DNS_BENCH_CLIENTS:-8}
 OUTSTANDING=${DNS_BENCH_OUTSTANDING:-500}
 PORT=15053
-PER_FILE=1000  # the static registry refuses a file of more than 1024 documents
+PER_FILE=1000  # services per manifest file
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -290,8 +290,21 @@ fn list(dir: &Path, depth: usize, found: &mut BTreeMap<PathBuf, Signature>) -> s
 }
 
 /// Parses one file's documents, keeping Services and EndpointSlices.
+///
+/// The YAML parser's default budget (1024 documents, 250 000 nodes) guards
+/// against untrusted input; manifests are the operator's own files, and a
+/// generated one may hold tens of thousands of services, so the budget is
+/// raised to match. Past it the file is reported and skipped.
 fn parse(text: &str) -> Parsed {
-    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(text) {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 200_000,
+            max_nodes: 20_000_000,
+            max_events: 80_000_000,
+        },
+    };
+    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple_with_options(text, options)
+    {
         Ok(d) => d,
         Err(e) => return Parsed::Bad(format!("not valid YAML: {e}")),
     };

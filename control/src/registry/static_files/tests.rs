@@ -145,3 +145,15 @@ async fn the_registry_publishes_changes() {
     .unwrap();
     task.abort();
 }
+
+#[test]
+fn a_file_with_thousands_of_documents_loads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: Vec<String> = (0..5000).map(|i| world(&format!("svc-{i}"))).collect();
+    std::fs::write(dir.path().join("many.yaml"), text.join("---\n")).unwrap();
+    let mut folder = Folder::default();
+    assert!(folder.scan(dir.path()));
+    let snap = folder.snapshot();
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    assert_eq!(snap.services.len(), 5000);
+}
