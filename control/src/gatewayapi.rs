@@ -91,11 +91,10 @@ impl GatewayApi {
 /// A global service for the gateway's egress: its VIP, ports and every
 /// cluster able to serve it (and, in Kubernetes mode, its gateway ports).
 fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedService> {
-    let global = format!("{}/{}", s.key.namespace, s.key.name);
-    let names = std::iter::once((String::new(), global.clone())).chain(
+    let names = std::iter::once((String::new(), s.key.to_string())).chain(
         s.clusters
             .iter()
-            .map(|c| (c.cluster.clone(), format!("{global}@{}", c.cluster))),
+            .map(|c| (c.cluster.clone(), s.key.pinned_vip_name(&c.cluster))),
     );
     let listen_ports = names
         .flat_map(|(cluster, name)| {

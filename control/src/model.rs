@@ -29,6 +29,14 @@ impl ServiceKey {
     }
 }
 
+impl ServiceKey {
+    /// The name of the VIP pinned to `cluster` (`ns/name@cluster`); the
+    /// global VIP's name is the key itself (`ns/name`).
+    pub fn pinned_vip_name(&self, cluster: &str) -> String {
+        format!("{self}@{cluster}")
+    }
+}
+
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

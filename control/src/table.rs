@@ -180,7 +180,7 @@ pub fn build(
         .iter()
         .flat_map(|(k, es)| {
             std::iter::once(k.to_string())
-                .chain(es.iter().map(move |c| format!("{k}@{}", c.entry.cluster)))
+                .chain(es.iter().map(move |c| k.pinned_vip_name(&c.entry.cluster)))
         })
         .collect();
     let in_use = |name: &str| live.contains(name);
@@ -230,7 +230,7 @@ fn merge(
         .into_iter()
         .map(|c| {
             let mut e = c.entry;
-            e.pinned_vip = vips.vip(&format!("{key}@{}", e.cluster), in_use);
+            e.pinned_vip = vips.vip(&key.pinned_vip_name(&e.cluster), in_use);
             e
         })
         .collect();

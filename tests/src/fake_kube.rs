@@ -120,6 +120,17 @@ fn selects(selector: &[(String, String)], object: &Value) -> bool {
         .all(|(k, v)| object["metadata"]["labels"][k].as_str() == Some(v))
 }
 
+/// The watch event a real API server sends when a watch's resource
+/// version was compacted away: 410 Gone, so the client lists again.
+fn gone() -> Bytes {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": "too old resource version",
+        "reason": "Expired", "code": 410
+    });
+    event_line("ERROR", &status)
+}
+
 fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut line = json!({ "type": kind, "object": object }).to_string();
     line.push('\n');
@@ -232,14 +243,9 @@ impl FakeKube {
     /// change log, so clients must list again (a relist).
     pub fn expire_watches(&self) -> usize {
         let mut state = lock(&self.state);
-        let gone = json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": "too old resource version",
-            "reason": "Expired", "code": 410
-        });
         let watches = std::mem::take(&mut state.watches);
         for w in &watches {
-            let _ = w.tx.send(event_line("ERROR", &gone));
+            let _ = w.tx.send(gone());
         }
         state.log.clear();
         watches.len()
@@ -438,10 +444,7 @@ fn watch(
     // A version older than the log (after expire_watches): 410 Gone.
     let oldest = s.log.first().map_or(s.version, |(v, ..)| v - 1);
     if from < oldest {
-        let gone = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": "too old resource version",
-            "reason": "Expired", "code": 410});
-        let _ = tx.send(event_line("ERROR", &gone));
+        let _ = tx.send(gone());
         drop(tx);
     } else {
         let w = Watch {

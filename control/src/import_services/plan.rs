@@ -29,11 +29,10 @@ pub const IMPORT_ANNOTATION: &str = "fedmesh.io/import";
 pub fn desired(table: &TableSnapshot) -> BTreeMap<String, Vec<PortSpec>> {
     let mut out = BTreeMap::new();
     for s in table.services.values() {
-        let global = format!("{}/{}", s.key.namespace, s.key.name);
         for c in &s.clusters {
-            out.insert(format!("{global}@{}", c.cluster), s.ports.clone());
+            out.insert(s.key.pinned_vip_name(&c.cluster), s.ports.clone());
         }
-        out.insert(global, s.ports.clone());
+        out.insert(s.key.to_string(), s.ports.clone());
     }
     out
 }

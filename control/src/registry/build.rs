@@ -21,7 +21,7 @@ use crate::model::{EndpointSpec, LocalService, LocalSnapshot, PortSpec, Problem,
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// An object and where it came from (a file, or the API), for messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sourced<T> {
     /// Where it came from.
     pub source: String,

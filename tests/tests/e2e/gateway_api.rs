@@ -148,3 +148,26 @@ fn gateway_api_refuses_a_client_pinning_another_ca() {
         "a gateway must not talk to a control plane with another CA"
     );
 }
+
+#[test]
+fn a_separate_gateway_dials_the_control_plane_at_gateway_control() {
+    let mut fed = Federation::standard(1, "");
+    let east = fed.get_mut("east");
+    // As in a gateway pod: control.gatewayListen is not where the control
+    // plane can be dialed (here a port nothing listens on), so fedgw can
+    // only get its certificate and snapshot through gateway.control.
+    let config = std::fs::read_to_string(&east.config).expect("read config");
+    let real = format!("{}:15012", east.ip);
+    let moved = config.replace(
+        &format!("gatewayListen: {real}"),
+        &format!("gatewayListen: {}:15013", east.ip),
+    );
+    assert_ne!(moved, config, "the config names gatewayListen");
+    east.write_config(&format!("{moved}  control: {real}\n"));
+    east.start_gateway();
+    assert!(
+        east.gateway_log().contains(&format!("control={real}")),
+        "{}",
+        east.gateway_log()
+    );
+}

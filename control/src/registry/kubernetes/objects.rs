@@ -32,7 +32,7 @@ impl<K> Default for ObjectSet<K> {
     }
 }
 
-impl<K: ResourceExt + Clone + PartialEq> ObjectSet<K> {
+impl<K: ResourceExt + PartialEq> ObjectSet<K> {
     /// Applies one watch event; true when the live set changed.
     pub(crate) fn apply(&mut self, event: Event<K>) -> bool {
         match event {
@@ -61,11 +61,7 @@ impl<K: ResourceExt + Clone + PartialEq> ObjectSet<K> {
                 let listed = self.relist.take().unwrap_or_default();
                 let first = !self.listed;
                 self.listed = true;
-                let changed = listed.len() != self.live.len()
-                    || listed
-                        .iter()
-                        .zip(&self.live)
-                        .any(|((ka, a), (kb, b))| ka != kb || a.object != b.object);
+                let changed = listed != self.live;
                 self.live = listed;
                 changed || first
             }
