@@ -1,117 +1,34 @@
 //! The gateway process: wires the control link, certificate, snapshot
 //! state, ingress, egress, health probes and the admin port together, and
 //! drains on shutdown. [`run`] is what `fedgw` (and `fedctl run` with
-//! `gateway.embedded: true`) calls.
+//! `gateway.embedded: true`) calls. Each task gets the handles it uses
+//! ([`Egress`], [`Ingress`]); nothing imports this module but the binaries.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use fedmesh_proto::config::{Config, GatewayConfig};
-use fedmesh_proto::identity::{
-    self, LiveCert, PathRule, PeerClientVerifier, PeerServerVerifier, SharedTrust,
-};
+use fedmesh_proto::config::Config;
+use fedmesh_proto::identity::{LiveCert, SharedTrust};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::control::ControlLink;
-use crate::health::{self, Health};
+use crate::egress::{self, Egress};
+use crate::health::{Health, probes};
+use crate::ingress::{self, Ingress};
+use crate::lifecycle;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::state::GatewayState;
-use crate::{egress, ingress};
-
-/// ALPN of the gateway-to-gateway tunnel.
-pub const ALPN: &[u8] = b"fedmesh-gw/1";
+use crate::tls::GatewayTls;
+use crate::wire;
 
 /// How long shutdown waits for open connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
-
-/// Everything the gateway's tasks share.
-#[derive(Debug)]
-pub struct Gateway {
-    /// The `gateway` config section.
-    pub config: GatewayConfig,
-    /// This gateway's certificate, renewed in place.
-    pub cert: LiveCert,
-    /// Peer roots, from the latest snapshot.
-    pub trust: SharedTrust,
-    /// Remote target health.
-    pub health: Arc<Health>,
-    /// Rate limits and per-target caps.
-    pub limits: crate::limits::Limits,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// TLS for ingress: a peer gateway's client certificate is required.
-    pub ingress_tls: Arc<rustls::ServerConfig>,
-    states: watch::Receiver<Arc<GatewayState>>,
-    client_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
-    open: Arc<AtomicUsize>,
-    draining: watch::Receiver<bool>,
-}
-
-/// Counts one open connection (ingress or egress) until dropped.
-#[derive(Debug)]
-pub struct OpenGuard(Arc<AtomicUsize>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Gateway {
-    /// Counts a connection as open until the guard drops (drain waits for
-    /// them).
-    pub fn open_connection(&self) -> OpenGuard {
-        self.open.fetch_add(1, Ordering::AcqRel);
-        OpenGuard(self.open.clone())
-    }
-
-    /// Resolves when the gateway starts draining: listeners stop accepting.
-    pub async fn drained(&self) {
-        let mut rx = self.draining.clone();
-        let _ = rx.wait_for(|d| *d).await;
-    }
-
-    /// The latest snapshot.
-    pub fn state(&self) -> Arc<GatewayState> {
-        self.states.borrow().clone()
-    }
-
-    /// A receiver of snapshots.
-    pub fn states(&self) -> watch::Receiver<Arc<GatewayState>> {
-        self.states.clone()
-    }
-
-    /// TLS for dialing `cluster`'s gateways: our certificate, and theirs
-    /// must be a gateway identity of that cluster. One config per cluster,
-    /// kept, so TLS sessions resume.
-    ///
-    /// # Errors
-    /// When rustls refuses the configuration.
-    pub fn client_tls(&self, cluster: &str) -> Result<Arc<rustls::ClientConfig>, String> {
-        let mut cache = self.client_tls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(cluster) {
-            return Ok(c.clone());
-        }
-        let verifier = PeerServerVerifier::new(
-            self.trust.clone(),
-            cluster,
-            PathRule::Prefix("/gateway/".into()),
-        );
-        let tls = Arc::new(
-            identity::client_config(Some(&self.cert), verifier, &[ALPN])
-                .map_err(|e| e.to_string())?,
-        );
-        cache.insert(cluster.to_string(), tls.clone());
-        Ok(tls)
-    }
-}
 
 /// Where a running gateway listens.
 #[derive(Debug, Clone, Copy)]
@@ -203,31 +120,37 @@ pub async fn run(
         }
     });
 
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let verifier = PeerClientVerifier::new(trust.clone(), true);
-    let ingress_tls = Arc::new(
-        identity::server_config(&cert, verifier, &[ALPN]).context("while building ingress TLS")?,
-    );
-    let gw = Arc::new(Gateway {
-        health: Arc::new(Health::new(&gw_config)),
-        limits: crate::limits::Limits::new(&gw_config),
-        config: gw_config.clone(),
-        cert: cert.clone(),
+    let (life, drain) = lifecycle::new();
+    let tls = GatewayTls::new(cert.clone(), trust.clone(), &[wire::ALPN_TUNNEL]);
+    let health = Arc::new(Health::new(&gw_config));
+    let egress = Arc::new(Egress {
+        states: state_rx.clone(),
+        health: health.clone(),
+        limits: Arc::new(Limits::new(&gw_config)),
+        metrics: metrics.clone(),
+        tls: tls.clone(),
+        connect_timeout: gw_config.connect_timeout,
+        idle_timeout: gw_config.idle_timeout,
+        bind: gw_config.ingress_listen.ip(),
+        life: life.clone(),
+    });
+    let ingress = Arc::new(Ingress {
+        states: state_rx.clone(),
+        health: health.clone(),
+        metrics: metrics.clone(),
         trust,
-        metrics,
-        ingress_tls,
-        states: state_rx,
-        client_tls: Mutex::new(HashMap::new()),
-        open: Arc::new(AtomicUsize::new(0)),
-        draining: drain_rx,
+        tls: tls.server().context("while building ingress TLS")?,
+        connect_timeout: gw_config.connect_timeout,
+        idle_timeout: gw_config.idle_timeout,
+        life,
     });
     let tasks = [
-        tokio::spawn(ingress::serve(gw.clone(), ingress_listener)),
-        tokio::spawn(egress::run(gw.clone())),
-        tokio::spawn(health::probe_loop(
-            gw.health.clone(),
-            gw.metrics.clone(),
-            gw.states(),
+        tokio::spawn(ingress::serve(ingress, ingress_listener)),
+        tokio::spawn(egress::serve(egress)),
+        tokio::spawn(probes::probe_loop(
+            health,
+            metrics,
+            state_rx,
             gw_config.probe_interval,
         )),
         tokio::spawn(async move { link.keep_renewed(cert, issued.not_after).await }),
@@ -238,15 +161,11 @@ pub async fn run(
     shutdown.await;
     info!("gateway draining: no new connections, open ones get {DRAIN:?}");
     admin_state.ready.store(false, Ordering::Relaxed);
-    let _ = drain_tx.send(true);
+    drain.start();
     for t in &tasks {
         t.abort();
     }
-    let deadline = tokio::time::Instant::now() + DRAIN;
-    while gw.open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = gw.open.load(Ordering::Acquire);
+    let left = drain.wait_idle(DRAIN).await;
     info!(cut = left, "gateway stopped");
     Ok(())
 }

@@ -12,23 +12,28 @@
 //!   farther away than that and route around a cluster that can serve.
 //!   `probeFailures` consecutive failures mark it down; as many consecutive
 //!   successes bring it back (failback without flapping).
-//! - **Passive outlier detection**: `outlier.consecutiveFailures` failed
-//!   connects in a row eject a cluster for `baseEjection`, doubling with
-//!   each ejection up to `maxEjection`; at most `maxEjectedPercent` of the
-//!   remote clusters are ejected at once.
+//! - **Passive outlier detection** ([`outlier`]), per endpoint and per
+//!   cluster: an endpoint whose dials fail is ejected on its own (at the
+//!   ingress, and for local endpoints at the egress), so one bad endpoint
+//!   never looks like a dead cluster; a cluster is ejected only when its
+//!   ingress answers that it has nothing to serve with.
 //!
-//! Local endpoints' health comes from the registry (the service table).
+//! Local endpoints' readiness comes from the registry (the service table);
+//! ejection comes on top of it.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fedmesh_proto::config::{GatewayConfig, OutlierConfig};
-use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
-use tracing::{info, warn};
+use fedmesh_proto::config::GatewayConfig;
 
-use crate::state::{GatewayState, Target};
+use crate::state::Target;
+
+pub mod outlier;
+pub mod probes;
+
+pub use outlier::Outliers;
 
 /// How many smoothed connect times a probe may take before it fails (as
 /// TCP's retransmission timeout allows for variance, RFC 6298 §2).
@@ -40,7 +45,7 @@ struct Probe {
     up: bool,
     fails: u32,
     successes: u32,
-    /// Smoothed connect time of its successful probes.
+    /// Smoothed round trip of its successful probes.
     srtt: Option<Duration>,
 }
 
@@ -56,23 +61,16 @@ impl Default for Probe {
     }
 }
 
-/// One cluster's outlier record.
-#[derive(Debug, Clone, Copy, Default)]
-struct Outlier {
-    consecutive: u32,
-    ejections: u32,
-    ejected_until: Option<Instant>,
-}
-
-/// Health of every remote target, shared by egress and the prober.
+/// Health of every target and endpoint, shared by egress, ingress and the
+/// prober.
 #[derive(Debug)]
 pub struct Health {
     threshold: u32,
     probe_interval: Duration,
     connect_timeout: Duration,
-    outlier: OutlierConfig,
     probes: Mutex<HashMap<String, Probe>>,
-    outliers: Mutex<HashMap<String, Outlier>>,
+    clusters: Outliers<String>,
+    endpoints: Outliers<SocketAddr>,
 }
 
 /// What changed with a probe result, for logs and metrics.
@@ -93,9 +91,9 @@ impl Health {
             threshold: config.probe_failures.max(1),
             probe_interval: config.probe_interval,
             connect_timeout: config.connect_timeout,
-            outlier: config.outlier.clone(),
             probes: Mutex::new(HashMap::new()),
-            outliers: Mutex::new(HashMap::new()),
+            clusters: Outliers::new(config.outlier.clone()),
+            endpoints: Outliers::new(config.outlier.clone()),
         }
     }
 
@@ -132,8 +130,8 @@ impl Health {
         Transition::None
     }
 
-    /// Records that a probe of the gateway at `addr` connected in `took`,
-    /// for its smoothed connect time (RFC 6298 §2.3: 7/8 old, 1/8 new).
+    /// Records that a probe of the gateway at `addr` answered in `took`,
+    /// for its smoothed round trip (RFC 6298 §2.3: 7/8 old, 1/8 new).
     pub fn connected_in(&self, addr: &str, took: Duration) {
         let mut probes = lock(&self.probes);
         let p = probes.entry(addr.to_string()).or_default();
@@ -157,9 +155,10 @@ impl Health {
         lock(&self.probes).retain(|addr, _| keep.contains(addr));
     }
 
-    /// Records a connect to `cluster`; returns true when it ejected it.
-    /// `remote_clusters` is how many remote clusters there are, for the
-    /// max-ejected share.
+    /// Records an attempt's outcome for `cluster`'s outlier record; only
+    /// attempts its ingress answered count (`AttemptError::ejects_cluster`).
+    /// Returns true when it ejected the cluster. `remote_clusters` is how
+    /// many remote clusters serve the service, for the max-ejected share.
     pub fn connect_result(
         &self,
         cluster: &str,
@@ -167,135 +166,38 @@ impl Health {
         remote_clusters: usize,
         now: Instant,
     ) -> bool {
-        let mut outliers = lock(&self.outliers);
-        let ejected_now = outliers
-            .values()
-            .filter(|o| o.ejected_until.is_some_and(|t| t > now))
-            .count();
-        let o = outliers.entry(cluster.to_string()).or_default();
-        if ok {
-            o.consecutive = 0;
-            if o.ejected_until.is_some_and(|t| t <= now) {
-                // Served again after its ejection ran out: forgiven.
-                o.ejected_until = None;
-                o.ejections = 0;
-            }
-            return false;
-        }
-        o.consecutive = o.consecutive.saturating_add(1);
-        let already = o.ejected_until.is_some_and(|t| t > now);
-        if already || o.consecutive < self.outlier.consecutive_failures.max(1) {
-            return false;
-        }
-        let cap = remote_clusters * usize::from(self.outlier.max_ejected_percent) / 100;
-        if ejected_now + 1 > cap {
-            return false;
-        }
-        let factor = 1u32 << o.ejections.min(16);
-        let duration = self
-            .outlier
-            .base_ejection
-            .saturating_mul(factor)
-            .min(self.outlier.max_ejection);
-        o.ejected_until = Some(now + duration);
-        o.ejections = o.ejections.saturating_add(1);
-        o.consecutive = 0;
-        true
+        let ejected = self.clusters.ejected_count(now);
+        self.clusters
+            .record(&cluster.to_string(), ok, remote_clusters, ejected, now)
     }
 
     /// Whether `cluster` is ejected at `now`.
     pub fn ejected(&self, cluster: &str, now: Instant) -> bool {
-        lock(&self.outliers)
-            .get(cluster)
-            .is_some_and(|o| o.ejected_until.is_some_and(|t| t > now))
+        self.clusters.ejected(&cluster.to_string(), now)
+    }
+
+    /// Records a dial of the endpoint `addr`, one of `group` (the
+    /// service's endpoints for the port); returns true when it ejected it.
+    pub fn endpoint_result(
+        &self,
+        addr: SocketAddr,
+        ok: bool,
+        group: &[SocketAddr],
+        now: Instant,
+    ) -> bool {
+        let ejected = self.endpoints.ejected_among(group, now);
+        self.endpoints.record(&addr, ok, group.len(), ejected, now)
+    }
+
+    /// Whether the endpoint `addr` is ejected at `now`.
+    pub fn endpoint_ejected(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.endpoints.ejected(addr, now)
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Plain counters: a poisoned lock is still consistent.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Probes every peer gateway of the current state, forever: one task per
-/// gateway, so that a slow or blackholed gateway's probes never hold back
-/// another's.
-pub async fn probe_loop(
-    health: std::sync::Arc<Health>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    mut state: watch::Receiver<std::sync::Arc<GatewayState>>,
-    interval: Duration,
-) {
-    // Dropping the set (when this task ends or is aborted) stops them all.
-    let mut probers = JoinSet::new();
-    let mut running: HashMap<String, AbortHandle> = HashMap::new();
-    loop {
-        let current = state.borrow_and_update().clone();
-        let gateways: HashSet<String> = current
-            .imports
-            .values()
-            .flat_map(|i| i.targets.iter())
-            .filter(|t| !t.local)
-            .map(|t| t.gateway.clone())
-            .collect();
-        running.retain(|addr, task| {
-            let keep = gateways.contains(addr);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        health.retain_gateways(&gateways);
-        for addr in gateways {
-            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(addr) {
-                let addr = slot.key().clone();
-                slot.insert(probers.spawn(probe_gateway(
-                    health.clone(),
-                    metrics.clone(),
-                    addr,
-                    interval,
-                )));
-            }
-        }
-        // Reap the stopped ones.
-        while probers.try_join_next().is_some() {}
-        if state.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Probes the gateway at `addr` every `interval` (or back to back while
-/// probes take longer), forever.
-async fn probe_gateway(
-    health: std::sync::Arc<Health>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    addr: String,
-    interval: Duration,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let started = Instant::now();
-        let connect = tokio::net::TcpStream::connect(&addr);
-        let ok = matches!(
-            tokio::time::timeout(health.probe_timeout(&addr), connect).await,
-            Ok(Ok(_))
-        );
-        if ok {
-            health.connected_in(&addr, started.elapsed());
-        }
-        metrics.probe(&addr, ok);
-        match health.probed(&addr, ok) {
-            Transition::Down => {
-                warn!(gateway = %addr, "peer gateway failed its probes; routing around it")
-            }
-            Transition::Up => {
-                info!(gateway = %addr, "peer gateway passes its probes again")
-            }
-            Transition::None => {}
-        }
-    }
 }
 
 #[cfg(test)]

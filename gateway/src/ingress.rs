@@ -1,67 +1,78 @@
-//! Ingress: connections from peer clusters' gateways. mTLS with a client
-//! certificate from a trusted peer (its own root, its own trust domain,
-//! a gateway identity); the SNI `<port>.<svc>.<ns>.fedmesh` names the
-//! service; the service must be exported, and exported to that peer. Then
-//! a ready local endpoint is dialed, the status preface says whether it
-//! worked, and bytes flow.
+//! Ingress: connections from peer clusters' gateways.
+//!
+//! Stages, top to bottom in [`serve`] and [`handle`]:
+//!
+//! 1. **accept** a TCP connection and finish the mTLS handshake within a
+//!    deadline; a client certificate from a trusted peer is required.
+//! 2. **identify** the peer: the certificate must map to a peer of the
+//!    trust bundle as it is now, and be a gateway identity.
+//! 3. **authorize** each request ([`authorize`]): the named service port
+//!    must be exported, and exported to that peer.
+//! 4. **dial** a ready, non-ejected local endpoint ([`crate::dial`]),
+//!    each dial budgeted so that two endpoints fit in the egress's wait.
+//! 5. **answer and carry**: connected, or why not ([`crate::wire::Refusal`]);
+//!    then bytes both ways.
+//!
+//! The request arrives over the first-wave tunnel ([`tunnel`]: SNI names
+//! the service, a status preface answers).
+
+mod authorize;
+mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_proto::identity::identify_peer;
+use fedmesh_proto::identity::{SharedTrust, identify_peer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
-use crate::gateway::Gateway;
-use crate::select::Rng;
-use crate::splice::{TlsSide, splice};
-use crate::status::{self, Status};
+use crate::health::Health;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::state::GatewayState;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A request named by SNI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Service port.
-    pub port: u16,
-    /// Service name.
-    pub service: String,
-    /// Namespace.
-    pub namespace: String,
+/// The handles ingress uses.
+#[derive(Debug)]
+pub struct Ingress {
+    /// Snapshots from the control plane.
+    pub states: watch::Receiver<Arc<GatewayState>>,
+    /// Endpoint health.
+    pub health: Arc<Health>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Peer roots, as they are now.
+    pub trust: SharedTrust,
+    /// TLS: a peer gateway's client certificate required.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// How long the egress waits for an answer (`gateway.connectTimeout`)
+    /// when a request does not say.
+    pub connect_timeout: Duration,
+    /// How long a carried connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Open connections and the drain.
+    pub life: Lifecycle,
 }
 
-/// Parses `<port>.<svc>.<ns>.fedmesh` (case-insensitive).
-pub fn parse_sni(sni: &str) -> Option<Route> {
-    let lower = sni.to_ascii_lowercase();
-    let rest = lower.strip_suffix(".fedmesh")?;
-    let mut parts = rest.splitn(3, '.');
-    let port = parts.next()?.parse().ok().filter(|p: &u16| *p > 0)?;
-    let service = parts.next()?.to_string();
-    let namespace = parts.next()?.to_string();
-    if service.is_empty() || namespace.is_empty() || namespace.contains('.') {
-        return None;
+impl Ingress {
+    /// The latest snapshot.
+    pub fn state(&self) -> Arc<GatewayState> {
+        self.states.borrow().clone()
     }
-    Some(Route {
-        port,
-        service,
-        namespace,
-    })
 }
 
-/// The SNI egress sends for a route.
-pub fn sni(port: u16, service: &str, namespace: &str) -> String {
-    format!("{port}.{service}.{namespace}.fedmesh")
-}
-
-/// Accepts peer connections forever.
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
-    let acceptor = TlsAcceptor::from(gw.ingress_tls.clone());
+/// Accepts peer connections until the gateway drains.
+pub async fn serve(ingress: Arc<Ingress>, listener: TcpListener) {
+    let acceptor = TlsAcceptor::from(ingress.tls.clone());
     loop {
+        // 1. Accept.
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            () = gw.drained() => return,
+            () = ingress.life.drained() => return,
         };
         let (tcp, remote) = match accepted {
             Ok(c) => c,
@@ -72,137 +83,57 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let gw = gw.clone();
-        let acceptor = acceptor.clone();
         let span = info_span!("ingress", %remote);
-        tokio::spawn(handle(gw, acceptor, tcp).instrument(span));
+        tokio::spawn(handle(ingress.clone(), acceptor.clone(), tcp).instrument(span));
     }
 }
 
-async fn handle(gw: Arc<Gateway>, acceptor: TlsAcceptor, tcp: TcpStream) {
+async fn handle(ingress: Arc<Ingress>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-            // Peer gateways' active probes connect and close without a
-            // ClientHello: not a refusal, or `ingress_refused` would count
-            // every probe and hide real handshake failures.
+            // Closed before a ClientHello (a TCP probe): not a refusal, or
+            // `ingress_refused` would count every probe and hide real
+            // handshake failures.
             debug!(%error, "ingress connection closed before a TLS handshake");
             return;
         }
         Ok(Err(error)) => {
             debug!(%error, "ingress handshake failed");
-            gw.metrics.ingress_refused("handshake");
+            ingress.metrics.ingress_refused("handshake");
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            debug!("ingress handshake timed out");
+            ingress.metrics.ingress_refused("handshake");
+            return;
+        }
     };
-    let (_, conn) = tls.get_ref();
-    let sni = conn.server_name().map(str::to_string);
-    let leaf = conn.peer_certificates().and_then(|c| c.first()).cloned();
+    // 2. Identify: the verifier checked the chain; this maps it to a peer
+    // and re-checks against the bundle as it is now (a peer that left is
+    // out).
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .cloned();
     let Some(leaf) = leaf else {
         return;
     };
-    // The verifier already checked the chain; this maps it to a peer and
-    // re-checks against the bundle as it is now (a peer that left is out).
-    let peer = match identify_peer(&gw.trust.snapshot(), &leaf) {
+    let peer = match identify_peer(&ingress.trust.snapshot(), &leaf) {
         Ok((peer, id)) if id.gateway_name().is_some() => peer.cluster,
         Ok((_, id)) => {
             warn!(%id, "ingress refused: not a gateway identity");
-            gw.metrics.ingress_refused("not_a_gateway");
+            ingress.metrics.ingress_refused("not_a_gateway");
             return;
         }
         Err(error) => {
             warn!(%error, "ingress refused: unknown peer");
-            gw.metrics.ingress_refused("unknown_peer");
+            ingress.metrics.ingress_refused("unknown_peer");
             return;
         }
     };
-    let mut tls = tls;
-    let Some(route) = sni.as_deref().and_then(parse_sni) else {
-        let _ = status::write(&mut tls, Status::BadRequest).await;
-        gw.metrics.ingress_refused(Status::BadRequest.as_str());
-        return;
-    };
-    match dial_endpoint(&gw, &peer, &route).await {
-        Ok(mut upstream) => {
-            let _open = gw.open_connection();
-            if status::write(&mut tls, Status::Connected).await.is_err() {
-                return;
-            }
-            let service = format!("{}/{}", route.namespace, route.service);
-            let moved = splice(&mut tls, &mut upstream, TlsSide::A, gw.config.idle_timeout).await;
-            gw.metrics
-                .ingress_bytes(&service, &peer, moved.up, moved.down);
-        }
-        Err(status) => {
-            info!(%peer, service = %format!("{}/{}", route.namespace, route.service), port = route.port, reason = status.as_str(), "ingress refused");
-            gw.metrics.ingress_refused(status.as_str());
-            let _ = status::write(&mut tls, status).await;
-        }
-    }
-}
-
-/// Dials a ready local endpoint of the routed service for `peer`.
-async fn dial_endpoint(gw: &Gateway, peer: &str, route: &Route) -> Result<TcpStream, Status> {
-    let state = gw.state();
-    let export = state
-        .exports
-        .get(&(route.namespace.clone(), route.service.clone()))
-        .ok_or(Status::UnknownService)?;
-    if !export.ports.iter().any(|(_, p)| *p == route.port) {
-        return Err(Status::UnknownService);
-    }
-    if !export.allows(peer) {
-        return Err(Status::NotExportedToYou);
-    }
-    let mut endpoints: Vec<(std::net::SocketAddr, f64)> = Vec::new();
-    let mut rng = Rng::new();
-    for e in export.endpoints.iter().filter(|e| e.ready) {
-        if let Some(port) = export.target_port(e, route.port) {
-            endpoints.push(((e.address, port).into(), rng.unit()));
-        }
-    }
-    if endpoints.is_empty() {
-        return Err(Status::NoHealthyEndpoint);
-    }
-    endpoints.sort_by(|a, b| a.1.total_cmp(&b.1));
-    for (addr, _) in endpoints {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(gw.config.connect_timeout, TcpStream::connect(addr)).await
-        {
-            let _ = stream.set_nodelay(true);
-            return Ok(stream);
-        }
-    }
-    Err(Status::EndpointFailed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sni_names_port_service_and_namespace() {
-        let r = parse_sni("8080.hello.demo.fedmesh").unwrap();
-        assert_eq!(
-            r,
-            Route {
-                port: 8080,
-                service: "hello".into(),
-                namespace: "demo".into()
-            }
-        );
-        assert_eq!(parse_sni(&sni(8080, "hello", "demo")), Some(r.clone()));
-        assert_eq!(parse_sni("8080.HELLO.Demo.FEDMESH"), Some(r));
-        for bad in [
-            "hello.demo.fedmesh",
-            "0.hello.demo.fedmesh",
-            "x.hello.demo.fedmesh",
-            "8080.hello.demo.example",
-            "8080.hello.a.b.fedmesh",
-            "8080..demo.fedmesh",
-        ] {
-            assert_eq!(parse_sni(bad), None, "{bad}");
-        }
-    }
+    // 3–5, per request.
+    tunnel::handle(&ingress, &peer, tls).await;
 }

@@ -14,13 +14,17 @@
 
 pub mod admin;
 pub mod control;
+pub mod dial;
 pub mod egress;
+pub mod error;
 pub mod gateway;
 pub mod health;
 pub mod ingress;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod select;
 pub mod splice;
 pub mod state;
-pub mod status;
+pub mod tls;
+pub mod wire;

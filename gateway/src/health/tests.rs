@@ -1,3 +1,6 @@
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
 use super::*;
 
 fn config() -> GatewayConfig {
@@ -123,4 +126,50 @@ fn a_forgotten_gateway_starts_over() {
     h.connected_in("gw:1", Duration::from_millis(1));
     h.retain_gateways(&HashSet::new());
     assert_eq!(h.probe_timeout("gw:1"), Duration::from_secs(1));
+}
+
+#[test]
+fn a_failing_endpoint_is_ejected_on_its_own() {
+    let h = Health::new(&config()); // 3 failures, 50 %
+    let t = Instant::now();
+    let bad: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let good: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let group = [bad, good];
+    assert!(!h.endpoint_result(bad, false, &group, t));
+    assert!(!h.endpoint_result(bad, false, &group, t));
+    assert!(h.endpoint_result(bad, false, &group, t));
+    assert!(h.endpoint_ejected(&bad, t));
+    assert!(!h.endpoint_ejected(&good, t));
+    assert!(!h.ejected("east", t), "an endpoint is not its cluster");
+    // The other half of the service stays in, whatever it does.
+    for _ in 0..3 {
+        h.endpoint_result(good, false, &group, t);
+    }
+    assert!(!h.endpoint_ejected(&good, t), "maxEjectedPercent keeps it");
+    // After the ejection, one success forgives it.
+    let later = t + Duration::from_secs(6);
+    assert!(!h.endpoint_ejected(&bad, later));
+    h.endpoint_result(bad, true, &group, later);
+    for _ in 0..2 {
+        h.endpoint_result(bad, false, &group, later);
+    }
+    assert!(!h.endpoint_ejected(&bad, later), "the count started over");
+}
+
+#[test]
+fn endpoint_shares_are_counted_per_service() {
+    let h = Health::new(&config());
+    let t = Instant::now();
+    let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let b: SocketAddr = "10.0.1.1:80".parse().unwrap();
+    let c: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    for _ in 0..3 {
+        h.endpoint_result(a, false, &[a, "10.0.0.2:80".parse().unwrap()], t);
+    }
+    // b's service has two endpoints, none ejected: a's ejection elsewhere
+    // does not use up its share.
+    for _ in 0..3 {
+        h.endpoint_result(b, false, &[b, c], t);
+    }
+    assert!(h.endpoint_ejected(&a, t) && h.endpoint_ejected(&b, t));
 }

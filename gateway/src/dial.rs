@@ -1,0 +1,165 @@
+//! Dialing a service's local endpoints: the one loop the ingress (for
+//! peers) and the egress (for this cluster's own clients) share. Ready
+//! endpoints are tried in a random order, ejected ones last; each dial
+//! gets its own budget, so that one silent endpoint (SYNs dropped) costs
+//! at most that budget before the next is tried; every result feeds the
+//! endpoint's outlier record ([`crate::health`]).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::error::AttemptError;
+use crate::health::Health;
+use crate::select::Rng;
+use crate::state::Export;
+
+/// The fewest endpoints a dial budget must leave room for (DESIGN.md:
+/// the ingress tries at least two endpoints inside the egress's
+/// `connectTimeout`); a third share is kept for the answer's way back.
+pub const ENDPOINTS_PER_BUDGET: u32 = 3;
+
+/// The shortest dial worth making, whatever the budget.
+const MIN_DIAL: Duration = Duration::from_millis(20);
+
+/// The ready endpoints' addresses for service port `port` of `export`.
+pub fn candidates(export: &Export, port: u16) -> Vec<SocketAddr> {
+    export
+        .endpoints
+        .iter()
+        .filter(|e| e.ready)
+        .filter_map(|e| {
+            export
+                .target_port(e, port)
+                .map(|p| SocketAddr::new(e.address, p))
+        })
+        .collect()
+}
+
+/// How long one endpoint dial may take inside `budget`.
+pub fn per_dial(budget: Duration) -> Duration {
+    (budget / ENDPOINTS_PER_BUDGET).max(MIN_DIAL)
+}
+
+/// Dials `candidates` until one connects or `budget` runs out.
+///
+/// # Errors
+/// [`AttemptError::NoEndpoint`] when there is no candidate; otherwise the
+/// last dial's failure.
+pub async fn dial(
+    health: &Health,
+    candidates: &[SocketAddr],
+    budget: Duration,
+) -> Result<(TcpStream, SocketAddr), AttemptError> {
+    if candidates.is_empty() {
+        return Err(AttemptError::NoEndpoint);
+    }
+    let started = Instant::now();
+    let deadline = started + budget;
+    let each = per_dial(budget);
+    let mut last = AttemptError::NoEndpoint;
+    for addr in order(health, candidates, started) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let outcome = tokio::time::timeout(each.min(left), TcpStream::connect(addr)).await;
+        let ok = matches!(outcome, Ok(Ok(_)));
+        if health.endpoint_result(addr, ok, candidates, Instant::now()) {
+            warn!(endpoint = %addr, "ejecting an endpoint after consecutive failed dials");
+        }
+        match outcome {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, addr));
+            }
+            Ok(Err(source)) => {
+                debug!(endpoint = %addr, %source, "endpoint dial failed; trying the next");
+                last = AttemptError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                };
+            }
+            Err(_) => {
+                debug!(endpoint = %addr, "endpoint dial timed out; trying the next");
+                last = AttemptError::Timeout {
+                    addr: addr.to_string(),
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A random order, ejected endpoints last (tried only when the others
+/// failed: ejection steers, it never makes an endpoint unreachable).
+fn order(health: &Health, candidates: &[SocketAddr], now: Instant) -> Vec<SocketAddr> {
+    let mut rng = Rng::new();
+    let mut keyed: Vec<(bool, f64, SocketAddr)> = candidates
+        .iter()
+        .map(|a| (health.endpoint_ejected(a, now), rng.unit(), *a))
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    keyed.into_iter().map(|(_, _, a)| a).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> Health {
+        let c = fedmesh_proto::config::Config::from_yaml(
+            "cluster: east\nlocality: { region: r, zone: z }\ndataDir: ./d\n",
+            std::path::Path::new("/tmp/x.yaml"),
+        )
+        .unwrap();
+        Health::new(&c.gateway)
+    }
+
+    /// A port nothing listens on: bound, then closed.
+    async fn closed_port() -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[test]
+    fn a_budget_leaves_room_for_two_endpoints_and_the_answer() {
+        let b = Duration::from_secs(1);
+        assert!(per_dial(b) * 2 < b);
+        assert_eq!(per_dial(Duration::from_millis(3)), MIN_DIAL);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_endpoint_is_passed_over_and_ejected_in_the_end() {
+        let h = health();
+        let good = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good_addr = good.local_addr().unwrap();
+        let bad = closed_port().await;
+        let both = [bad, good_addr];
+        for _ in 0..20 {
+            let (_, reached) = dial(&h, &both, Duration::from_secs(1)).await.unwrap();
+            assert_eq!(reached, good_addr);
+            if h.endpoint_ejected(&bad, Instant::now()) {
+                break;
+            }
+        }
+        assert!(h.endpoint_ejected(&bad, Instant::now()));
+        assert_eq!(order(&h, &both, Instant::now()), [good_addr, bad]);
+    }
+
+    #[tokio::test]
+    async fn no_candidate_is_no_endpoint_and_all_failing_is_the_last_error() {
+        let h = health();
+        assert!(matches!(
+            dial(&h, &[], Duration::from_secs(1)).await,
+            Err(AttemptError::NoEndpoint)
+        ));
+        let bad = closed_port().await;
+        assert!(matches!(
+            dial(&h, &[bad], Duration::from_secs(1)).await,
+            Err(AttemptError::Connect { .. })
+        ));
+    }
+}

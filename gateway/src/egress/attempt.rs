@@ -1,0 +1,181 @@
+//! Stage 4, attempt: the targets of stage 3 are tried in order until one
+//! connects — a local endpoint ([`crate::dial`]) or a peer gateway
+//! ([`super::remote`]) — each under its `maxConnectionsPerTarget` slot.
+//! Every failure says whether the next target may be tried
+//! ([`AttemptError::may_try_next`]) and feeds health: a cluster is ejected
+//! only when its ingress says it has nothing ([`AttemptError::ejects_cluster`]),
+//! a peer gateway that cannot be dialed counts as a failed probe of it.
+//! [`Forward`] is stages 3–5 as one tower service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tower::Service;
+use tracing::{debug, info, warn};
+
+use super::carry::{Connected, Upstream, carry};
+use super::{Accepted, Egress, EgressError, remote, reset, targets};
+use crate::dial;
+use crate::error::AttemptError;
+use crate::health::Transition;
+use crate::select::Rng;
+use crate::state::{GatewayState, Import, Target};
+use crate::wire::Route;
+
+/// Stages 3–5 for one connection: choose, attempt, carry.
+#[derive(Debug, Clone)]
+pub(super) struct Forward {
+    egress: Arc<Egress>,
+}
+
+impl Forward {
+    /// Forwarding with `egress`'s handles.
+    pub(super) fn new(egress: Arc<Egress>) -> Self {
+        Self { egress }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), EgressError>> + Send>>;
+
+impl Service<Accepted> for Forward {
+    type Response = ();
+    type Error = EgressError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, conn: Accepted) -> Self::Future {
+        Box::pin(forward(self.egress.clone(), conn))
+    }
+}
+
+async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError> {
+    let started = Instant::now();
+    let state = egress.state();
+    let Accepted {
+        client, listener, ..
+    } = conn;
+    let Some(import) = state.imports.get(&listener.key) else {
+        reset(client);
+        return Err(EgressError::NotImported);
+    };
+    let service = format!("{}/{}", import.key.0, import.key.1);
+    let targets = targets::choose(&egress.health, &state, import, &listener, &mut Rng::new());
+    let route = Route::new(&import.key.0, &import.key.1, listener.port);
+    match first_that_connects(&egress, &state, import, &route, &targets).await {
+        Ok(connected) => {
+            egress
+                .metrics
+                .egress_connected(&service, &connected.cluster, started.elapsed());
+            carry(&egress, client, connected, &service).await;
+            Ok(())
+        }
+        Err(error) => {
+            info!(%error, "no target can serve; resetting the client connection");
+            egress.metrics.egress_failed(&service);
+            reset(client);
+            Err(error)
+        }
+    }
+}
+
+/// Tries `targets` in order; the first that connects, or why none did.
+async fn first_that_connects(
+    egress: &Egress,
+    state: &GatewayState,
+    import: &Import,
+    route: &Route,
+    targets: &[&Target],
+) -> Result<Connected, EgressError> {
+    let service = format!("{}/{}", import.key.0, import.key.1);
+    let remote_clusters = import.targets.iter().filter(|t| !t.local).count();
+    let mut last = None;
+    for target in targets {
+        let outcome = match egress.limits.acquire(&target.cluster) {
+            None => Err(AttemptError::AtCapacity),
+            Some(permit) => one(egress, state, target, route)
+                .await
+                .map(|upstream| Connected {
+                    upstream,
+                    cluster: target.cluster.clone(),
+                    permit,
+                }),
+        };
+        let now = Instant::now();
+        match outcome {
+            Ok(connected) => {
+                if !target.local {
+                    egress
+                        .health
+                        .connect_result(&target.cluster, true, remote_clusters, now);
+                }
+                return Ok(connected);
+            }
+            Err(error) => {
+                debug!(cluster = %target.cluster, %error, "attempt failed; trying the next target");
+                egress
+                    .metrics
+                    .egress_attempt_failed(&service, &target.cluster, error.label());
+                feedback(egress, target, &error, remote_clusters, now);
+                let stop = !error.may_try_next();
+                last = Some(error);
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.map_or(EgressError::NoUsableTarget, EgressError::NoTarget))
+}
+
+/// One attempt on one target.
+async fn one(
+    egress: &Egress,
+    state: &GatewayState,
+    target: &Target,
+    route: &Route,
+) -> Result<Upstream, AttemptError> {
+    if !target.local {
+        return remote::connect(egress, target, route).await;
+    }
+    let export = state
+        .exports
+        .get(&(route.namespace.clone(), route.service.clone()))
+        .ok_or(AttemptError::NoEndpoint)?;
+    let candidates = dial::candidates(export, route.port);
+    let (stream, _) = dial::dial(&egress.health, &candidates, egress.connect_timeout).await?;
+    Ok(Upstream::Plain(stream))
+}
+
+/// What a failed attempt tells health.
+fn feedback(
+    egress: &Egress,
+    target: &Target,
+    error: &AttemptError,
+    remote_clusters: usize,
+    now: Instant,
+) {
+    if target.local {
+        return;
+    }
+    if error.ejects_cluster()
+        && egress
+            .health
+            .connect_result(&target.cluster, false, remote_clusters, now)
+    {
+        warn!(cluster = %target.cluster, "ejecting a cluster: its ingress has nothing to serve with");
+        egress.metrics.ejection(&target.cluster);
+    }
+    let unreachable = matches!(
+        error,
+        AttemptError::Connect { .. } | AttemptError::Timeout { .. } | AttemptError::Tls { .. }
+    );
+    if unreachable && egress.health.probed(&target.gateway, false) == Transition::Down {
+        warn!(gateway = %target.gateway, "peer gateway cannot be reached; routing around it");
+    }
+}

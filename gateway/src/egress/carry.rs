@@ -1,0 +1,47 @@
+//! Stage 5, carry: bytes both ways between the client and the upstream
+//! the attempt stage reached, until either side closes or the connection
+//! stays silent for `gateway.idleTimeout`; counted while it runs.
+
+use tokio::net::TcpStream;
+
+use super::Egress;
+use crate::limits::TargetPermit;
+use crate::splice::{TlsSide, splice};
+
+/// What a connection is carried to.
+pub(super) enum Upstream {
+    /// A local endpoint.
+    Plain(TcpStream),
+    /// A peer gateway's ingress over the first-wave tunnel.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A reached target, ready to carry.
+pub(super) struct Connected {
+    /// Where bytes go.
+    pub(super) upstream: Upstream,
+    /// The cluster reached.
+    pub(super) cluster: String,
+    /// Its slot under `maxConnectionsPerTarget`, held while carrying.
+    pub(super) permit: TargetPermit,
+}
+
+/// Carries `client` to `to` until either side is done.
+pub(super) async fn carry(egress: &Egress, mut client: TcpStream, to: Connected, service: &str) {
+    let Connected {
+        upstream,
+        cluster,
+        permit,
+    } = to;
+    let _active = egress.metrics.egress_active(service, &cluster);
+    let _open = egress.life.open_connection();
+    let idle = egress.idle_timeout;
+    let moved = match upstream {
+        Upstream::Plain(mut s) => splice(&mut client, &mut s, TlsSide::Neither, idle).await,
+        Upstream::Tls(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
+    };
+    egress
+        .metrics
+        .egress_bytes(service, &cluster, moved.up, moved.down);
+    drop(permit);
+}
