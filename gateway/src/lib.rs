@@ -4,11 +4,15 @@
 //! Data flow: [`control`] gets this gateway's certificate (CSR) and
 //! configuration snapshots from the control plane, decoded into
 //! [`state::GatewayState`]. [`egress`] listens on every imported VIP and
-//! carries each client connection to the first target [`select`] offers
-//! that connects, checking [`health`]; remote hops go to a peer's
-//! [`ingress`], which confirms with a [`status`] preface before bytes
-//! [`splice`]. [`gateway::run`] wires it all and serves [`admin`] with
-//! [`metrics`].
+//! carries each client connection down its stages (admission, target
+//! choice by [`select`], attempts with failover, carry by [`splice`]);
+//! local endpoints and a peer's [`ingress`] endpoints are dialed by the
+//! one loop in [`dial`], fed by [`health`] (probes, outlier detection per
+//! cluster and per endpoint). What gateways say to each other is in
+//! [`wire`]; what can fail in an attempt is [`error`]. [`gateway::run`]
+//! wires it all and serves [`admin`] with [`metrics`].
+//!
+//! Start reading at `egress.rs`: its module doc lists the stages in order.
 //!
 //! Depends on `fedmesh-proto` only — never on `kube` or the control plane.
 

@@ -14,6 +14,7 @@
 
 pub mod netns;
 pub mod relay;
+pub mod silent;
 
 pub mod docs;
 

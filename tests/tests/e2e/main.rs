@@ -5,6 +5,7 @@ mod cli_docs;
 mod config;
 mod demo;
 mod docs;
+mod endpoints;
 mod examples;
 mod export;
 mod gateway;
