@@ -132,6 +132,12 @@ impl LocalService {
     pub fn healthy_endpoints(&self) -> u32 {
         u32::try_from(self.endpoints.iter().filter(|e| e.ready).count()).unwrap_or(u32::MAX)
     }
+
+    /// Every endpoint, ready or not: the capacity the healthy ones are a
+    /// share of (spill-over by capacity on the importing side).
+    pub fn total_endpoints(&self) -> u32 {
+        u32::try_from(self.endpoints.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// Something a registry could not use, reported by `fedctl check`.
@@ -175,4 +181,8 @@ pub struct ImportedService {
     pub weights: BTreeMap<String, u32>,
     /// Healthy endpoints in the peer.
     pub healthy: u32,
+    /// Every endpoint in the peer, ready or not; never below `healthy`
+    /// (a peer on an earlier release sends none, and then counts as fully
+    /// healthy).
+    pub total: u32,
 }
