@@ -143,7 +143,7 @@ async fn handle(
     let mut targets = order(
         import,
         &state.locality,
-        |t| gw.health.usable(t),
+        |t| if gw.health.usable(t) { t.healthy } else { 0 },
         &mut Rng::new(),
     );
     if let Some(cluster) = &pinned {
