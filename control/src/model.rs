@@ -46,10 +46,11 @@ impl fmt::Display for ServiceKey {
 /// How importing clusters order targets (`fedmesh.io/affinity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Affinity {
-    /// Walk the locality order; spill only when a level has no healthy target.
+    /// Walk the locality order; a level spills to the next as it loses
+    /// capacity (the gateway's spill-over by capacity).
     #[default]
     Local,
-    /// Prefer other clusters; local endpoints only when no remote one is healthy.
+    /// Prefer other clusters; local endpoints take what they spill.
     Remote,
     /// Every healthy target in one level.
     None,
