@@ -100,6 +100,7 @@ mod tests {
             local: true,
             locality: StoredLocality::default(),
             healthy: 1,
+            total: 1,
             stale: false,
             pinned_vip: Some("127.77.0.2".parse().unwrap()),
             exported_at_ms: 0,

@@ -35,6 +35,8 @@ pub struct ExportEntry {
     pub spec: ExportSpec,
     /// Healthy local endpoints.
     pub healthy: u32,
+    /// Every local endpoint, ready or not.
+    pub total: u32,
 }
 
 impl ExportEntry {
@@ -64,6 +66,7 @@ impl ExportEntry {
                 })
                 .collect(),
             healthy_endpoints: self.healthy,
+            total_endpoints: self.total,
         }
     }
 }
@@ -232,6 +235,7 @@ fn compute(snapshot: &LocalSnapshot, prev: &View, times: &mut BTreeMap<String, i
             exported_at_ms,
             spec: spec.clone(),
             healthy: svc.healthy_endpoints(),
+            total: svc.total_endpoints(),
         };
         let entry = match prev.get(&svc.key) {
             Some(old) if **old == entry => old.clone(),

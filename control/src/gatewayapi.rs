@@ -130,6 +130,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
                 cluster: c.cluster.clone(),
                 locality: Some(locality_to_proto(&c.locality)),
                 healthy_endpoints: c.healthy,
+                total_endpoints: c.total,
                 gateway_address: c.gateway_address.clone(),
                 pinned_vip: c.pinned_vip.map(|ip| ip.to_string()).unwrap_or_default(),
                 local: c.local,
@@ -238,5 +239,43 @@ impl GatewayConfig for GatewayApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Affinity, ServiceKey};
+    use crate::store::StoredLocality;
+    use crate::table::ClusterEntry;
+    use prost::Message;
+
+    #[test]
+    fn endpoint_totals_reach_the_gateway_snapshot() {
+        let west = ClusterEntry {
+            cluster: "west".into(),
+            local: false,
+            locality: StoredLocality::default(),
+            healthy: 4,
+            total: 10,
+            stale: false,
+            pinned_vip: None,
+            exported_at_ms: 0,
+            gateway_address: "127.0.2.1:15443".into(),
+            ports: vec![],
+        };
+        let service = GlobalService {
+            key: ServiceKey::new("demo", "hello"),
+            vip: Some("127.77.0.1".parse().unwrap()),
+            ports: vec![],
+            affinity: Affinity::Local,
+            weights: Default::default(),
+            clusters: vec![west],
+            conflicts: vec![],
+        };
+        let sent = imported(&service, &ListenPorts::new()).unwrap();
+        let got = v1::ImportedService::decode(sent.encode_to_vec().as_slice()).unwrap();
+        let t = &got.targets[0];
+        assert_eq!((t.healthy_endpoints, t.total_endpoints), (4, 10));
     }
 }

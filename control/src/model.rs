@@ -46,10 +46,11 @@ impl fmt::Display for ServiceKey {
 /// How importing clusters order targets (`fedmesh.io/affinity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Affinity {
-    /// Walk the locality order; spill only when a level has no healthy target.
+    /// Walk the locality order; a level spills to the next as it loses
+    /// capacity (the gateway's spill-over by capacity).
     #[default]
     Local,
-    /// Prefer other clusters; local endpoints only when no remote one is healthy.
+    /// Prefer other clusters; local endpoints take what they spill.
     Remote,
     /// Every healthy target in one level.
     None,
@@ -132,6 +133,12 @@ impl LocalService {
     pub fn healthy_endpoints(&self) -> u32 {
         u32::try_from(self.endpoints.iter().filter(|e| e.ready).count()).unwrap_or(u32::MAX)
     }
+
+    /// Every endpoint, ready or not: the capacity the healthy ones are a
+    /// share of (spill-over by capacity on the importing side).
+    pub fn total_endpoints(&self) -> u32 {
+        u32::try_from(self.endpoints.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// Something a registry could not use, reported by `fedctl check`.
@@ -175,4 +182,8 @@ pub struct ImportedService {
     pub weights: BTreeMap<String, u32>,
     /// Healthy endpoints in the peer.
     pub healthy: u32,
+    /// Every endpoint in the peer, ready or not; never below `healthy`
+    /// (a peer on an earlier release sends none, and then counts as fully
+    /// healthy).
+    pub total: u32,
 }

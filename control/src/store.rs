@@ -201,6 +201,10 @@ pub struct ImportRecord {
     pub weights: BTreeMap<String, u32>,
     /// Healthy endpoints in the peer.
     pub healthy_endpoints: u32,
+    /// Every endpoint in the peer, ready or not; 0 (records written before
+    /// this field existed) means unknown and is read as `healthy_endpoints`.
+    #[serde(default)]
+    pub total_endpoints: u32,
 }
 
 /// Everything stored from one peer's exports.

@@ -52,6 +52,8 @@ pub struct ClusterEntry {
     pub locality: StoredLocality,
     /// Its healthy endpoints.
     pub healthy: u32,
+    /// All its endpoints, ready or not (never below `healthy`).
+    pub total: u32,
     /// Its peer is stale (silent or disconnected, within `staleGrace`).
     pub stale: bool,
     /// VIP reaching only this cluster.
@@ -138,6 +140,7 @@ pub fn build(
             local: true,
             locality: me.locality.clone(),
             healthy: e.healthy,
+            total: e.total.max(e.healthy),
             stale: false,
             pinned_vip: None,
             exported_at_ms: e.exported_at_ms,
@@ -163,6 +166,7 @@ pub fn build(
                 local: false,
                 locality: peer.record.locality.clone(),
                 healthy: imp.healthy,
+                total: imp.total.max(imp.healthy),
                 stale: peer.state == LinkState::Stale,
                 pinned_vip: None,
                 exported_at_ms: imp.exported_at_ms,

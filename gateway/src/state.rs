@@ -45,6 +45,10 @@ pub struct Target {
     pub locality: Locality,
     /// Healthy endpoints there, from the service table.
     pub healthy: u32,
+    /// Every endpoint there, ready or not; never below `healthy` (a peer
+    /// on an earlier release sends no total and counts as fully healthy).
+    /// `healthy / total` is the cluster's health for spill-over.
+    pub total: u32,
     /// Its gateway ingress (host:port); empty for this cluster.
     pub gateway: String,
     /// This cluster.
@@ -297,6 +301,8 @@ fn import(i: &v1::ImportedService) -> Result<Import, String> {
                 cluster: t.cluster.clone(),
                 locality: locality(t.locality.as_ref()),
                 healthy: t.healthy_endpoints,
+                // 0 is "unknown": take it as fully healthy.
+                total: t.total_endpoints.max(t.healthy_endpoints),
                 gateway: t.gateway_address.clone(),
                 local: t.local,
             })
@@ -443,5 +449,17 @@ mod tests {
         }]);
         let e = GatewayState::from_proto(&bad).unwrap_err();
         assert!(e.contains("listen_ports"), "{e}");
+    }
+
+    #[test]
+    fn target_totals_decode_and_an_unknown_total_means_fully_healthy() {
+        let mut snap = snapshot(vec![]);
+        snap.imports[0].targets[1].healthy_endpoints = 4;
+        snap.imports[0].targets[1].total_endpoints = 10;
+        let state = GatewayState::from_proto(&snap).unwrap();
+        let targets = &state.imports[&("demo".into(), "hello".into())].targets;
+        let got: Vec<(u32, u32)> = targets.iter().map(|t| (t.healthy, t.total)).collect();
+        // east sent no total (0): read as its healthy count.
+        assert_eq!(got, [(1, 1), (4, 10)]);
     }
 }

@@ -107,3 +107,15 @@ fn wire_form_carries_every_field() {
     assert_eq!(p.healthy_endpoints, 3);
     assert!(p.exported_at_unix_ms > 0);
 }
+
+#[test]
+fn not_ready_endpoints_count_in_the_total_but_not_as_healthy() {
+    let mut s = svc("a", &[], 10);
+    for e in s.endpoints.iter_mut().skip(4) {
+        e.ready = false;
+    }
+    let mut times = BTreeMap::new();
+    let (entries, _, _) = compute(&snapshot(vec![s]), &View::default(), &mut times);
+    let p = entries.values().next().unwrap().to_proto();
+    assert_eq!((p.healthy_endpoints, p.total_endpoints), (4, 10));
+}

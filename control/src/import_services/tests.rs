@@ -20,6 +20,7 @@ fn entry(cluster: &str) -> ClusterEntry {
         local: cluster == "east",
         locality: StoredLocality::default(),
         healthy: 1,
+        total: 1,
         stale: false,
         pinned_vip: None,
         exported_at_ms: 0,

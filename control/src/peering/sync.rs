@@ -197,6 +197,8 @@ pub fn import_from_proto(e: &v1::ServiceExport) -> Result<(ServiceKey, ImportedS
             affinity,
             weights,
             healthy: e.healthy_endpoints,
+            // 0 is "unknown" (an earlier release): count it fully healthy.
+            total: e.total_endpoints.max(e.healthy_endpoints),
         },
     ))
 }
@@ -209,6 +211,7 @@ pub fn import_to_record(i: &ImportedService) -> ImportRecord {
         affinity: i.affinity.as_str().to_string(),
         weights: i.weights.clone(),
         healthy_endpoints: i.healthy,
+        total_endpoints: i.total,
     }
 }
 
@@ -228,6 +231,8 @@ pub fn import_from_record(r: &ImportRecord) -> Option<ImportedService> {
         affinity,
         weights: r.weights.clone(),
         healthy: r.healthy_endpoints,
+        // Records written before totals were kept read 0: fully healthy.
+        total: r.total_endpoints.max(r.healthy_endpoints),
     })
 }
 

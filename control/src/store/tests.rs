@@ -99,6 +99,7 @@ fn import(port: u16) -> ImportRecord {
         affinity: "local".into(),
         weights: Default::default(),
         healthy_endpoints: 1,
+        total_endpoints: 2,
     }
 }
 
@@ -205,4 +206,29 @@ fn export_times_and_vips_round_trip() {
     assert_eq!(store.vips().unwrap()["demo/b"], ip);
     store.update_vips(&[], &["demo/b".into()]).unwrap();
     assert!(store.vips().unwrap().is_empty());
+}
+
+#[test]
+fn an_import_written_before_endpoint_totals_reads_back_as_fully_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // The JSON an earlier release stored: no `total_endpoints`.
+    let old = br#"{"ports":[["http",8080]],"exported_at_unix_ms":5,"affinity":"local","healthy_endpoints":3}"#;
+    store
+        .write(|txn| {
+            let mut t = txn.open_table(IMPORTS).map_err(db("open imports"))?;
+            t.insert("west/demo/hello", old.as_slice())
+                .map_err(db("insert"))?;
+            Ok(())
+        })
+        .unwrap();
+    let imports = store.imports().unwrap();
+    let record = &imports["west"].services["demo/hello"];
+    assert_eq!((record.healthy_endpoints, record.total_endpoints), (3, 0));
+    let import = crate::peering::sync::import_from_record(record).unwrap();
+    assert_eq!(
+        (import.healthy, import.total),
+        (3, 3),
+        "unknown total = healthy"
+    );
 }

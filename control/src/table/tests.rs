@@ -34,6 +34,7 @@ fn exports(entries: &[(&str, i64, Affinity)]) -> ExportState {
                     ..Default::default()
                 },
                 healthy: 1,
+                total: 1,
             };
             (key, Arc::new(entry))
         })
@@ -70,6 +71,7 @@ fn import(port: u16, at: i64, affinity: Affinity, healthy: u32) -> ImportedServi
         affinity,
         weights: BTreeMap::new(),
         healthy,
+        total: healthy,
     }
 }
 
@@ -226,4 +228,24 @@ fn external_vips_are_used_as_given_and_missing_ones_are_flagged() {
         "{:?}",
         other.conflicts
     );
+}
+
+#[test]
+fn endpoint_totals_are_kept_per_cluster_and_never_below_healthy() {
+    let mut west = import(8080, 10, Affinity::Local, 4);
+    west.total = 10;
+    let table = build(
+        &me(),
+        &exports(&[("hello", 20, Affinity::Local)]),
+        &[peer("west", LinkState::Connected)],
+        &imports("west", &[("hello", west)]),
+        &mut vips(),
+    );
+    let s = &table[&ServiceKey::new("demo", "hello")];
+    let totals: Vec<(&str, u32, u32)> = s
+        .clusters
+        .iter()
+        .map(|c| (c.cluster.as_str(), c.healthy, c.total))
+        .collect();
+    assert_eq!(totals, [("west", 4, 10), ("east", 1, 1)]);
 }

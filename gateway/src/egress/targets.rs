@@ -16,7 +16,10 @@ pub(super) fn choose<'a>(
     listener: &Listener,
     rng: &mut Rng,
 ) -> Vec<&'a Target> {
-    let mut targets = order(import, &state.locality, |t| health.usable(t), rng);
+    // Usable endpoints now: all a usable target's healthy ones, none of an
+    // unusable one (spill-over by capacity weighs levels by this).
+    let healthy_now = |t: &Target| if health.usable(t) { t.healthy } else { 0 };
+    let mut targets = order(import, &state.locality, healthy_now, rng);
     if let Some(cluster) = &listener.pinned {
         targets.retain(|t| t.cluster == *cluster);
     }
@@ -36,6 +39,7 @@ mod tests {
             cluster: cluster.into(),
             locality: Locality::default(),
             healthy: 1,
+            total: 1,
             gateway: if local {
                 String::new()
             } else {

@@ -19,6 +19,7 @@ fn state(version: u64, names: &[(&str, &[&str])]) -> ExportState {
                     ..Default::default()
                 },
                 healthy: 1,
+                total: 1,
             };
             (key, Arc::new(entry))
         })
@@ -206,4 +207,35 @@ fn records_round_trip() {
     )
     .unwrap();
     assert_eq!(import_from_record(&import_to_record(&i)), Some(i));
+}
+
+/// One export of `demo/a` with `healthy` of `total` endpoints ready, as
+/// the bytes on the peering stream.
+fn wire(healthy: u32, total: u32) -> Vec<u8> {
+    use prost::Message;
+    let mut entry = (**state(1, &[("a", &[])]).entries.values().next().unwrap()).clone();
+    entry.healthy = healthy;
+    entry.total = total;
+    entry.to_proto().encode_to_vec()
+}
+
+#[test]
+fn endpoint_totals_cross_the_wire_and_the_store() {
+    use prost::Message;
+    let decoded = v1::ServiceExport::decode(wire(4, 10).as_slice()).unwrap();
+    let (_, i) = import_from_proto(&decoded).unwrap();
+    assert_eq!((i.healthy, i.total), (4, 10));
+    let record = import_to_record(&i);
+    assert_eq!(record.total_endpoints, 10);
+    assert_eq!(import_from_record(&record), Some(i));
+}
+
+#[test]
+fn a_peer_without_endpoint_totals_counts_as_fully_healthy() {
+    use prost::Message;
+    // An earlier release never writes field 8, and proto3 leaves a zero
+    // field off the wire: a total of 0 is exactly what such a peer sends.
+    let bytes = wire(4, 0);
+    let (_, i) = import_from_proto(&v1::ServiceExport::decode(bytes.as_slice()).unwrap()).unwrap();
+    assert_eq!((i.healthy, i.total), (4, 4));
 }
