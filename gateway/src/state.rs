@@ -27,7 +27,8 @@ pub struct Locality {
 /// Target ordering (the `fedmesh.io/affinity` annotation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Affinity {
-    /// Locality order; spill only when a level has nothing healthy.
+    /// Locality order; a level that lost part of its endpoints spills a
+    /// share to the next (`select`, spill-over by capacity).
     #[default]
     Local,
     /// Other clusters first; local endpoints last.
