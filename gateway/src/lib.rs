@@ -24,3 +24,4 @@ pub mod select;
 pub mod splice;
 pub mod state;
 pub mod status;
+pub mod transport;
