@@ -316,17 +316,18 @@ impl PeerPool {
         self.check_open(&state)?;
         prune(&mut state.conns);
         let live = state.conns.iter().filter(|c| c.shared.is_live());
-        let live_count = live.clone().count();
-        let room = |c: &&Conn| c.load() < c.stream_limit(&self.config);
-        let best = live.min_by_key(|c| c.load());
-        match best {
-            // At the connection limit, h2 queues the stream until the peer
-            // has room (`SendRequest::ready`).
-            Some(conn) if room(&conn) || live_count >= self.config.max_connections => {
+        let may_grow = live.clone().count() < self.config.max_connections
+            && self.check_backoff(&state).is_ok();
+        match live.min_by_key(|c| c.load()) {
+            // Room, or no other connection to be had (at the limit or in
+            // backoff): at the peer's limit h2 queues the stream until one
+            // ends (`SendRequest::ready`).
+            Some(conn) if conn.load() < conn.stream_limit(&self.config) || !may_grow => {
                 let slot = StreamSlot::take(&conn.shared.streams);
                 Ok(Pick::Use(conn.send.clone(), Arc::clone(&conn.shared), slot))
             }
-            _ => {
+            Some(_) => Ok(Pick::Dial(state.generation)),
+            None => {
                 self.check_backoff(&state)?;
                 Ok(Pick::Dial(state.generation))
             }

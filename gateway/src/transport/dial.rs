@@ -37,11 +37,8 @@ pub(crate) struct ConnShared {
     draining: AtomicBool,
     /// The driver task ended: the connection is gone.
     dead: AtomicBool,
-    /// Wakes the driver to stop (after the close grace, or at once when
-    /// `abort` is set).
+    /// Wakes the driver to stop after the close grace.
     closing: Notify,
-    /// Stop without waiting for open streams (the peer stopped answering).
-    abort: AtomicBool,
     /// The connection's one user PING slot (h2 allows one in flight).
     ping: tokio::sync::Mutex<PingPong>,
 }
@@ -65,13 +62,6 @@ impl ConnShared {
     /// Asks the driver to stop once open streams end or the grace passes.
     pub(crate) fn close(&self) {
         self.drain();
-        self.closing.notify_one();
-    }
-
-    /// Drops the connection at once, open streams or not.
-    pub(crate) fn abort(&self) {
-        self.drain();
-        self.abort.store(true, Ordering::Release);
         self.closing.notify_one();
     }
 
@@ -207,21 +197,16 @@ async fn handshake(
         draining: AtomicBool::new(false),
         dead: AtomicBool::new(false),
         closing: Notify::new(),
-        abort: AtomicBool::new(false),
         ping: tokio::sync::Mutex::new(ping),
     });
     let driver = Driver {
         addr: target.addr.to_owned(),
         shared: Arc::clone(&shared),
         grace: target.config.close_grace,
+        interval: target.config.keepalive_interval,
+        timeout: target.config.keepalive_timeout,
     };
     tokio::spawn(driver.run(connection));
-    tokio::spawn(keepalive(
-        target.addr.to_owned(),
-        Arc::clone(&shared),
-        target.config.keepalive_interval,
-        target.config.keepalive_timeout,
-    ));
     Ok(Conn { send, shared })
 }
 
@@ -243,6 +228,8 @@ struct Driver {
     addr: String,
     shared: Arc<ConnShared>,
     grace: Duration,
+    interval: Duration,
+    timeout: Duration,
 }
 
 impl Driver {
@@ -253,14 +240,13 @@ impl Driver {
         tokio::pin!(connection);
         let result = tokio::select! {
             result = &mut connection => Some(result),
+            // The keepalive PINGs ride this same poll; it returns only when
+            // the peer stopped answering, and then the connection is dropped.
+            () = keepalive(&self.addr, &self.shared, self.interval, self.timeout) => None,
             () = self.shared.closing.notified() => {
-                if self.shared.abort.load(Ordering::Acquire) {
-                    None
-                } else {
-                    // Closing: the pool dropped its SendRequest, so h2 sends
-                    // GOAWAY once the open streams end; they get `grace`.
-                    tokio::time::timeout(self.grace, &mut connection).await.ok()
-                }
+                // Closing: the pool dropped its SendRequest, so h2 sends
+                // GOAWAY once the open streams end; they get `grace`.
+                tokio::time::timeout(self.grace, &mut connection).await.ok()
             }
         };
         match result {
@@ -279,19 +265,19 @@ impl Driver {
     }
 }
 
-/// Pings an idle connection every `interval` so NAT bindings stay and a
-/// dead peer is noticed; stops when the connection does.
-async fn keepalive(addr: String, shared: Arc<ConnShared>, interval: Duration, timeout: Duration) {
-    // Bounded by the connection's life: each turn checks `dead`.
-    while !shared.is_dead() {
+/// Pings the connection when it has been idle for `interval`, so NAT
+/// bindings stay and a dead peer is noticed; returns when a PING fails.
+async fn keepalive(addr: &str, shared: &ConnShared, interval: Duration, timeout: Duration) {
+    // Runs as long as the connection: the driver drops it with the
+    // connection, and a failed PING ends it.
+    loop {
         tokio::time::sleep(interval).await;
-        if !shared.is_live() || shared.streams.load(Ordering::Acquire) > 0 {
+        if shared.streams.load(Ordering::Acquire) > 0 {
             continue;
         }
-        if let Err(error) = shared.ping(&addr, timeout).await {
+        if let Err(error) = shared.ping(addr, timeout).await {
             warn!(peer = %addr, conn = shared.id, %error, "keepalive PING failed; dropping connection");
-            shared.abort();
-            break;
+            return;
         }
     }
 }

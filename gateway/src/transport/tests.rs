@@ -431,7 +431,7 @@ async fn sixty_four_mib_echo_arrives_intact() {
     let t = tunnel(&pool, "echo.bulk.demo.fedmesh").await;
     let (read, write) = tokio::io::split(t);
     let sender = tokio::spawn(send_pattern(write, TOTAL));
-    let (got, received) = tokio::time::timeout(Duration::from_secs(120), hash_until_eof(read))
+    let (got, received) = tokio::time::timeout(Duration::from_secs(60), hash_until_eof(read))
         .await
         .expect("64 MiB echoed in time");
     let sent = sender.await.expect("sender");

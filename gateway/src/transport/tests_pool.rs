@@ -79,6 +79,7 @@ async fn streams_past_the_per_connection_limit_open_more_connections() {
     assert_eq!(peer.accepts(), 3);
     let stats = pool.stats();
     assert_eq!((stats.tcp_connects, stats.live_connections), (3, 3));
+    assert_eq!(stats.tls_full + stats.tls_resumed, 3);
     assert_eq!(stats.open_streams, 25);
     drop(tunnels);
 }
@@ -256,4 +257,76 @@ async fn refused_stream_status_comes_back_on_a_shared_connection() {
     }
     assert_eq!(peer.accepts(), 1);
     eventually("refused streams freed", || pool.stats().open_streams == 0).await;
+}
+
+/// A peer that completes TLS but never speaks HTTP/2 (hung process); sends
+/// one event per connection when the client closes it.
+async fn silent_peer(
+    pki: Arc<super::test_pki::Pki>,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tokio::io::copy(&mut tls, &mut tokio::io::sink()).await;
+                    let _ = tx.send(());
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn keepalive_drops_a_connection_whose_peer_stopped_answering() {
+    let pki = Arc::new(super::test_pki::Pki::new());
+    let (addr, mut closed) = silent_peer(Arc::clone(&pki)).await;
+    let tls: TlsSource = Arc::new(move || Ok(pki.client_config(&[super::ALPN_H2])));
+    let config = PoolConfig {
+        keepalive_interval: Duration::from_millis(50),
+        keepalive_timeout: Duration::from_millis(100),
+        ..PoolConfig::default()
+    };
+    let pool = PeerPool::new(addr, server_name(), tls, config);
+    let opening = pool
+        .open("echo.hello.demo.fedmesh", HeaderMap::new(), deadline())
+        .await
+        .expect("HEADERS queued on the new connection");
+    drop(opening);
+    tokio::time::timeout(STEP, closed.recv())
+        .await
+        .expect("keepalive gave up on the silent peer in time")
+        .expect("peer task alive");
+    eventually("pool forgets it", || pool.stats().live_connections == 0).await;
+}
+
+#[tokio::test]
+async fn ping_to_a_silent_peer_times_out_and_the_next_probe_redials() {
+    let pki = Arc::new(super::test_pki::Pki::new());
+    let (addr, mut closed) = silent_peer(Arc::clone(&pki)).await;
+    let tls: TlsSource = Arc::new(move || Ok(pki.client_config(&[super::ALPN_H2])));
+    let pool = PeerPool::new(addr, server_name(), tls, PoolConfig::default());
+    let error = pool
+        .ping(Duration::from_millis(200))
+        .await
+        .expect_err("no PONG");
+    assert!(
+        matches!(error, TransportError::PingTimeout { .. }),
+        "{error}"
+    );
+    let again = pool.ping(Duration::from_millis(200)).await;
+    assert!(again.is_err());
+    assert_eq!(pool.stats().tcp_connects, 2);
+    // The first connection, drained and idle, was closed.
+    tokio::time::timeout(STEP, closed.recv())
+        .await
+        .expect("first connection closed in time")
+        .expect("peer task alive");
 }
