@@ -46,6 +46,8 @@ mod test_pki;
 mod tests;
 #[cfg(test)]
 mod tests_pool;
+#[cfg(test)]
+mod tests_probe;
 
 pub use client::{Opening, PeerPool, PoolStats, Response, TlsSource};
 pub use server::{Incoming, serve_connection};
@@ -210,6 +212,10 @@ impl TransportError {
     /// True when the failure happened before the peer could have received
     /// the request, so the next target (or another connection) may be tried
     /// without risk of the same request reaching two endpoints.
+    ///
+    /// False means the peer may have acted on it: an egress that sent no
+    /// early data on the stream (so nothing can have reached an endpoint
+    /// before a 200 it never saw) may still try the next target.
     pub fn is_before_request(&self) -> bool {
         matches!(
             self,
@@ -231,6 +237,11 @@ impl TransportError {
     /// Classifies an h2 error seen on a stream the client opened: refused
     /// unprocessed (RFC 9113 §6.8 GOAWAY above the last stream id, §8.7
     /// REFUSED_STREAM) or a failure after the peer took it.
+    ///
+    /// h2 hands a stream the remote GOAWAY error only when the stream's id
+    /// is above the GOAWAY's last stream id; streams at or below it end
+    /// with their own outcome (or a broken pipe when the connection drops),
+    /// so a remote GOAWAY error here means "never processed".
     pub(crate) fn from_stream(addr: &str, source: h2::Error) -> TransportError {
         let refused = source.reason() == Some(h2::Reason::REFUSED_STREAM)
             || (source.is_go_away() && source.is_remote());

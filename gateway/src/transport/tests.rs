@@ -48,6 +48,11 @@ impl Drop for Peer {
 
 impl Peer {
     pub(super) async fn start() -> Peer {
+        Peer::start_with(ServerConfig::default()).await
+    }
+
+    /// A peer whose connections use `config`.
+    pub(super) async fn start_with(config: ServerConfig) -> Peer {
         let pki = Arc::new(Pki::new());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr").to_string();
@@ -62,7 +67,7 @@ impl Peer {
             Arc::clone(&accepts),
             Arc::clone(&closed),
             epoch.clone(),
-            events_tx,
+            (events_tx, config),
         ));
         Peer {
             addr,
@@ -77,9 +82,14 @@ impl Peer {
 
     /// A pool to this peer with `config`.
     pub(super) fn pool(&self, config: PoolConfig) -> Arc<PeerPool> {
+        self.pool_via(self.addr.clone(), config)
+    }
+
+    /// A pool that reaches this peer through `addr` (a relay).
+    pub(super) fn pool_via(&self, addr: String, config: PoolConfig) -> Arc<PeerPool> {
         let pki = Arc::clone(&self.pki);
         let tls: TlsSource = Arc::new(move || Ok(pki.client_config(&[ALPN_H2])));
-        PeerPool::new(self.addr.clone(), server_name(), tls, config)
+        PeerPool::new(addr, server_name(), tls, config)
     }
 
     /// Graceful shutdown of the connections accepted so far.
@@ -107,7 +117,7 @@ async fn accept_loop(
     accepts: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
     epoch: watch::Sender<u64>,
-    events: mpsc::UnboundedSender<String>,
+    (events, config): (mpsc::UnboundedSender<String>, ServerConfig),
 ) {
     // Ends when the test drops the Peer (task aborted).
     while let Ok((tcp, _)) = listener.accept().await {
@@ -115,7 +125,7 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let closed = Arc::clone(&closed);
         let mut epoch = epoch.subscribe();
-        let events = events.clone();
+        let (events, config) = (events.clone(), config.clone());
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
@@ -125,7 +135,7 @@ async fn accept_loop(
                 let _ = epoch.wait_for(|e| *e > born).await;
             };
             let handler = move |incoming| handle(incoming, events.clone());
-            let _ = serve_connection(tls, ServerConfig::default(), handler, shutdown).await;
+            let _ = serve_connection(tls, config, handler, shutdown).await;
             closed.fetch_add(1, Ordering::SeqCst);
         });
     }
@@ -437,34 +447,4 @@ async fn sixty_four_mib_echo_arrives_intact() {
     let sent = sender.await.expect("sender");
     assert_eq!(got, TOTAL);
     assert_eq!(received, sent);
-}
-
-/// Throughput of one tunnel on loopback (run with `--ignored --nocapture`,
-/// best with `--release`): 1 GiB client → server, counted by the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "throughput probe, prints MB/s"]
-async fn throughput_probe_one_tunnel() {
-    const TOTAL: u64 = 1 << 30;
-    let peer = Peer::start().await;
-    let pool = peer.pool(PoolConfig::default());
-    let mut t = tunnel(&pool, "count.bulk.demo.fedmesh").await;
-    let chunk = vec![0x5au8; 256 << 10];
-    let start = std::time::Instant::now();
-    for _ in 0..TOTAL / chunk.len() as u64 {
-        t.write_all(&chunk).await.expect("write");
-    }
-    t.shutdown().await.expect("half-close");
-    let mut count = [0u8; 8];
-    t.read_exact(&mut count).await.expect("count");
-    let elapsed = start.elapsed();
-    assert_eq!(u64::from_be_bytes(count), TOTAL);
-    let rate = TOTAL as f64 / elapsed.as_secs_f64() / 1e6;
-    let hwm = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(str::to_owned)
-        });
-    println!("one tunnel: 1 GiB in {elapsed:?} = {rate:.0} MB/s; {hwm:?}");
 }
