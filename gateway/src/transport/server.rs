@@ -24,6 +24,10 @@ use tracing::debug;
 use super::stream::Tunnel;
 use super::{REASON_HEADER, ServerConfig, TransportError};
 
+/// How long a connection closed at the drain timeout may take to write its
+/// final GOAWAY.
+const GOAWAY_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A CONNECT stream the ingress has not answered yet.
 ///
 /// Dropping it unanswered resets the stream, which the client sees as a
@@ -134,6 +138,10 @@ where
             () = &mut drain_timer, if draining => {
                 debug!("drain timeout: closing peer connection with streams open");
                 connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+                // Give h2 a moment to write the final GOAWAY; the streams
+                // still open are reset with it.
+                let flush = async { while connection.accept().await.is_some() {} };
+                let _ = tokio::time::timeout(GOAWAY_FLUSH, flush).await;
                 return Ok(());
             }
             next = connection.accept() => match next {

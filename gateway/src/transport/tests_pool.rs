@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::test_pki::server_name;
 use super::tests::{Peer, STEP, deadline, tunnel};
-use super::{PeerPool, PoolConfig, TlsSource, TransportError, Tunnel};
+use super::{PeerPool, PoolConfig, ServerConfig, TlsSource, TransportError, Tunnel};
 
 /// Polls `done` every 10 ms until it holds or [`STEP`] passes.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -329,4 +329,30 @@ async fn ping_to_a_silent_peer_times_out_and_the_next_probe_redials() {
         .await
         .expect("first connection closed in time")
         .expect("peer task alive");
+}
+
+#[tokio::test]
+async fn drain_timeout_ends_streams_that_outlive_it_with_an_error() {
+    let peer = Peer::start_with(ServerConfig {
+        drain_timeout: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await;
+    let pool = peer.pool(PoolConfig::default());
+    let mut long = tunnel(&pool, "echo.long.demo.fedmesh").await;
+    round_trip(&mut long).await;
+    peer.goaway();
+    eventually("server gave up draining", || {
+        peer.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The cut stream reads as an error, not as a clean end.
+    let mut rest = Vec::new();
+    let result = tokio::time::timeout(STEP, long.read_to_end(&mut rest))
+        .await
+        .expect("read in time");
+    assert!(
+        result.is_err(),
+        "a stream cut by the drain timeout read as EOF"
+    );
 }
