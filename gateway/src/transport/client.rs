@@ -38,9 +38,10 @@ pub use super::opening::{Opening, Response};
 pub type TlsSource =
     Arc<dyn Fn() -> Result<Arc<rustls::ClientConfig>, TransportError> + Send + Sync>;
 
-/// Rounds of pick-or-dial one `open` makes before giving up; each dial or
-/// refused connection costs one, so this bounds the loop.
-const OPEN_ROUNDS: usize = 8;
+/// Rounds of pick-or-dial one `open` makes beyond `max_connections`
+/// before giving up; each dial (its own or another caller's) or refused
+/// connection costs one, so this bounds the loop.
+const EXTRA_ROUNDS: usize = 4;
 
 /// Counters of a pool, for the gateway's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -179,7 +180,7 @@ impl PeerPool {
                 source,
             })?;
         let mut last = None;
-        for _ in 0..OPEN_ROUNDS {
+        for _ in 0..self.config.max_connections + EXTRA_ROUNDS {
             let (send, shared, slot) = match self.pick()? {
                 Pick::Use(send, shared, slot) => (send, shared, slot),
                 Pick::Dial(generation) => {
@@ -220,7 +221,7 @@ impl PeerPool {
     /// [`PeerPool::open`], or [`TransportError::ConnectionLost`].
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, TransportError> {
         let deadline = Instant::now() + timeout;
-        for _ in 0..OPEN_ROUNDS {
+        for _ in 0..EXTRA_ROUNDS {
             match self.ping_target()? {
                 Ok(shared) => return self.ping_on(&shared, deadline).await,
                 Err(generation) => self.dial_new(generation, deadline).await?,
