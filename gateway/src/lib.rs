@@ -31,4 +31,5 @@ pub mod select;
 pub mod splice;
 pub mod state;
 pub mod tls;
+pub mod transport;
 pub mod wire;
