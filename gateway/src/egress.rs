@@ -22,6 +22,7 @@
 mod admission;
 mod attempt;
 mod carry;
+mod early;
 mod listeners;
 mod remote;
 mod targets;
@@ -39,8 +40,8 @@ use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::pools::Pools;
 use crate::state::{GatewayState, Listener};
-use crate::tls::GatewayTls;
 
 /// The handles egress uses.
 #[derive(Debug)]
@@ -53,8 +54,8 @@ pub struct Egress {
     pub limits: Arc<Limits>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// TLS for dialing peer gateways.
-    pub tls: GatewayTls,
+    /// Pooled connections to peer gateways.
+    pub pools: Arc<Pools>,
     /// How long reaching one target may take (`gateway.connectTimeout`).
     pub connect_timeout: Duration,
     /// How long a carried connection may stay silent (`gateway.idleTimeout`).

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use crate::transport::TransportError;
 use crate::wire::Refusal;
 
 /// Which side of a hop failed.
@@ -42,15 +43,11 @@ pub enum AttemptError {
         /// Who was dialed.
         addr: String,
     },
-    /// The TLS handshake with a peer gateway failed.
-    #[error("TLS with the peer gateway {addr} failed: {source}")]
-    Tls {
-        /// The peer gateway.
-        addr: String,
-        /// The handshake error.
-        #[source]
-        source: io::Error,
-    },
+    /// The pooled transport to a peer gateway failed before it answered
+    /// (no byte reached an endpoint: its ingress reads a stream only after
+    /// answering 200).
+    #[error(transparent)]
+    Transport(TransportError),
     /// The peer ingress answered that it cannot connect this request.
     #[error("the peer ingress refused: {}", .0.as_str())]
     Refused(Refusal),
@@ -74,7 +71,7 @@ impl AttemptError {
             AttemptError::NoEndpoint
             | AttemptError::Connect { .. }
             | AttemptError::Timeout { .. }
-            | AttemptError::Tls { .. }
+            | AttemptError::Transport(_)
             | AttemptError::Refused(_)
             | AttemptError::BadAnswer(_) => Side::Upstream,
         }
@@ -101,7 +98,8 @@ impl AttemptError {
             AttemptError::AtCapacity => "at_capacity",
             AttemptError::Connect { .. } => "connect",
             AttemptError::Timeout { .. } => "timeout",
-            AttemptError::Tls { .. } => "tls",
+            AttemptError::Transport(e) if e.is_before_request() => "peer_unreachable",
+            AttemptError::Transport(_) => "peer_stream_lost",
             AttemptError::Refused(r) => r.as_str(),
             AttemptError::BadAnswer(_) => "bad_answer",
             AttemptError::Settings(_) => "settings",

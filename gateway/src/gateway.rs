@@ -24,8 +24,12 @@ use crate::ingress::{self, Ingress};
 use crate::lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::pools::Pools;
 use crate::tls::GatewayTls;
 use crate::wire;
+
+/// How often the pools' counters reach the metrics.
+const POOL_REPORT: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for open connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -121,14 +125,22 @@ pub async fn run(
     });
 
     let (life, drain) = lifecycle::new();
-    let tls = GatewayTls::new(cert.clone(), trust.clone(), &[wire::ALPN_TUNNEL]);
+    // Egress dials the pooled transport only; ingress also takes the
+    // first-wave tunnel, so gateways of the previous release still reach it.
+    let dial_tls = GatewayTls::new(cert.clone(), trust.clone(), &[wire::ALPN_H2]);
+    let serve_tls = GatewayTls::new(
+        cert.clone(),
+        trust.clone(),
+        &[wire::ALPN_H2, wire::ALPN_TUNNEL],
+    );
+    let pools = Arc::new(Pools::new(dial_tls, gw_config.connect_timeout));
     let health = Arc::new(Health::new(&gw_config));
     let egress = Arc::new(Egress {
         states: state_rx.clone(),
         health: health.clone(),
         limits: Arc::new(Limits::new(&gw_config)),
         metrics: metrics.clone(),
-        tls: tls.clone(),
+        pools: pools.clone(),
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
         bind: gw_config.ingress_listen.ip(),
@@ -139,17 +151,20 @@ pub async fn run(
         health: health.clone(),
         metrics: metrics.clone(),
         trust,
-        tls: tls.server().context("while building ingress TLS")?,
+        tls: serve_tls.server().context("while building ingress TLS")?,
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
+        drain_timeout: DRAIN,
         life,
     });
     let tasks = [
         tokio::spawn(ingress::serve(ingress, ingress_listener)),
         tokio::spawn(egress::serve(egress)),
+        tokio::spawn(pools.clone().report(metrics.clone(), POOL_REPORT)),
         tokio::spawn(probes::probe_loop(
             health,
             metrics,
+            pools.clone(),
             state_rx,
             gw_config.probe_interval,
         )),

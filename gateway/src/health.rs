@@ -138,6 +138,11 @@ impl Health {
         p.srtt = Some(p.srtt.map_or(took, |srtt| (srtt * 7 + took) / 8));
     }
 
+    /// The smoothed round trip to the gateway at `addr`, once measured.
+    pub fn rtt(&self, addr: &str) -> Option<Duration> {
+        lock(&self.probes).get(addr).and_then(|p| p.srtt)
+    }
+
     /// How long the next probe of the gateway at `addr` may take (see the
     /// module docs).
     pub fn probe_timeout(&self, addr: &str) -> Duration {

@@ -13,10 +13,14 @@
 //! 5. **answer and carry**: connected, or why not ([`crate::wire::Refusal`]);
 //!    then bytes both ways.
 //!
-//! The request arrives over the first-wave tunnel ([`tunnel`]: SNI names
-//! the service, a status preface answers).
+//! Requests arrive by the pooled transport ([`streams`]: ALPN `h2`, one
+//! CONNECT stream per request, `:authority` names the service port), or
+//! over the first-wave tunnel ([`tunnel`]: ALPN `fedmesh-gw/1`, SNI names
+//! it, a status preface answers), which gateways of the previous release
+//! still dial.
 
 mod authorize;
+mod streams;
 mod tunnel;
 
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::state::GatewayState;
+use crate::wire;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +59,9 @@ pub struct Ingress {
     pub connect_timeout: Duration,
     /// How long a carried connection may stay silent.
     pub idle_timeout: Duration,
+    /// How long open streams of a pooled connection may take to finish
+    /// once the gateway drains.
+    pub drain_timeout: Duration,
     /// Open connections and the drain.
     pub life: Lifecycle,
 }
@@ -135,5 +143,9 @@ async fn handle(ingress: Arc<Ingress>, acceptor: TlsAcceptor, tcp: TcpStream) {
         }
     };
     // 3–5, per request.
-    tunnel::handle(&ingress, &peer, tls).await;
+    if tls.get_ref().1.alpn_protocol() == Some(wire::ALPN_H2) {
+        streams::serve(ingress, peer, tls).await;
+    } else {
+        tunnel::handle(&ingress, &peer, tls).await;
+    }
 }

@@ -27,6 +27,7 @@ pub mod ingress;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod pools;
 pub mod select;
 pub mod splice;
 pub mod state;

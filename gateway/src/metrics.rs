@@ -90,6 +90,9 @@ pub struct Metrics {
     ingress_refused: Family<Reason, Counter>,
     ingress_bytes: Family<Target, Counter<u64, AtomicU64>>,
     listeners: Gauge,
+    peer_connects: Family<Cluster, Counter>,
+    peer_connections: Family<Cluster, Gauge>,
+    peer_streams: Family<Cluster, Gauge>,
 }
 
 impl Default for Metrics {
@@ -119,6 +122,9 @@ impl Metrics {
             ingress_refused: Family::default(),
             ingress_bytes: Family::default(),
             listeners: Gauge::default(),
+            peer_connects: Family::default(),
+            peer_connections: Family::default(),
+            peer_streams: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -187,7 +193,43 @@ impl Metrics {
             "VIP listeners open",
             m.listeners.clone(),
         );
+        registry.register(
+            "egress_peer_connections_opened",
+            "Pooled connections (TCP) opened to a peer cluster's gateways",
+            m.peer_connects.clone(),
+        );
+        registry.register(
+            "egress_peer_connections",
+            "Pooled connections to a peer cluster's gateways, open now",
+            m.peer_connections.clone(),
+        );
+        registry.register(
+            "egress_peer_streams",
+            "Client connections carried as streams to a peer cluster, open now",
+            m.peer_streams.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// What a peer cluster's pools did since the last report: `connects`
+    /// new TCP connections, `full` and `resumed` TLS handshakes; `live`
+    /// connections and `streams` open now.
+    pub fn peer_pool(&self, cluster: &str, new: PoolCounts, live: usize, streams: usize) {
+        let c = Cluster {
+            cluster: cluster.to_string(),
+        };
+        self.peer_connects.get_or_create(&c).inc_by(new.connects);
+        for (kind, n) in [("full", new.full), ("resumed", new.resumed)] {
+            self.handshakes
+                .get_or_create(&Handshake {
+                    cluster: cluster.to_string(),
+                    kind: kind.to_string(),
+                })
+                .inc_by(n);
+        }
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.peer_connections.get_or_create(&c).set(gauge(live));
+        self.peer_streams.get_or_create(&c).set(gauge(streams));
     }
 
     fn target(service: &str, cluster: &str) -> Target {
@@ -311,6 +353,17 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// Counts of a peer cluster's pools since the last report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// TCP connections opened.
+    pub connects: u64,
+    /// Full TLS handshakes.
+    pub full: u64,
+    /// Resumed TLS handshakes.
+    pub resumed: u64,
 }
 
 /// Decrements the active-connections gauge when dropped.

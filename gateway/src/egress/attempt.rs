@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::carry::{Connected, Upstream, carry};
+use super::early::Early;
 use super::{Accepted, Egress, EgressError, remote, reset, targets};
 use crate::dial;
 use crate::error::AttemptError;
@@ -58,7 +61,9 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
     let started = Instant::now();
     let state = egress.state();
     let Accepted {
-        client, listener, ..
+        mut client,
+        listener,
+        ..
     } = conn;
     let Some(import) = state.imports.get(&listener.key) else {
         reset(client);
@@ -67,7 +72,17 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
     let service = format!("{}/{}", import.key.0, import.key.1);
     let targets = targets::choose(&egress.health, &state, import, &listener, &mut Rng::new());
     let route = Route::new(&import.key.0, &import.key.1, listener.port);
-    match first_that_connects(&egress, &state, import, &route, &targets).await {
+    let mut early = Early::default();
+    let attempts = Attempts {
+        egress: &egress,
+        state: &state,
+        import,
+        route: &route,
+    };
+    match attempts
+        .first_that_connects(&targets, &mut client, &mut early)
+        .await
+    {
         Ok(connected) => {
             egress
                 .metrics
@@ -84,72 +99,101 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
     }
 }
 
-/// Tries `targets` in order; the first that connects, or why none did.
-async fn first_that_connects(
-    egress: &Egress,
-    state: &GatewayState,
-    import: &Import,
-    route: &Route,
-    targets: &[&Target],
-) -> Result<Connected, EgressError> {
-    let service = format!("{}/{}", import.key.0, import.key.1);
-    let remote_clusters = import.targets.iter().filter(|t| !t.local).count();
-    let mut last = None;
-    for target in targets {
-        let outcome = match egress.limits.acquire(&target.cluster) {
-            None => Err(AttemptError::AtCapacity),
-            Some(permit) => one(egress, state, target, route)
-                .await
-                .map(|upstream| Connected {
-                    upstream,
-                    cluster: target.cluster.clone(),
-                    permit,
-                }),
-        };
-        let now = Instant::now();
-        match outcome {
-            Ok(connected) => {
-                if !target.local {
-                    egress
-                        .health
-                        .connect_result(&target.cluster, true, remote_clusters, now);
+/// What every attempt of one connection shares.
+struct Attempts<'a> {
+    egress: &'a Egress,
+    state: &'a GatewayState,
+    import: &'a Import,
+    route: &'a Route,
+}
+
+impl Attempts<'_> {
+    /// Tries `targets` in order; the first that connects, or why none did.
+    async fn first_that_connects(
+        &self,
+        targets: &[&Target],
+        client: &mut TcpStream,
+        early: &mut Early,
+    ) -> Result<Connected, EgressError> {
+        let egress = self.egress;
+        let service = format!("{}/{}", self.import.key.0, self.import.key.1);
+        let remote_clusters = self.import.targets.iter().filter(|t| !t.local).count();
+        let mut last = None;
+        for target in targets {
+            let outcome = match egress.limits.acquire(&target.cluster) {
+                None => Err(AttemptError::AtCapacity),
+                Some(permit) => self
+                    .one(target, client, early)
+                    .await
+                    .map(|upstream| Connected {
+                        upstream,
+                        cluster: target.cluster.clone(),
+                        permit,
+                    }),
+            };
+            let now = Instant::now();
+            match outcome {
+                Ok(connected) => {
+                    if !target.local {
+                        egress
+                            .health
+                            .connect_result(&target.cluster, true, remote_clusters, now);
+                    }
+                    return Ok(connected);
                 }
-                return Ok(connected);
-            }
-            Err(error) => {
-                debug!(cluster = %target.cluster, %error, "attempt failed; trying the next target");
-                egress
-                    .metrics
-                    .egress_attempt_failed(&service, &target.cluster, error.label());
-                feedback(egress, target, &error, remote_clusters, now);
-                let stop = !error.may_try_next();
-                last = Some(error);
-                if stop {
-                    break;
+                Err(error) => {
+                    debug!(cluster = %target.cluster, %error, "attempt failed; trying the next target");
+                    egress
+                        .metrics
+                        .egress_attempt_failed(&service, &target.cluster, error.label());
+                    feedback(egress, target, &error, remote_clusters, now);
+                    let stop = !error.may_try_next();
+                    last = Some(error);
+                    if stop {
+                        break;
+                    }
                 }
             }
         }
+        Err(last.map_or(EgressError::NoUsableTarget, EgressError::NoTarget))
     }
-    Err(last.map_or(EgressError::NoUsableTarget, EgressError::NoTarget))
-}
 
-/// One attempt on one target.
-async fn one(
-    egress: &Egress,
-    state: &GatewayState,
-    target: &Target,
-    route: &Route,
-) -> Result<Upstream, AttemptError> {
-    if !target.local {
-        return remote::connect(egress, target, route).await;
+    /// One attempt on one target.
+    async fn one(
+        &self,
+        target: &Target,
+        client: &mut TcpStream,
+        early: &mut Early,
+    ) -> Result<Upstream, AttemptError> {
+        if !target.local {
+            return remote::connect(self.egress, target, self.route, client, early).await;
+        }
+        let route = self.route;
+        let export = self
+            .state
+            .exports
+            .get(&(route.namespace.clone(), route.service.clone()))
+            .ok_or(AttemptError::NoEndpoint)?;
+        let candidates = dial::candidates(export, route.port);
+        let (mut stream, addr) = dial::dial(
+            &self.egress.health,
+            &candidates,
+            self.egress.connect_timeout,
+        )
+        .await?;
+        if !early.is_empty() {
+            // Bytes a refusing peer never read: this endpoint gets them.
+            stream
+                .write_all(&early.bytes())
+                .await
+                .map_err(|source| AttemptError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            early.delivered();
+        }
+        Ok(Upstream::Plain(stream))
     }
-    let export = state
-        .exports
-        .get(&(route.namespace.clone(), route.service.clone()))
-        .ok_or(AttemptError::NoEndpoint)?;
-    let candidates = dial::candidates(export, route.port);
-    let (stream, _) = dial::dial(&egress.health, &candidates, egress.connect_timeout).await?;
-    Ok(Upstream::Plain(stream))
 }
 
 /// What a failed attempt tells health.
@@ -171,11 +215,9 @@ fn feedback(
         warn!(cluster = %target.cluster, "ejecting a cluster: its ingress has nothing to serve with");
         egress.metrics.ejection(&target.cluster);
     }
-    let unreachable = matches!(
-        error,
-        AttemptError::Connect { .. } | AttemptError::Timeout { .. } | AttemptError::Tls { .. }
-    );
-    if unreachable && egress.health.probed(&target.gateway, false) == Transition::Down {
+    if error.gateway_unreachable()
+        && egress.health.probed(&target.gateway, false) == Transition::Down
+    {
         warn!(gateway = %target.gateway, "peer gateway cannot be reached; routing around it");
     }
 }

@@ -7,13 +7,14 @@ use tokio::net::TcpStream;
 use super::Egress;
 use crate::limits::TargetPermit;
 use crate::splice::{TlsSide, splice};
+use crate::transport::Tunnel;
 
 /// What a connection is carried to.
 pub(super) enum Upstream {
     /// A local endpoint.
     Plain(TcpStream),
-    /// A peer gateway's ingress over the first-wave tunnel.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A peer gateway's ingress: a CONNECT stream of the pooled transport.
+    Tunnel(Box<Tunnel>),
 }
 
 /// A reached target, ready to carry.
@@ -38,7 +39,7 @@ pub(super) async fn carry(egress: &Egress, mut client: TcpStream, to: Connected,
     let idle = egress.idle_timeout;
     let moved = match upstream {
         Upstream::Plain(mut s) => splice(&mut client, &mut s, TlsSide::Neither, idle).await,
-        Upstream::Tls(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
+        Upstream::Tunnel(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
     };
     egress
         .metrics

@@ -1,64 +1,100 @@
-//! The remote hop of an attempt: reaching a peer cluster's ingress, which
-//! answers only once it reached one of its endpoints. Over the first-wave
-//! tunnel: a TCP connect and an mTLS handshake per client connection, the
-//! SNI naming the service port, then the two-byte status preface.
+//! The remote hop of an attempt: a CONNECT stream to a peer cluster's
+//! ingress over the pooled HTTP/2 transport ([`crate::pools`]), which
+//! answers 200 only once it reached one of its endpoints, or refuses with
+//! a reason (503 when it has nothing to serve with: the next target is
+//! tried). Client bytes that arrive meanwhile travel with the request and
+//! are kept for a replay ([`super::early`]). A warm pool costs no TCP or
+//! TLS handshake: a new client connection reaches its first response in
+//! one round trip to the peer.
 
 use std::time::Instant;
 
-use rustls_pki_types::ServerName;
+use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use super::Egress;
 use super::carry::Upstream;
+use super::early::Early;
 use crate::error::AttemptError;
 use crate::state::Target;
-use crate::wire::{Route, preface};
+use crate::transport::TransportError;
+use crate::wire::{self, Refusal, Route};
 
-/// Reaches `route` through `target`'s gateway within `gateway.connectTimeout`.
+/// Reaches `route` through `target`'s gateway within
+/// `gateway.connectTimeout`, sending `early` bytes (and what the client
+/// sends meanwhile) with the request.
 ///
 /// # Errors
-/// Which step failed; every one lets the next target be tried.
+/// Which step failed; every one lets the next target be tried unless the
+/// client went away.
 pub(super) async fn connect(
     egress: &Egress,
     target: &Target,
     route: &Route,
+    client: &mut TcpStream,
+    early: &mut Early,
 ) -> Result<Upstream, AttemptError> {
     let addr = &target.gateway;
-    let deadline = tokio::time::Instant::now() + egress.connect_timeout;
-    let timeout = || AttemptError::Timeout { addr: addr.clone() };
     let started = Instant::now();
-    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+    let deadline = tokio::time::Instant::now() + egress.connect_timeout;
+    let pool = egress.pools.get(&target.cluster, addr);
+    // The ingress's share of the wait: what is left once the answer has
+    // come back (one smoothed round trip, as the probes measure it).
+    let budget = egress
+        .connect_timeout
+        .saturating_sub(egress.health.rtt(addr).unwrap_or_default());
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&wire::budget_header(budget)) {
+        headers.insert(wire::BUDGET_HEADER, value);
+    }
+    let mut opening = pool
+        .open(&route.name(), headers, deadline)
         .await
-        .map_err(|_| timeout())?
-        .map_err(|source| AttemptError::Connect {
-            addr: addr.clone(),
-            source,
-        })?;
-    egress.health.connected_in(addr, started.elapsed());
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(route.name())
-        .map_err(|e| AttemptError::Settings(format!("{}: {e}", route.name())))?;
-    let tls = egress
-        .tls
-        .client(&target.cluster)
-        .map_err(|e| AttemptError::Settings(e.to_string()))?;
-    let mut tls = tokio::time::timeout_at(deadline, TlsConnector::from(tls).connect(name, tcp))
-        .await
-        .map_err(|_| timeout())?
-        .map_err(|source| AttemptError::Tls {
-            addr: addr.clone(),
-            source,
-        })?;
-    let resumed = matches!(
-        tls.get_ref().1.handshake_kind(),
-        Some(rustls::HandshakeKind::Resumed)
-    );
-    egress.metrics.tls_handshake(&target.cluster, resumed);
-    match tokio::time::timeout_at(deadline, preface::read(&mut tls)).await {
-        Ok(Ok(Ok(()))) => Ok(Upstream::Tls(Box::new(tls))),
-        Ok(Ok(Err(refusal))) => Err(AttemptError::Refused(refusal)),
-        Ok(Err(e)) => Err(AttemptError::BadAnswer(e.to_string())),
-        Err(_) => Err(timeout()),
+        .map_err(AttemptError::Transport)?;
+    if !early.is_empty() {
+        opening
+            .send(early.bytes())
+            .map_err(AttemptError::Transport)?;
+    }
+    let response = loop {
+        tokio::select! {
+            r = opening.response() => break r.map_err(AttemptError::Transport)?,
+            chunk = early.read_more(client), if early.has_room() => match chunk {
+                Ok(Some(bytes)) => opening.send(bytes).map_err(AttemptError::Transport)?,
+                Ok(None) => {}
+                Err(_) => return Err(AttemptError::ClientGone),
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(AttemptError::Timeout { addr: addr.clone() });
+            }
+        }
+    };
+    if response.status == http::StatusCode::OK {
+        egress.health.connected_in(addr, started.elapsed());
+        early.delivered();
+        let tunnel = opening.into_tunnel().map_err(AttemptError::Transport)?;
+        return Ok(Upstream::Tunnel(Box::new(tunnel)));
+    }
+    Err(match response.reason().and_then(Refusal::from_reason) {
+        Some(refusal) => AttemptError::Refused(refusal),
+        None => AttemptError::BadAnswer(format!("status {}", response.status)),
+    })
+}
+
+impl AttemptError {
+    /// Whether the peer gateway itself could not be reached (a failed
+    /// probe's worth of evidence), as opposed to its answer.
+    pub(super) fn gateway_unreachable(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Timeout { .. }
+                | AttemptError::Transport(
+                    TransportError::Dial { .. }
+                        | TransportError::DialTimeout { .. }
+                        | TransportError::Tls { .. }
+                        | TransportError::Handshake { .. }
+                        | TransportError::ConnectionLost { .. }
+                )
+        )
     }
 }
