@@ -14,6 +14,7 @@ mod join;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod registry_events;
 mod restart;
 mod tokens;
 mod trust;
