@@ -66,7 +66,7 @@ impl StaticFiles {
     pub const RESCAN: Duration = Duration::from_secs(30);
 
     /// Watches `dir` for file events, and rescans it in full every
-    /// `rescan` (see [`StaticFiles::RESCAN`]).
+    /// `rescan` (see [`StaticFiles::RESCAN`]; at least [`QUIET`]).
     pub fn new(dir: impl Into<PathBuf>, rescan: Duration) -> Self {
         Self {
             dir: dir.into(),
@@ -138,6 +138,8 @@ impl Task {
     /// Reads the folder, publishes, then follows events and rescans until
     /// the future is dropped.
     async fn run(&mut self, rescan: Duration) {
+        // A zero interval would spin.
+        let rescan = rescan.max(QUIET);
         self.full(true).await;
         self.publish().await;
         let mut last_full = Instant::now();
