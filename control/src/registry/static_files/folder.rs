@@ -72,6 +72,13 @@ impl Folder {
     /// gone are dropped, the rest keep their objects. True when anything
     /// changed.
     pub(super) fn refresh(&mut self, at: &Path) -> bool {
+        if at != self.root && !std::fs::metadata(&self.root).is_ok_and(|m| m.is_dir()) {
+            // The folder itself is gone (`rm -rf` sends a delete event per
+            // file first): a folder gone withdraws nothing, so read it as
+            // a whole, which reports it.
+            let root = self.root.clone();
+            return self.refresh(&root);
+        }
         let listing = manifest::list(&self.root, at);
         let before = (self.root_failure.clone(), self.failures.clone());
         if at == self.root {

@@ -316,3 +316,19 @@ fn refreshing_a_removed_subfolder_withdraws_its_files() {
         .collect();
     assert_eq!(names, ["b"]);
 }
+
+#[test]
+fn delete_events_of_a_deleted_folder_withdraw_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("hello.yaml"), HELLO).unwrap();
+    let mut folder = Folder::new(&dir);
+    folder.rescan();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The file's delete event arrives before (or without) the folder's.
+    assert!(folder.refresh(&dir.join("hello.yaml")));
+    let snap = folder.snapshot();
+    assert!(snap.services.contains_key(&key("hello")));
+    assert!(problem_about(&snap, &dir).is_some(), "{:?}", snap.problems);
+}
