@@ -49,8 +49,6 @@ use fedmesh_proto::transport::tls_incoming;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Largest sync message: a full resync of tens of thousands of exports.
 pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
-/// How often the static registry checks its folder for changes.
-const STATIC_POLL: Duration = Duration::from_millis(250);
 
 /// Runs the control plane until a termination signal.
 ///
@@ -275,7 +273,7 @@ fn make_registry(config: &Config, kube: Option<kube::Client>) -> anyhow::Result<
             let path = &config.registry.path;
             std::fs::create_dir_all(path)
                 .with_context(|| format!("cannot create registry.path {}", path.display()))?;
-            Ok(Box::new(StaticFiles::new(path, STATIC_POLL)))
+            Ok(Box::new(StaticFiles::new(path, StaticFiles::RESCAN)))
         }
         RegistryKind::Kubernetes => {
             let client = kube.ok_or_else(|| anyhow!("no Kubernetes client"))?;

@@ -1,59 +1,86 @@
-//! The static registry: a folder of Kubernetes YAML manifests, watched for
-//! changes (DESIGN.md, Exporting).
+//! The static registry: a folder of Kubernetes YAML manifests, read again
+//! on file events (DESIGN.md, Exporting).
 //!
-//! File rules: only `*.yaml` / `*.yml`, dotfiles (and dot-folders) skipped,
-//! sub-folders read too, several documents per file, kinds other than `v1`
-//! `Service` and `discovery.k8s.io/v1` `EndpointSlice` ignored, objects keyed
-//! by kind/namespace/name with duplicates reported. A file that does not
-//! parse is reported and skipped as a whole; the others keep working.
+//! File rules ([`manifest`]): only `*.yaml` / `*.yml`, dotfiles (and
+//! dot-folders) skipped, sub-folders read too, several documents per file,
+//! kinds other than `v1` `Service` and `discovery.k8s.io/v1`
+//! `EndpointSlice` ignored, objects keyed by kind/namespace/name with
+//! duplicates reported.
 //!
-//! The folder is polled: each round compares every file's size, mtime and
-//! inode with the last round and re-reads only the files that changed, so
-//! an edit (in place or by rename) shows within one interval.
+//! How a change flows: the folder is watched recursively ([`events`],
+//! inotify on Linux); the watcher notes the changed paths; the registry's
+//! task waits until writes pause ([`QUIET`], at most [`SETTLE_CAP`]),
+//! re-reads only those paths into the [`Folder`] (which keeps each file's
+//! parsed objects) and publishes the rebuilt view when it differs. A full
+//! rescan every `rescan` interval (files whose size, mtime and inode did
+//! not change are not read) catches lost events; while the folder cannot
+//! be watched (missing, replaced, watch limits) it runs every [`RETRY`] and
+//! tries to watch again.
+//!
+//! Nothing is forgotten on a read error ([`folder`]): a file that cannot be
+//! read or parsed, or a folder that cannot be listed, keeps its last good
+//! objects and is reported as a problem (`fedctl check`); only a file whose
+//! entry is gone is withdrawn.
 
-use std::collections::BTreeMap;
+mod events;
+mod folder;
+mod manifest;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
+use self::events::{Changes, Pending, Watch};
+use self::folder::Folder;
 use super::Registry;
-use super::build::{Sourced, build};
-use crate::model::{LocalSnapshot, Problem};
+use crate::model::LocalSnapshot;
 
-/// How deep sub-folders are read.
-const MAX_DEPTH: usize = 8;
+/// Quiet time after the last event before the folder is read: an editor's
+/// save or a generator's burst of writes is read once.
+pub const QUIET: Duration = Duration::from_millis(15);
+/// Longest wait after the first event of a burst, so a steady stream of
+/// writes is still read and published.
+pub const SETTLE_CAP: Duration = Duration::from_millis(100);
+/// The full-rescan interval while the folder cannot be watched.
+pub const RETRY: Duration = Duration::from_secs(1);
 
 /// The static-files registry.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     dir: PathBuf,
-    interval: Duration,
+    rescan: Duration,
+    /// Snapshots published (for tests of the debounce).
+    publishes: Arc<AtomicUsize>,
 }
 
 impl StaticFiles {
-    /// Watches `dir`, checking for changes every `interval`.
-    pub fn new(dir: impl Into<PathBuf>, interval: Duration) -> Self {
+    /// The safety-net full-rescan interval a daemon should use: events
+    /// carry every change; the rescan only catches lost ones.
+    pub const RESCAN: Duration = Duration::from_secs(30);
+
+    /// Watches `dir` for file events, and rescans it in full every
+    /// `rescan` (see [`StaticFiles::RESCAN`]; at least [`QUIET`]).
+    pub fn new(dir: impl Into<PathBuf>, rescan: Duration) -> Self {
         Self {
             dir: dir.into(),
-            interval,
+            rescan,
+            publishes: Arc::new(AtomicUsize::new(0)),
         }
     }
-}
 
-impl StaticFiles {
     /// Reads `dir` once, with the same rules as the running registry: what
     /// `fedctl run` would serve from it, problems included. For checking a
     /// folder of manifests without a control plane (the examples' tests).
     pub fn load(dir: &Path) -> LocalSnapshot {
-        let mut folder = Folder::default();
-        folder.scan(dir);
+        let mut folder = Folder::new(dir);
+        folder.rescan();
         folder.snapshot()
     }
 }
@@ -68,275 +95,207 @@ impl Registry for StaticFiles {
         out: watch::Sender<Arc<LocalSnapshot>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let mut folder = Folder::default();
-            let mut first = true;
-            let mut tick = tokio::time::interval(self.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let dir = self.dir.clone();
-                // File reads block; keep them off the async workers.
-                let scanned = tokio::task::spawn_blocking(move || {
-                    let changed = folder.scan(&dir);
-                    (folder, changed)
-                })
-                .await;
-                let Ok((scanned, changed)) = scanned else {
-                    warn!("manifest scan task failed; retrying");
-                    folder = Folder::default();
-                    continue;
-                };
-                folder = scanned;
-                if changed || first {
-                    let snap = folder.snapshot();
-                    for p in &snap.problems {
-                        warn!(source = %p.source, problem = %p.message, "manifest problem");
-                    }
-                    info!(
-                        services = snap.services.len(),
-                        problems = snap.problems.len(),
-                        "manifests loaded"
-                    );
-                    if first {
-                        // The first publish always notifies: it tells readers
-                        // the registry was read, even when it holds nothing.
-                        out.send_replace(Arc::new(snap));
-                        first = false;
-                    } else {
-                        out.send_if_modified(|cur| {
-                            if **cur == snap {
-                                false
-                            } else {
-                                *cur = Arc::new(snap);
-                                true
-                            }
-                        });
-                    }
-                }
-            }
+            let mut task = Task::new(&self, out);
+            task.run(self.rescan).await;
         })
     }
 }
 
-/// What identifies a file version without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Signature {
-    len: u64,
-    mtime_ns: i128,
-    inode: u64,
+/// What woke the task.
+enum Wake {
+    Event,
+    Rescan,
 }
 
-/// The objects of one file, or why it was skipped.
-#[derive(Debug, Clone)]
-enum Parsed {
-    Objects {
-        services: Vec<Service>,
-        slices: Vec<EndpointSlice>,
-    },
-    Bad(String),
+/// The running registry: owns the folder state, the watch and the output.
+struct Task {
+    root: PathBuf,
+    changes: Arc<Changes>,
+    /// Shared with the blocking reads; never locked across an `.await`.
+    folder: Arc<Mutex<Folder>>,
+    watch: Option<Watch>,
+    /// True while the folder is not watched (for logging the change).
+    unwatched: bool,
+    out: watch::Sender<Arc<LocalSnapshot>>,
+    published: bool,
+    publishes: Arc<AtomicUsize>,
 }
 
-/// The last scan of the folder.
-#[derive(Debug, Default)]
-struct Folder {
-    files: BTreeMap<PathBuf, (Signature, Parsed)>,
-    missing: Option<String>,
-}
-
-impl Folder {
-    /// Re-reads changed files; returns whether anything changed.
-    fn scan(&mut self, dir: &Path) -> bool {
-        let mut found = BTreeMap::new();
-        let missing = match list(dir, 0, &mut found) {
-            Ok(()) => None,
-            Err(e) => Some(format!(
-                "cannot read registry.path {}: {e}; create it and put Service manifests in it",
-                dir.display()
-            )),
-        };
-        let mut changed = missing != self.missing;
-        self.missing = missing;
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| !found.contains_key(*p))
-            .cloned()
-            .collect();
-        for path in gone {
-            self.files.remove(&path);
-            changed = true;
+impl Task {
+    fn new(registry: &StaticFiles, out: watch::Sender<Arc<LocalSnapshot>>) -> Self {
+        Self {
+            root: registry.dir.clone(),
+            changes: Changes::new(&registry.dir),
+            folder: Arc::new(Mutex::new(Folder::new(&registry.dir))),
+            watch: None,
+            unwatched: false,
+            out,
+            published: false,
+            publishes: Arc::clone(&registry.publishes),
         }
-        for (path, sig) in found {
-            if self.files.get(&path).is_some_and(|(s, _)| *s == sig) {
-                continue;
-            }
-            let parsed = match std::fs::read_to_string(&path) {
-                Ok(text) => parse(&text),
-                Err(e) => Parsed::Bad(format!("cannot read: {e}")),
+    }
+
+    /// Reads the folder, publishes, then follows events and rescans until
+    /// the future is dropped.
+    async fn run(&mut self, rescan: Duration) {
+        // A zero interval would spin.
+        let rescan = rescan.max(QUIET);
+        self.full(true).await;
+        self.publish().await;
+        let mut last_full = Instant::now();
+        loop {
+            let every = if self.watch.is_some() {
+                rescan
+            } else {
+                rescan.min(RETRY)
             };
-            self.files.insert(path, (sig, parsed));
-            changed = true;
+            let changes = Arc::clone(&self.changes);
+            let wake = tokio::select! {
+                () = changes.wait() => Wake::Event,
+                () = tokio::time::sleep_until(last_full + every) => Wake::Rescan,
+            };
+            let changed = match wake {
+                Wake::Event => {
+                    changes.settle(QUIET, SETTLE_CAP).await;
+                    let pending = changes.take();
+                    if pending.rescan || pending.rearm {
+                        last_full = Instant::now();
+                    }
+                    self.apply(pending).await
+                }
+                Wake::Rescan => {
+                    last_full = Instant::now();
+                    self.full(false).await
+                }
+            };
+            if changed {
+                self.publish().await;
+            }
         }
+    }
+
+    /// Re-reads what the events name; true when anything changed.
+    async fn apply(&mut self, pending: Pending) -> bool {
+        if pending.rescan || pending.rearm {
+            return self.full(pending.rearm).await;
+        }
+        let tops = pending.tops();
+        if tops.is_empty() {
+            return false;
+        }
+        self.blocking(move |folder| {
+            tops.iter()
+                .fold(false, |changed, path| folder.refresh(path) | changed)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Watches the folder again if asked to or if the watch is gone or
+    /// stale, then re-reads the whole folder; true when anything changed.
+    /// Watching first means no change between the two is missed.
+    async fn full(&mut self, rearm: bool) -> bool {
+        let stale = rearm
+            || !self
+                .watch
+                .as_ref()
+                .is_some_and(|w| w.is_current(&self.root));
+        let watch = self.watch.take();
+        let changes = Arc::clone(&self.changes);
+        let done = self
+            .blocking(move |folder| {
+                let (watch, changed) = if stale {
+                    drop(watch);
+                    let (watch, problem) = match Watch::arm(&changes) {
+                        Ok(watch) => (Some(watch), None),
+                        Err(error) => (None, Some(watch_problem(&error))),
+                    };
+                    (watch, folder.set_watch_problem(problem))
+                } else {
+                    (watch, false)
+                };
+                (watch, folder.rescan() | changed)
+            })
+            .await;
+        let Some((watch, changed)) = done else {
+            return false;
+        };
+        // Logged once per outage, not once per retry.
+        match (watch.is_some(), self.unwatched) {
+            (false, false) => warn!(
+                path = %self.root.display(),
+                "cannot watch the registry folder; rescanning it every second"
+            ),
+            (true, true) => {
+                info!(path = %self.root.display(), "watching the registry folder again")
+            }
+            _ => {}
+        }
+        self.unwatched = watch.is_none();
+        self.watch = watch;
         changed
     }
 
-    /// Builds the local view from every good file.
-    fn snapshot(&self) -> LocalSnapshot {
-        let mut services: Vec<Sourced<Service>> = Vec::new();
-        let mut slices: Vec<Sourced<EndpointSlice>> = Vec::new();
-        let mut problems = Vec::new();
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(m) = &self.missing {
-            problems.push(Problem {
-                source: "registry".into(),
-                message: m.clone(),
-            });
+    /// Runs `f` on the folder off the async workers (file reads block).
+    /// `None` when it panicked: the folder keeps its last state.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Folder) -> T + Send + 'static,
+    ) -> Option<T> {
+        let folder = Arc::clone(&self.folder);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut folder = folder.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut folder)
+        });
+        match task.await {
+            Ok(value) => Some(value),
+            Err(error) => {
+                warn!(%error, "manifest read failed; the last good view keeps serving");
+                None
+            }
         }
-        for (path, (_, parsed)) in &self.files {
-            let source = path.display().to_string();
-            match parsed {
-                Parsed::Bad(message) => problems.push(Problem {
-                    source: source.clone(),
-                    message: format!("{message}; the file is skipped"),
-                }),
-                Parsed::Objects {
-                    services: s,
-                    slices: e,
-                } => {
-                    for svc in s {
-                        let id = object_id("Service", &svc.metadata);
-                        if let Some(first) = seen.insert(id.clone(), source.clone()) {
-                            problems.push(duplicate(&source, &id, &first));
-                            seen.insert(id, first);
-                            continue;
-                        }
-                        services.push(Sourced {
-                            source: source.clone(),
-                            object: svc.clone(),
-                        });
-                    }
-                    for slice in e {
-                        let id = object_id("EndpointSlice", &slice.metadata);
-                        if let Some(first) = seen.insert(id.clone(), source.clone()) {
-                            problems.push(duplicate(&source, &id, &first));
-                            seen.insert(id, first);
-                            continue;
-                        }
-                        slices.push(Sourced {
-                            source: source.clone(),
-                            object: slice.clone(),
-                        });
-                    }
+    }
+
+    /// Publishes the folder's view if it differs from the last one (the
+    /// first publish always notifies: it tells readers the registry was
+    /// read, even when it holds nothing).
+    async fn publish(&mut self) {
+        let Some(snap) = self.blocking(|folder| folder.snapshot()).await else {
+            return;
+        };
+        for p in &snap.problems {
+            warn!(source = %p.source, problem = %p.message, "manifest problem");
+        }
+        info!(
+            services = snap.services.len(),
+            problems = snap.problems.len(),
+            "manifests loaded"
+        );
+        let sent = if self.published {
+            self.out.send_if_modified(|cur| {
+                let modified = **cur != snap;
+                if modified {
+                    *cur = Arc::new(snap);
                 }
-            }
+                modified
+            })
+        } else {
+            self.out.send_replace(Arc::new(snap));
+            self.published = true;
+            true
+        };
+        if sent {
+            self.publishes.fetch_add(1, Ordering::Relaxed);
         }
-        let mut snap = build(&services, &slices);
-        snap.problems.extend(problems);
-        snap.problems.sort();
-        snap
     }
 }
 
-fn object_id(
-    kind: &str,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> String {
+/// The problem of a folder that cannot be watched (it can be read).
+fn watch_problem(error: &notify::Error) -> String {
     format!(
-        "{kind} {}/{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or("")
+        "cannot watch the folder for file events: {error}; changes are read by a full rescan every {} s instead; if inotify's limits are reached, raise the sysctls fs.inotify.max_user_watches or fs.inotify.max_user_instances",
+        RETRY.as_secs()
     )
-}
-
-fn duplicate(source: &str, id: &str, first: &str) -> Problem {
-    Problem {
-        source: source.to_string(),
-        message: format!("{id} is already defined in {first}; this copy is ignored"),
-    }
-}
-
-/// Lists `*.yaml`/`*.yml` files under `dir`, skipping dotfiles.
-fn list(dir: &Path, depth: usize, found: &mut BTreeMap<PathBuf, Signature>) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if depth < MAX_DEPTH {
-                // An unreadable sub-folder must not hide the rest.
-                let _ = list(&path, depth + 1, found);
-            }
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-            found.insert(
-                path,
-                Signature {
-                    len: meta.len(),
-                    mtime_ns,
-                    inode: meta.ino(),
-                },
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Parses one file's documents, keeping Services and EndpointSlices.
-///
-/// The YAML parser's default budget (1024 documents, 250 000 nodes) guards
-/// against untrusted input; manifests are the operator's own files, and a
-/// generated one may hold tens of thousands of services, so the budget is
-/// raised to match. Past it the file is reported and skipped.
-fn parse(text: &str) -> Parsed {
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_documents: 200_000,
-            max_nodes: 20_000_000,
-            max_events: 80_000_000,
-        },
-    };
-    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple_with_options(text, options)
-    {
-        Ok(d) => d,
-        Err(e) => return Parsed::Bad(format!("not valid YAML: {e}")),
-    };
-    let mut services = Vec::new();
-    let mut slices = Vec::new();
-    for (i, doc) in docs.into_iter().enumerate() {
-        if doc.is_null() {
-            continue;
-        }
-        let field = |k: &str| {
-            doc.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let (api, kind) = (field("apiVersion"), field("kind"));
-        let result = match (api.as_str(), kind.as_str()) {
-            ("v1", "Service") => serde_json::from_value(doc).map(|s| services.push(s)),
-            ("discovery.k8s.io/v1", "EndpointSlice") => {
-                serde_json::from_value(doc).map(|s| slices.push(s))
-            }
-            // Other kinds (Deployments next to their Service) are ignored.
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            return Parsed::Bad(format!(
-                "document {} ({kind}) is not a valid {kind}: {e}",
-                i + 1
-            ));
-        }
-    }
-    Parsed::Objects { services, slices }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod join;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod registry_events;
 mod restart;
 mod tokens;
 mod trust;

@@ -1,0 +1,237 @@
+//! One manifest file and one folder listing, without state: which files
+//! count ([`listable`], [`list`]), what identifies a file version without
+//! reading it ([`Signature`]) and what a file holds ([`parse`]).
+//!
+//! A listing never turns an error into "no files": what could not be
+//! listed or looked at is returned in [`Listing::failed`], so that the
+//! caller keeps what it knew under those paths.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// How deep sub-folders are read (the folder itself is depth 0).
+pub(super) const MAX_DEPTH: usize = 8;
+
+/// What identifies a file version without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Signature {
+    len: u64,
+    mtime_ns: i128,
+    inode: u64,
+}
+
+impl Signature {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+}
+
+/// The Services and EndpointSlices of one file.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Objects {
+    /// `v1` Services, in file order.
+    pub(super) services: Vec<Service>,
+    /// `discovery.k8s.io/v1` EndpointSlices, in file order.
+    pub(super) slices: Vec<EndpointSlice>,
+}
+
+/// Why a file's objects could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ManifestError {
+    /// The file is listed but cannot be opened or read (EMFILE, EACCES, a
+    /// dangling symlink).
+    #[error("cannot read: {0}")]
+    Read(#[source] io::Error),
+    /// The text is not YAML (or is past the parser's budget).
+    #[error("not valid YAML: {0}")]
+    Yaml(#[source] serde_saphyr::Error),
+    /// A document of a kind we read does not fit that kind.
+    #[error("document {index} ({kind}) is not a valid {kind}: {source}")]
+    Object {
+        /// 1-based document number in the file.
+        index: usize,
+        /// Its `kind`.
+        kind: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What one listing of a folder (or a part of it) found.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    /// Manifest files and their signatures.
+    pub(super) files: BTreeMap<PathBuf, Signature>,
+    /// Paths that could not be listed or looked at, with why; whether each
+    /// was a folder (`read_dir` failed) rather than an entry.
+    pub(super) failed: Vec<(PathBuf, io::Error, bool)>,
+}
+
+/// True for a path under `root` that the registry reads or may read
+/// below: no component (relative to `root`) starts with a dot, and it is
+/// not past [`MAX_DEPTH`]. `root` itself is listable.
+pub(super) fn listable(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut depth = 0;
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) if !name.to_string_lossy().starts_with('.') => depth += 1,
+            _ => return false,
+        }
+    }
+    // A file at depth n sits in a folder at depth n - 1.
+    depth <= MAX_DEPTH + 1
+}
+
+/// True for a `*.yaml` / `*.yml` name.
+pub(super) fn is_manifest_name(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+}
+
+/// Lists the manifest files at or under `at`, a listable path under
+/// `root` (or `root` itself). A path that is not there (no directory
+/// entry at all) lists as empty: it was deleted.
+pub(super) fn list(root: &Path, at: &Path) -> Listing {
+    let mut listing = Listing::default();
+    let depth = at.strip_prefix(root).map_or(0, |r| r.components().count());
+    if at != root {
+        match std::fs::symlink_metadata(at) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return listing,
+            Err(e) => {
+                listing.failed.push((at.to_path_buf(), e, false));
+                return listing;
+            }
+            Ok(_) => {}
+        }
+        match std::fs::metadata(at) {
+            Err(e) => {
+                listing.failed.push((at.to_path_buf(), e, false));
+                return listing;
+            }
+            Ok(meta) if !meta.is_dir() => {
+                if is_manifest_name(at) {
+                    listing.files.insert(at.to_path_buf(), Signature::of(&meta));
+                }
+                return listing;
+            }
+            Ok(_) if depth > MAX_DEPTH => return listing,
+            Ok(_) => {}
+        }
+    }
+    walk(at, depth, &mut listing);
+    listing
+}
+
+/// Lists `dir` (at `depth`) and its sub-folders into `listing`.
+fn walk(dir: &Path, depth: usize, listing: &mut Listing) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            listing.failed.push((dir.to_path_buf(), e, true));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // The rest of this folder is unknown: keep what was there.
+                listing.failed.push((dir.to_path_buf(), e, true));
+                return;
+            }
+        };
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks: a linked file or folder counts as its target.
+        match std::fs::metadata(&path) {
+            Err(e) => listing.failed.push((path, e, false)),
+            Ok(meta) if meta.is_dir() => {
+                if depth < MAX_DEPTH {
+                    walk(&path, depth + 1, listing);
+                }
+            }
+            Ok(meta) => {
+                if is_manifest_name(&path) {
+                    listing.files.insert(path, Signature::of(&meta));
+                }
+            }
+        }
+    }
+}
+
+/// Parses one file's documents, keeping Services and EndpointSlices.
+///
+/// The YAML parser's default budget (1024 documents, 250 000 nodes) guards
+/// against untrusted input; manifests are the operator's own files, and a
+/// generated one may hold tens of thousands of services, so the budget is
+/// raised to match. Past it the file is reported, like any bad file.
+pub(super) fn parse(text: &str) -> Result<Objects, ManifestError> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 200_000,
+            max_nodes: 20_000_000,
+            max_events: 80_000_000,
+        },
+    };
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(ManifestError::Yaml)?;
+    let mut objects = Objects::default();
+    for (i, doc) in docs.into_iter().enumerate() {
+        if doc.is_null() {
+            continue;
+        }
+        let field = |k: &str| {
+            doc.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (api, kind) = (field("apiVersion"), field("kind"));
+        let result = match (api.as_str(), kind.as_str()) {
+            ("v1", "Service") => serde_json::from_value(doc).map(|s| objects.services.push(s)),
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                serde_json::from_value(doc).map(|s| objects.slices.push(s))
+            }
+            // Other kinds (Deployments next to their Service) are ignored.
+            _ => Ok(()),
+        };
+        result.map_err(|source| ManifestError::Object {
+            index: i + 1,
+            kind: kind.clone(),
+            source,
+        })?;
+    }
+    Ok(objects)
+}
+
+/// Reads and parses one file. `Ok(None)`: the file is gone (deleted since
+/// it was listed: no directory entry any more), which is not an error.
+pub(super) fn read(path: &Path) -> Result<Option<Objects>, ManifestError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text).map(Some),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(path)
+                    .is_err_and(|m| m.kind() == io::ErrorKind::NotFound) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(ManifestError::Read(e)),
+    }
+}
