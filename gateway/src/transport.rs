@@ -271,10 +271,11 @@ pub struct PoolConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// A connection without streams for this long is pinged (keeps NAT
-    /// bindings and finds dead peers).
+    /// Every connection is pinged this often (keeps NAT bindings and finds
+    /// dead peers).
     pub keepalive_interval: Duration,
-    /// How long a keepalive PING may take before the connection is dropped.
+    /// How long a keepalive PING may take before the connection (and any
+    /// stream still on it) is dropped.
     pub keepalive_timeout: Duration,
     /// After [`PeerPool::close`], how long open streams may still run.
     pub close_grace: Duration,
