@@ -175,6 +175,17 @@ async fn handle(mut incoming: Incoming, events: mpsc::UnboundedSender<String>) {
                 tunnel.reset(h2::Reason::INTERNAL_ERROR);
             }
         }
+        "flood" => {
+            if let Ok(mut tunnel) = incoming.accept(HeaderMap::new()) {
+                let chunk = vec![0u8; 1 << 20];
+                // Blocks once the stream window is full; the client never reads.
+                for _ in 0..64 {
+                    if tunnel.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
         "count" => {
             if let Ok(tunnel) = incoming.accept(HeaderMap::new()) {
                 count_bytes(tunnel).await;
@@ -447,4 +458,23 @@ async fn sixty_four_mib_echo_arrives_intact() {
     let sent = sender.await.expect("sender");
     assert_eq!(got, TOTAL);
     assert_eq!(received, sent);
+}
+
+#[tokio::test]
+async fn a_stalled_reader_holds_only_its_stream_window() {
+    const TOTAL: usize = 16 << 20;
+    let peer = Peer::start().await;
+    let pool = peer.pool(PoolConfig::default());
+    // This tunnel's reader never reads: the peer fills its 4 MiB window
+    // and waits.
+    let _stalled = tunnel(&pool, "flood.big.demo.fedmesh").await;
+    let t = tunnel(&pool, "echo.bulk.demo.fedmesh").await;
+    let (read, write) = tokio::io::split(t);
+    let sender = tokio::spawn(send_pattern(write, TOTAL));
+    let (got, received) = tokio::time::timeout(Duration::from_secs(60), hash_until_eof(read))
+        .await
+        .expect("the other stream on the connection kept moving");
+    assert_eq!(got, TOTAL);
+    assert_eq!(received, sender.await.expect("sender"));
+    assert_eq!(peer.accepts(), 1);
 }
