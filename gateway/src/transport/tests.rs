@@ -175,6 +175,13 @@ async fn handle(mut incoming: Incoming, events: mpsc::UnboundedSender<String>) {
                 tunnel.reset(h2::Reason::INTERNAL_ERROR);
             }
         }
+        "late" => {
+            // Answers only after the test saw one wait for it time out.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(tunnel) = incoming.accept(HeaderMap::new()) {
+                echo(tunnel).await;
+            }
+        }
         "flood" => {
             if let Ok(mut tunnel) = incoming.accept(HeaderMap::new()) {
                 let chunk = vec![0u8; 1 << 20];
@@ -477,4 +484,29 @@ async fn a_stalled_reader_holds_only_its_stream_window() {
     assert_eq!(got, TOTAL);
     assert_eq!(received, sender.await.expect("sender"));
     assert_eq!(peer.accepts(), 1);
+}
+
+#[tokio::test]
+async fn waiting_for_the_response_is_cancel_safe() {
+    let peer = Peer::start().await;
+    let pool = peer.pool(PoolConfig::default());
+    let mut opening = pool
+        .open("late.hello.demo.fedmesh", HeaderMap::new(), deadline())
+        .await
+        .expect("open");
+    // The egress races the answer against the client; the client wins first.
+    tokio::select! {
+        response = opening.response() => panic!("answered too early: {response:?}"),
+        () = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    let response = opening
+        .response()
+        .await
+        .expect("response after a cancelled wait");
+    assert_eq!(response.status, StatusCode::OK);
+    let mut t = opening.into_tunnel().expect("tunnel");
+    t.write_all(b"ok").await.expect("write");
+    let mut back = [0u8; 2];
+    t.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"ok");
 }
