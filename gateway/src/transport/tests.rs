@@ -122,6 +122,8 @@ async fn accept_loop(
     // Ends when the test drops the Peer (task aborted).
     while let Ok((tcp, _)) = listener.accept().await {
         accepts.fetch_add(1, Ordering::SeqCst);
+        // As the ingress does: answers and PONGs must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let closed = Arc::clone(&closed);
         let mut epoch = epoch.subscribe();
