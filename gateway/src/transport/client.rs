@@ -12,7 +12,7 @@
 //!
 //! A connection that received GOAWAY (the peer drains) takes no new streams;
 //! its open streams finish, the peer closes it, and the pool forgets it.
-//! Dialing and the per-connection task live in [`dial`](super::dial);
+//! Dialing and the per-connection task live in `dial.rs`;
 //! the stream being opened is an [`Opening`].
 
 use std::sync::atomic::{AtomicU64, Ordering};

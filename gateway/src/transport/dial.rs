@@ -265,16 +265,15 @@ impl Driver {
     }
 }
 
-/// Pings the connection when it has been idle for `interval`, so NAT
-/// bindings stay and a dead peer is noticed; returns when a PING fails.
+/// Pings the connection every `interval`, so NAT bindings stay (also for
+/// tunnels that carry no bytes for long) and a dead peer is noticed;
+/// returns when a PING fails. PING ACKs go ahead of DATA (h2 writes them
+/// first), so a busy connection still answers within `timeout`.
 async fn keepalive(addr: &str, shared: &ConnShared, interval: Duration, timeout: Duration) {
     // Runs as long as the connection: the driver drops it with the
     // connection, and a failed PING ends it.
     loop {
         tokio::time::sleep(interval).await;
-        if shared.streams.load(Ordering::Acquire) > 0 {
-            continue;
-        }
         if let Err(error) = shared.ping(addr, timeout).await {
             warn!(peer = %addr, conn = shared.id, %error, "keepalive PING failed; dropping connection");
             return;

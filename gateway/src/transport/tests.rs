@@ -122,6 +122,8 @@ async fn accept_loop(
     // Ends when the test drops the Peer (task aborted).
     while let Ok((tcp, _)) = listener.accept().await {
         accepts.fetch_add(1, Ordering::SeqCst);
+        // As the ingress does: answers and PONGs must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let closed = Arc::clone(&closed);
         let mut epoch = epoch.subscribe();
@@ -173,6 +175,24 @@ async fn handle(mut incoming: Incoming, events: mpsc::UnboundedSender<String>) {
                 let _ = tunnel.write_all(b"x").await;
                 let _ = tunnel.read_exact(&mut one).await;
                 tunnel.reset(h2::Reason::INTERNAL_ERROR);
+            }
+        }
+        "late" => {
+            // Answers only after the test saw one wait for it time out.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(tunnel) = incoming.accept(HeaderMap::new()) {
+                echo(tunnel).await;
+            }
+        }
+        "flood" => {
+            if let Ok(mut tunnel) = incoming.accept(HeaderMap::new()) {
+                let chunk = vec![0u8; 1 << 20];
+                // Blocks once the stream window is full; the client never reads.
+                for _ in 0..64 {
+                    if tunnel.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
         "count" => {
@@ -447,4 +467,48 @@ async fn sixty_four_mib_echo_arrives_intact() {
     let sent = sender.await.expect("sender");
     assert_eq!(got, TOTAL);
     assert_eq!(received, sent);
+}
+
+#[tokio::test]
+async fn a_stalled_reader_holds_only_its_stream_window() {
+    const TOTAL: usize = 16 << 20;
+    let peer = Peer::start().await;
+    let pool = peer.pool(PoolConfig::default());
+    // This tunnel's reader never reads: the peer fills its 4 MiB window
+    // and waits.
+    let _stalled = tunnel(&pool, "flood.big.demo.fedmesh").await;
+    let t = tunnel(&pool, "echo.bulk.demo.fedmesh").await;
+    let (read, write) = tokio::io::split(t);
+    let sender = tokio::spawn(send_pattern(write, TOTAL));
+    let (got, received) = tokio::time::timeout(Duration::from_secs(60), hash_until_eof(read))
+        .await
+        .expect("the other stream on the connection kept moving");
+    assert_eq!(got, TOTAL);
+    assert_eq!(received, sender.await.expect("sender"));
+    assert_eq!(peer.accepts(), 1);
+}
+
+#[tokio::test]
+async fn waiting_for_the_response_is_cancel_safe() {
+    let peer = Peer::start().await;
+    let pool = peer.pool(PoolConfig::default());
+    let mut opening = pool
+        .open("late.hello.demo.fedmesh", HeaderMap::new(), deadline())
+        .await
+        .expect("open");
+    // The egress races the answer against the client; the client wins first.
+    tokio::select! {
+        response = opening.response() => panic!("answered too early: {response:?}"),
+        () = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    let response = opening
+        .response()
+        .await
+        .expect("response after a cancelled wait");
+    assert_eq!(response.status, StatusCode::OK);
+    let mut t = opening.into_tunnel().expect("tunnel");
+    t.write_all(b"ok").await.expect("write");
+    let mut back = [0u8; 2];
+    t.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"ok");
 }

@@ -356,3 +356,21 @@ async fn drain_timeout_ends_streams_that_outlive_it_with_an_error() {
         "a stream cut by the drain timeout read as EOF"
     );
 }
+
+#[tokio::test]
+async fn keepalive_pings_leave_a_healthy_connection_and_its_streams_alone() {
+    let peer = Peer::start().await;
+    let config = PoolConfig {
+        keepalive_interval: Duration::from_millis(10),
+        ..PoolConfig::default()
+    };
+    let pool = peer.pool(config);
+    let mut t = tunnel(&pool, "echo.hello.demo.fedmesh").await;
+    // Twenty round trips spread over many keepalive intervals.
+    for _ in 0..20 {
+        round_trip(&mut t).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(peer.accepts(), 1);
+    assert_eq!(pool.stats().live_connections, 1);
+}
