@@ -15,6 +15,7 @@ mod join;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod pool;
 mod registry_events;
 mod restart;
 mod tokens;
