@@ -144,6 +144,7 @@ async fn handle(ingress: Arc<Ingress>, acceptor: TlsAcceptor, tcp: TcpStream) {
     };
     // 3–5, per request.
     if tls.get_ref().1.alpn_protocol() == Some(wire::ALPN_H2) {
+        let peer = streams::Peer::new(peer, leaf);
         streams::serve(ingress, peer, tls).await;
     } else {
         tunnel::handle(&ingress, &peer, tls).await;

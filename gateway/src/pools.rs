@@ -19,6 +19,9 @@ use crate::transport::{PeerPool, PoolConfig, PoolStats, TransportError};
 /// ingress routes by `:authority`, not by SNI.
 const SERVER_NAME: &str = "gateway.fedmesh";
 
+/// The longest wait between dials of a peer gateway that failed.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
 /// Every peer gateway's pool.
 #[derive(Debug)]
 pub struct Pools {
@@ -39,6 +42,10 @@ impl Pools {
     pub fn new(tls: GatewayTls, connect_timeout: Duration) -> Self {
         let config = PoolConfig {
             connect_timeout,
+            // A peer gateway that comes back is dialed again within this,
+            // so failback is not held up by a long backoff; meanwhile
+            // opens fail at once and egress moves on.
+            backoff_max: BACKOFF_MAX,
             ..PoolConfig::default()
         };
         Self {

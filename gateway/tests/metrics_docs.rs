@@ -25,6 +25,12 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     m.ingress_refused("handshake");
     m.ingress_bytes("demo/hello", "eu", 1, 1);
     m.egress_listeners(1);
+    m.peer_pool(
+        "west",
+        fedmesh_gateway::metrics::PoolCounts::default(),
+        1,
+        1,
+    );
     let text = m.encode();
     let mut main = BTreeSet::new();
     let mut all = BTreeSet::new();

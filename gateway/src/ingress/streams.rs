@@ -4,9 +4,15 @@
 //! ([`super::authorize`]), then answered 200 once an endpoint was reached,
 //! or refused with a status and a reason header. A stream's bytes (early
 //! data included) are read only after the 200, so a refused request
-//! reaches no endpoint and the egress may replay it elsewhere.
+//! reaches no endpoint and the egress may replay it elsewhere. A pooled
+//! connection lives long: each stream re-checks the caller's certificate
+//! against the trust bundle as it is now, so a peer that left (or whose
+//! root was replaced) opens no stream on a connection it made before.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use fedmesh_proto::identity::{SharedTrust, TrustBundle, identify_peer};
+use rustls_pki_types::CertificateDer;
 
 use http::{HeaderMap, StatusCode};
 use tokio::net::TcpStream;
@@ -20,9 +26,45 @@ use crate::splice::{TlsSide, splice};
 use crate::transport::{self, Incoming, ServerConfig};
 use crate::wire::{self, Refusal, Route};
 
+/// The peer gateway at the other end of a pooled connection.
+#[derive(Debug)]
+pub(super) struct Peer {
+    /// Its cluster.
+    name: String,
+    /// The certificate it presented.
+    leaf: CertificateDer<'static>,
+    /// The bundle it was last found in (checked again when it changes).
+    checked: Mutex<Option<Arc<TrustBundle>>>,
+}
+
+impl Peer {
+    /// `name`, identified by `leaf` at the handshake.
+    pub(super) fn new(name: String, leaf: CertificateDer<'static>) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            leaf,
+            checked: Mutex::new(None),
+        })
+    }
+
+    /// Whether the peer is still this cluster's peer, with this certificate.
+    fn still_trusted(&self, trust: &SharedTrust) -> bool {
+        let now = trust.snapshot();
+        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if checked.as_ref().is_some_and(|c| Arc::ptr_eq(c, &now)) {
+            return true;
+        }
+        let ok = matches!(identify_peer(&now, &self.leaf), Ok((p, _)) if p.cluster == self.name);
+        if ok {
+            *checked = Some(now);
+        }
+        ok
+    }
+}
+
 /// Serves the streams of one pooled connection from `peer` until it ends
 /// or the gateway drains (GOAWAY; open streams finish).
-pub(super) async fn serve(ingress: Arc<Ingress>, peer: String, tls: TlsStream<TcpStream>) {
+pub(super) async fn serve(ingress: Arc<Ingress>, peer: Arc<Peer>, tls: TlsStream<TcpStream>) {
     let config = ServerConfig {
         drain_timeout: ingress.drain_timeout,
         ..ServerConfig::default()
@@ -40,7 +82,14 @@ pub(super) async fn serve(ingress: Arc<Ingress>, peer: String, tls: TlsStream<Tc
 }
 
 /// Answers one CONNECT stream.
-async fn one(ingress: Arc<Ingress>, peer: String, incoming: Incoming) {
+async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
+    if !caller.still_trusted(&ingress.trust) {
+        info!(peer = %caller.name, "ingress refused a stream: the peer is no longer trusted");
+        ingress.metrics.ingress_refused("unknown_peer");
+        let _ = incoming.refuse(StatusCode::FORBIDDEN, "unknown_peer");
+        return;
+    }
+    let peer = caller.name.clone();
     let Some(route) = Route::parse(&incoming.authority) else {
         refuse(&ingress, &peer, None, incoming, Refusal::BadRequest);
         return;
