@@ -136,7 +136,7 @@ async fn handle(
     };
     if !gw.limits.admit(&key, Instant::now()) {
         debug!(%service, "over the service's rate limit; resetting");
-        gw.metrics.egress_rate_limited(&service);
+        gw.metrics.egress_rate_limited(&key);
         reset(client);
         return;
     }
@@ -153,7 +153,7 @@ async fn handle(
     for target in targets {
         let Some(permit) = gw.limits.acquire(&target.cluster) else {
             gw.metrics
-                .egress_attempt_failed(&service, &target.cluster, "at_capacity");
+                .egress_attempt_failed(&key, &target.cluster, "at_capacity");
             continue;
         };
         let attempt = if target.local {
@@ -168,15 +168,15 @@ async fn handle(
                 gw.health
                     .connect_result(&target.cluster, true, remote_clusters, Instant::now());
                 gw.metrics
-                    .egress_connected(&service, &target.cluster, started.elapsed());
-                carry(&gw, client, upstream, &service, &target.cluster).await;
+                    .egress_connected(&key, &target.cluster, started.elapsed());
+                carry(&gw, client, upstream, &key, &target.cluster).await;
                 drop(permit);
                 return;
             }
             Err(error) => {
                 debug!(cluster = %target.cluster, ?error, "attempt failed; trying the next target");
                 gw.metrics
-                    .egress_attempt_failed(&service, &target.cluster, error.as_str());
+                    .egress_attempt_failed(&key, &target.cluster, error.as_str());
                 if !target.local
                     && gw.health.connect_result(
                         &target.cluster,
@@ -192,7 +192,7 @@ async fn handle(
         }
     }
     info!(%service, "no target can serve; resetting the client connection");
-    gw.metrics.egress_failed(&service);
+    gw.metrics.egress_failed(&key);
     reset(client);
 }
 
@@ -206,18 +206,19 @@ async fn carry(
     gw: &Gateway,
     mut client: TcpStream,
     upstream: Upstream,
-    service: &str,
+    service: &ServiceKey,
     cluster: &str,
 ) {
     let _active = gw.metrics.egress_active(service, cluster);
     let _open = gw.open_connection();
     let idle = gw.config.idle_timeout;
-    let moved = match upstream {
-        Upstream::Plain(mut s) => splice(&mut client, &mut s, TlsSide::Neither, idle).await,
-        Upstream::Tls(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
+    let meters = gw.metrics.egress_meters(service, cluster);
+    match upstream {
+        Upstream::Plain(mut s) => {
+            splice(&mut client, &mut s, TlsSide::Neither, idle, &meters).await
+        }
+        Upstream::Tls(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle, &meters).await,
     };
-    gw.metrics
-        .egress_bytes(service, cluster, moved.up, moved.down);
 }
 
 /// A RST, not a FIN: the client learns at once that nothing serves.

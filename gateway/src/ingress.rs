@@ -129,10 +129,11 @@ async fn handle(gw: Arc<Gateway>, acceptor: TlsAcceptor, tcp: TcpStream) {
             if status::write(&mut tls, Status::Connected).await.is_err() {
                 return;
             }
-            let service = format!("{}/{}", route.namespace, route.service);
-            let moved = splice(&mut tls, &mut upstream, TlsSide::A, gw.config.idle_timeout).await;
-            gw.metrics
-                .ingress_bytes(&service, &peer, moved.up, moved.down);
+            let key = (route.namespace.clone(), route.service.clone());
+            let _active = gw.metrics.ingress_active(&key, &peer);
+            let meters = gw.metrics.ingress_meters(&key, &peer);
+            let idle = gw.config.idle_timeout;
+            splice(&mut tls, &mut upstream, TlsSide::A, idle, &meters).await;
         }
         Err(status) => {
             info!(%peer, service = %format!("{}/{}", route.namespace, route.service), port = route.port, reason = status.as_str(), "ingress refused");
