@@ -218,8 +218,16 @@ impl Metrics {
         }
     }
 
+    /// A registry of every family, under the `fedmesh_gateway` prefix.
     fn registry(&self) -> Registry {
         let mut registry = Registry::with_prefix("fedmesh_gateway");
+        self.register_egress(&mut registry);
+        self.register_peers(&mut registry);
+        registry
+    }
+
+    /// The families of client connections through VIPs.
+    fn register_egress(&self, registry: &mut Registry) {
         registry.register(
             "egress_connections_opened",
             "Client connections carried to a target",
@@ -266,6 +274,16 @@ impl Metrics {
             self.connect_seconds.clone(),
         );
         registry.register(
+            "egress_listeners",
+            "VIP listeners open",
+            self.listeners.clone(),
+        );
+    }
+
+    /// The families of peer gateways: their health and their connections
+    /// to this ingress.
+    fn register_peers(&self, registry: &mut Registry) {
+        registry.register(
             "ejections",
             "Targets ejected by outlier detection",
             self.ejections.clone(),
@@ -290,12 +308,6 @@ impl Metrics {
             "Connections from peer gateways being carried to endpoints",
             self.ingress_active.clone(),
         );
-        registry.register(
-            "egress_listeners",
-            "VIP listeners open",
-            self.listeners.clone(),
-        );
-        registry
     }
 
     /// A connection of `service` reached `cluster` after `latency`.

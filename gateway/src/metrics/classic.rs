@@ -47,12 +47,8 @@ pub(super) fn from_openmetrics(text: &str) -> String {
                 name: name.to_string(),
                 kind: kind.to_string(),
             });
-        } else if !line.starts_with('#')
-            && !line.is_empty()
-            && let Some(sample) = classic_sample(line, family.as_ref())
-        {
-            out.push_str(&sample);
-            out.push('\n');
+        } else if !line.starts_with('#') && !line.is_empty() {
+            push_sample(&mut out, line, family.as_ref());
         }
     }
     out
@@ -94,29 +90,41 @@ fn classic_help(text: &str) -> String {
     out
 }
 
-/// A sample line in the classic format, or `None` for one it has no place
-/// for (`_created`).
-fn classic_sample(line: &str, family: Option<&Family>) -> Option<String> {
+/// Appends a sample line in the classic format, or nothing for one it has
+/// no place for (`_created`, or a line that is not a sample).
+fn push_sample(out: &mut String, line: &str, family: Option<&Family>) {
     let name_end = line.find(['{', ' ']).unwrap_or(line.len());
     let name = &line[..name_end];
-    if family.is_some_and(|f| has_created(f) && name == format!("{}_created", f.name)) {
-        return None;
+    let created = family
+        .is_some_and(|f| has_created(f) && name.strip_prefix(f.name.as_str()) == Some("_created"));
+    if created {
+        return;
     }
     let labels_end = if line[name_end..].starts_with('{') {
-        name_end + label_set_len(&line[name_end..])?
+        match label_set_len(&line[name_end..]) {
+            Some(len) => name_end + len,
+            None => return,
+        }
     } else {
         name_end
     };
     let mut rest = line[labels_end..].split_whitespace();
-    let value = rest.next()?;
-    let mut out = format!("{} {value}", &line[..labels_end]);
+    let Some(value) = rest.next() else {
+        return;
+    };
+    out.push_str(&line[..labels_end]);
+    out.push(' ');
+    out.push_str(value);
     // What follows the value: a timestamp, then maybe `# {…} v` (an
     // exemplar), which the classic format cannot carry.
-    if let Some(ts) = rest.next().filter(|t| *t != "#") {
-        let seconds: f64 = ts.parse().ok()?;
+    if let Some(seconds) = rest
+        .next()
+        .filter(|t| *t != "#")
+        .and_then(|t| t.parse::<f64>().ok())
+    {
         out.push_str(&format!(" {}", (seconds * 1000.0).round()));
     }
-    Some(out)
+    out.push('\n');
 }
 
 /// Families whose `_created` sample is OpenMetrics' creation time (not a
@@ -133,13 +141,15 @@ fn has_created(family: &Family) -> bool {
 fn label_set_len(s: &str) -> Option<usize> {
     let mut quoted = false;
     let mut escaped = false;
-    for (i, c) in s.char_indices() {
+    // Bytes, not chars: every delimiter is ASCII, and a byte of a UTF-8
+    // multi-byte character is never an ASCII byte.
+    for (i, c) in s.bytes().enumerate() {
         match (quoted, escaped, c) {
             (true, true, _) => escaped = false,
-            (true, false, '\\') => escaped = true,
-            (true, false, '"') => quoted = false,
-            (false, _, '"') => quoted = true,
-            (false, _, '}') => return Some(i + 1),
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => quoted = false,
+            (false, _, b'"') => quoted = true,
+            (false, _, b'}') => return Some(i + 1),
             _ => {}
         }
     }

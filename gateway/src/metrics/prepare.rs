@@ -6,12 +6,18 @@
 //!
 //! - per imported service: connections failed and rate limited;
 //! - per imported service and target cluster: connections opened and
-//!   active, bytes both ways, connect latency, and attempts failed by every
-//!   reason that kind of target (local or remote) can fail with;
+//!   active, bytes both ways, and attempts failed by every reason that kind
+//!   of target (local or remote) can fail with;
 //! - per peer cluster (a remote target): TLS handshakes of both kinds and
 //!   ejections; per peer gateway address: probes ok and failed;
 //! - per exported service and peer it is exported to: ingress bytes and
 //!   active connections.
+//!
+//! The connect-latency histogram is the exception: it appears with a
+//! target's first connection. It is read through `histogram_quantile` over
+//! `rate()`, where a missing first sample changes nothing, and at 0 it
+//! would be 21 of a target's 28 (local) or 33 (remote) series, for no
+//! alert.
 //!
 //! Series the previous snapshot named and this one does not are removed, so
 //! a gateway that runs for months does not export every service it ever
@@ -75,6 +81,26 @@ impl Named {
     }
 }
 
+impl Named {
+    /// What `self` names and `other` does not. Series are removed only
+    /// when a snapshot stops naming them, so what both name exists
+    /// already and needs no `get_or_create`.
+    fn without(&self, other: &Named) -> Named {
+        Named {
+            services: self.services.difference(&other.services).cloned().collect(),
+            targets: self
+                .targets
+                .iter()
+                .filter(|(t, _)| !other.targets.contains_key(*t))
+                .map(|(t, local)| (t.clone(), *local))
+                .collect(),
+            peers: self.peers.difference(&other.peers).cloned().collect(),
+            gateways: self.gateways.difference(&other.gateways).cloned().collect(),
+            ingress: self.ingress.difference(&other.ingress).cloned().collect(),
+        }
+    }
+}
+
 impl Metrics {
     /// Creates every series `state` names at 0 and removes those of the
     /// previous snapshot it no longer names (module docs). Idempotent; a
@@ -85,7 +111,7 @@ impl Metrics {
         if *last == next {
             return;
         }
-        self.create(&next);
+        self.create(&next.without(&last));
         let busy = self.remove_gone(&last, &next);
         let mut kept = next;
         kept.targets.extend(busy.targets);
@@ -105,7 +131,6 @@ impl Metrics {
             drop(self.active.get_or_create(&l));
             drop(self.bytes_up.get_or_create(&l));
             drop(self.bytes_down.get_or_create(&l));
-            drop(self.connect_seconds.get_or_create(&l));
             let reasons = if *local {
                 LOCAL_ATTEMPT_REASONS
             } else {

@@ -56,7 +56,6 @@ fn a_prepared_import_has_its_series_at_zero_before_any_event() {
         format!("fedmesh_gateway_egress_connections_active{{{svc},cluster=\"west\"}} 0"),
         format!("fedmesh_gateway_egress_sent_bytes_total{{{svc},cluster=\"west\"}} 0"),
         format!("fedmesh_gateway_egress_received_bytes_total{{{svc},cluster=\"east\"}} 0"),
-        format!("fedmesh_gateway_egress_connect_seconds_count{{{svc},cluster=\"east\"}} 0"),
         format!(
             "fedmesh_gateway_egress_attempts_failed_total{{{svc},cluster=\"east\",reason=\"no_endpoint\"}} 0"
         ),
@@ -72,6 +71,8 @@ fn a_prepared_import_has_its_series_at_zero_before_any_event() {
     ] {
         assert!(has_line(&text, &line), "no {line:?} in\n{text}");
     }
+    // The latency histogram comes with the first connection (prepare.rs).
+    assert!(!text.contains("connect_seconds_count{"), "{text}");
     // A local target is never a TLS peer, and cannot fail its handshake.
     assert!(!text.contains("cluster=\"east\",kind="), "{text}");
     assert!(!text.contains("cluster=\"east\",reason=\"tls\""), "{text}");
@@ -176,4 +177,32 @@ fn classic_output_has_total_in_type_and_no_eof() {
         "{text}"
     );
     assert!(m.encode(Format::OpenMetrics).ends_with("# EOF\n"));
+}
+
+fn samples(m: &Metrics) -> usize {
+    m.encode(Format::OpenMetrics)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count()
+}
+
+#[test]
+fn an_import_with_three_targets_makes_the_series_operations_md_counts() {
+    let m = Metrics::new();
+    let before = samples(&m);
+    let mut eu = target("eu", false);
+    eu.gateway = "127.0.3.1:15443".into();
+    m.prepare(&state(vec![
+        target("east", true),
+        target("west", false),
+        eu,
+    ]));
+    // 33 for the import, 3 per peer cluster, 2 per peer gateway.
+    assert_eq!(samples(&m) - before, 33 + 2 * 3 + 2 * 2);
+    m.egress_connected(&key(), "west", Duration::from_millis(1));
+    assert_eq!(
+        samples(&m) - before,
+        33 + 2 * 3 + 2 * 2 + 21,
+        "the histogram"
+    );
 }
