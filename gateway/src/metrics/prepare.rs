@@ -82,7 +82,8 @@ impl Named {
 }
 
 impl Named {
-    /// What `self` names and `other` does not. Series are removed only
+    /// What `self` names and `other` does not (a target that changed
+    /// between local and remote counts as new). Series are removed only
     /// when a snapshot stops naming them, so what both name exists
     /// already and needs no `get_or_create`.
     fn without(&self, other: &Named) -> Named {
@@ -91,7 +92,7 @@ impl Named {
             targets: self
                 .targets
                 .iter()
-                .filter(|(t, _)| !other.targets.contains_key(*t))
+                .filter(|(t, local)| other.targets.get(*t) != Some(*local))
                 .map(|(t, local)| (t.clone(), *local))
                 .collect(),
             peers: self.peers.difference(&other.peers).cloned().collect(),

@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::state::{Affinity, GatewayState, Import, Locality, Target};
+use fedmesh_proto::identity::PeerTrust;
+
+use crate::state::{Affinity, Export, GatewayState, Import, Locality, Target};
 use crate::status::Status;
 
 fn key() -> ServiceKey {
@@ -204,5 +206,52 @@ fn an_import_with_three_targets_makes_the_series_operations_md_counts() {
         samples(&m) - before,
         33 + 2 * 3 + 2 * 2 + 21,
         "the histogram"
+    );
+}
+
+/// A peer with a fresh self-signed root, as a trust bundle holds it.
+fn peer(cluster: &str) -> PeerTrust {
+    let key = rcgen::KeyPair::generate().expect("test key generation");
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root = params.self_signed(&key).expect("self-signed test root");
+    PeerTrust {
+        cluster: cluster.into(),
+        trust_domain: format!("{cluster}.fedmesh"),
+        roots: vec![root.der().clone()],
+    }
+}
+
+#[test]
+fn an_export_has_ingress_series_at_zero_for_each_peer_it_is_exported_to() {
+    let mut s = GatewayState {
+        cluster: "east".into(),
+        ..GatewayState::default()
+    };
+    for cluster in ["west", "eu"] {
+        s.trust.insert(peer(cluster)).expect("a valid test root");
+    }
+    let export = |export_to: &[&str]| Export {
+        ports: vec![("http".into(), 8080)],
+        endpoints: vec![],
+        export_to: export_to.iter().map(|c| c.to_string()).collect(),
+    };
+    s.exports.insert(key(), export(&["eu"]));
+    s.exports
+        .insert(("demo".into(), "open".into()), export(&[]));
+    let m = Metrics::new();
+    m.prepare(&s);
+    let text = m.encode(Format::OpenMetrics);
+    for line in [
+        "fedmesh_gateway_ingress_bytes_total{namespace=\"demo\",service=\"hello\",cluster=\"eu\"} 0",
+        "fedmesh_gateway_ingress_connections_active{namespace=\"demo\",service=\"hello\",cluster=\"eu\"} 0",
+        "fedmesh_gateway_ingress_bytes_total{namespace=\"demo\",service=\"open\",cluster=\"west\"} 0",
+        "fedmesh_gateway_ingress_bytes_total{namespace=\"demo\",service=\"open\",cluster=\"eu\"} 0",
+    ] {
+        assert!(has_line(&text, line), "no {line:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("service=\"hello\",cluster=\"west\""),
+        "hello is not exported to west:\n{text}"
     );
 }
