@@ -1,7 +1,7 @@
 //! The classic Prometheus text format (version 0.0.4), converted from the
 //! OpenMetrics 1.0 text prometheus-client writes (it writes nothing else).
 //! Scrapers that do not ask for OpenMetrics (older Prometheus servers,
-//! `curl`, most agents) get this.
+//! `curl`) get this.
 //!
 //! The two formats share the sample lines; they differ in:
 //! - the family name of a counter: OpenMetrics names the family `foo` and
@@ -15,7 +15,7 @@
 //! - timestamps: seconds in OpenMetrics, milliseconds in the classic
 //!   format (prometheus-client writes none).
 
-/// One family's header as the classic format writes it.
+/// The OpenMetrics family whose samples are being read.
 struct Family {
     /// The OpenMetrics family name (samples are named from it).
     name: String,
