@@ -1,6 +1,10 @@
 //! The admin port (`gateway.adminListen`): `/metrics` (Prometheus text),
 //! `/ready` (200 once the gateway has a certificate and a snapshot and is
 //! not draining), `/live` (200 while the process serves).
+//!
+//! `/metrics` speaks both text formats: OpenMetrics when the scrape's
+//! `Accept` asks for `application/openmetrics-text` (as Prometheus does),
+//! the classic `text/plain; version=0.0.4` otherwise ([`metrics_format`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,12 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 
 /// What the admin port reports.
 #[derive(Debug, Default)]
@@ -32,7 +37,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, state: Arc<Admi
         let state = state.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let reply = answer(req.uri().path(), &metrics, &state);
+                let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+                let reply = answer(req.uri().path(), accept, &metrics, &state);
                 async move { Ok::<_, Infallible>(reply) }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
@@ -45,13 +51,48 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, state: Arc<Admi
     }
 }
 
-fn answer(path: &str, metrics: &Metrics, state: &AdminState) -> Response<Full<Bytes>> {
+/// The format a scrape with this `Accept` header gets: OpenMetrics when
+/// it accepts `application/openmetrics-text` (q > 0) at least as much as
+/// `text/plain`, the classic format otherwise, and when there is no
+/// header. Media ranges and q-values as in RFC 9110 §12.5.1; a q-value
+/// that does not parse counts as 1.
+pub fn metrics_format(accept: Option<&str>) -> Format {
+    let (mut openmetrics, mut text) = (0.0_f64, 0.0_f64);
+    for range in accept.unwrap_or("").split(',') {
+        let mut params = range.split(';');
+        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = params
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse().unwrap_or(1.0));
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" => text = text.max(q),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Classic
+    }
+}
+
+fn answer(
+    path: &str,
+    accept: Option<&str>,
+    metrics: &Metrics,
+    state: &AdminState,
+) -> Response<Full<Bytes>> {
     let (code, body, content_type) = match path {
-        "/metrics" => (
-            StatusCode::OK,
-            metrics.encode(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
+        "/metrics" => {
+            let format = metrics_format(accept);
+            (
+                StatusCode::OK,
+                metrics.encode(format),
+                format.content_type(),
+            )
+        }
         "/live" => (StatusCode::OK, "live\n".to_string(), "text/plain"),
         "/ready" if state.ready.load(Ordering::Relaxed) => {
             (StatusCode::OK, "ready\n".to_string(), "text/plain")
@@ -69,10 +110,11 @@ fn answer(path: &str, metrics: &Metrics, state: &AdminState) -> Response<Full<By
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, v);
-    }
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,9 +54,6 @@ pub enum AttemptError {
     /// The peer ingress answered something that is not an answer.
     #[error("the peer ingress answered badly: {0}")]
     BadAnswer(String),
-    /// This gateway's TLS settings for the peer could not be built.
-    #[error("TLS settings for the peer cluster: {0}")]
-    Settings(String),
     /// The client went away while a target was being reached.
     #[error("the client closed before a target answered")]
     ClientGone,
@@ -67,7 +64,7 @@ impl AttemptError {
     pub fn side(&self) -> Side {
         match self {
             AttemptError::ClientGone => Side::Downstream,
-            AttemptError::AtCapacity | AttemptError::Settings(_) => Side::Internal,
+            AttemptError::AtCapacity => Side::Internal,
             AttemptError::NoEndpoint
             | AttemptError::Connect { .. }
             | AttemptError::Timeout { .. }
@@ -102,7 +99,6 @@ impl AttemptError {
             AttemptError::Transport(_) => "peer_stream_lost",
             AttemptError::Refused(r) => r.as_str(),
             AttemptError::BadAnswer(_) => "bad_answer",
-            AttemptError::Settings(_) => "settings",
             AttemptError::ClientGone => "client_gone",
         }
     }
@@ -122,6 +118,32 @@ mod tests {
         assert_eq!(connect.side(), Side::Upstream);
         assert!(AttemptError::AtCapacity.may_try_next());
         assert!(!AttemptError::ClientGone.may_try_next());
+    }
+
+    #[test]
+    fn every_label_has_its_series_from_start() {
+        use crate::metrics::{LOCAL_ATTEMPT_REASONS, REMOTE_ATTEMPT_REASONS};
+        let remote = Refusal::ALL.into_iter().map(AttemptError::Refused).chain([
+            AttemptError::Timeout { addr: "gw".into() },
+            AttemptError::BadAnswer("418".into()),
+            AttemptError::ClientGone,
+            AttemptError::AtCapacity,
+        ]);
+        for e in remote {
+            assert!(REMOTE_ATTEMPT_REASONS.contains(&e.label()), "{}", e.label());
+        }
+        let local = [
+            AttemptError::NoEndpoint,
+            AttemptError::AtCapacity,
+            AttemptError::Timeout { addr: "ep".into() },
+            AttemptError::Connect {
+                addr: "ep".into(),
+                source: io::ErrorKind::ConnectionRefused.into(),
+            },
+        ];
+        for e in local {
+            assert!(LOCAL_ATTEMPT_REASONS.contains(&e.label()), "{}", e.label());
+        }
     }
 
     #[test]

@@ -112,13 +112,16 @@ pub async fn run(
     };
     let first = first.ok_or_else(|| anyhow!("no snapshot"))?;
     let trust = SharedTrust::new(first.trust.clone());
+    metrics.prepare(&first);
     let (state_tx, state_rx) = watch::channel(first);
     let forward_trust = trust.clone();
+    let forward_metrics = metrics.clone();
     tokio::spawn(async move {
         while snap_rx.changed().await.is_ok() {
             let next = snap_rx.borrow_and_update().clone();
             if let Some(state) = next {
                 forward_trust.replace(state.trust.clone());
+                forward_metrics.prepare(&state);
                 state_tx.send_replace(state);
             }
         }

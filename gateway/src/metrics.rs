@@ -1,9 +1,28 @@
-//! The gateway's Prometheus metrics (prometheus-client), labelled by
-//! service and target cluster: connections opened, active, failed,
-//! attempts failed by reason, bytes, connect latency, ejections, probe
-//! results, ingress refusals, listeners.
+//! The gateway's Prometheus metrics (prometheus-client): connections
+//! opened, active, failed, attempts failed by reason, bytes, connect
+//! latency, TLS handshakes, ejections, probe results, ingress refusals,
+//! listeners.
+//!
+//! Data flows in three ways. Every snapshot goes through
+//! [`Metrics::prepare`] (in `prepare`), which creates each series the
+//! snapshot names at 0, so that an alert's `increase()` sees a gateway's
+//! first failure, and removes the series of services no longer imported.
+//! Events (a connect, a failed attempt, a probe) call the methods below.
+//! Bytes are counted by [`crate::splice`] as they are read, through the
+//! [`ByteMeters`] handles these methods hand out, so a long connection's
+//! bytes show while it is open. [`Metrics::encode`] writes OpenMetrics or,
+//! converted by `classic`, the classic Prometheus text format.
+//!
+//! Services are labelled `namespace` and `service` (the name), never a
+//! joined `ns/name`.
 
-use std::sync::atomic::AtomicU64;
+mod classic;
+mod prepare;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,86 +32,168 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels: service and target cluster.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Target {
-    /// `ns/name`.
-    pub service: String,
-    /// Target cluster.
-    pub cluster: String,
+use crate::state::ServiceKey;
+
+/// `reason` values of `egress_attempts_failed` on a local target
+/// ([`crate::error::AttemptError::label`]).
+pub const LOCAL_ATTEMPT_REASONS: &[&str] = &["connect", "timeout", "no_endpoint", "at_capacity"];
+
+/// `reason` values of `egress_attempts_failed` on a remote target: the
+/// egress's own failures, then every refusal of a peer ingress
+/// ([`crate::wire::Refusal::as_str`]).
+pub const REMOTE_ATTEMPT_REASONS: &[&str] = &[
+    "peer_unreachable",
+    "peer_stream_lost",
+    "timeout",
+    "bad_answer",
+    "client_gone",
+    "at_capacity",
+    "unknown_service",
+    "not_exported_to_peer",
+    "no_healthy_endpoint",
+    "endpoint_failed",
+    "bad_request",
+];
+
+/// `reason` values of `ingress_refused`: the handshake and identity checks,
+/// then every refusal status the ingress answers with.
+pub const INGRESS_REFUSALS: &[&str] = &[
+    "handshake",
+    "not_a_gateway",
+    "unknown_peer",
+    "bad_request",
+    "unknown_service",
+    "not_exported_to_peer",
+    "no_healthy_endpoint",
+    "endpoint_failed",
+];
+
+/// `kind` values of `egress_tls_handshakes`.
+const HANDSHAKE_KINDS: [&str; 2] = ["full", "resumed"];
+
+/// `result` values of `probes`.
+const PROBE_RESULTS: [&str; 2] = ["ok", "failed"];
+
+/// A byte counter, shared by every connection of one label set.
+pub type ByteCounter = Counter<u64, AtomicU64>;
+
+/// The counters a splice moves as it reads: `up` for bytes read from the
+/// first side (the client or peer), `down` for bytes read from the second.
+/// Both may be the same counter (ingress counts both ways in one).
+#[derive(Debug, Clone, Default)]
+pub struct ByteMeters {
+    /// Bytes read from the first side.
+    pub up: ByteCounter,
+    /// Bytes read from the second side.
+    pub down: ByteCounter,
 }
 
-/// Labels: service, target cluster and a reason.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Failure {
-    /// `ns/name`.
-    pub service: String,
-    /// Target cluster.
-    pub cluster: String,
-    /// Why.
-    pub reason: String,
+/// Which text format [`Metrics::encode`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text, as prometheus-client writes it.
+    OpenMetrics,
+    /// The classic Prometheus text format, version 0.0.4.
+    Classic,
 }
 
-/// Labels: one value.
+impl Format {
+    /// The `Content-Type` of a scrape answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Counts of a peer cluster's pools since the last report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// TCP connections opened.
+    pub connects: u64,
+    /// Full TLS handshakes.
+    pub full: u64,
+    /// Resumed TLS handshakes.
+    pub resumed: u64,
+}
+
+/// Labels: a service and a target cluster (for ingress: the peer).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
-    /// Why, or which.
-    pub reason: String,
+struct TargetLabels {
+    namespace: String,
+    service: String,
+    cluster: String,
+}
+
+/// Labels: a service, a target cluster and why an attempt failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    namespace: String,
+    service: String,
+    cluster: String,
+    reason: String,
 }
 
 /// Labels: a service.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Service {
-    /// `ns/name`.
-    pub service: String,
+struct ServiceLabels {
+    namespace: String,
+    service: String,
+}
+
+/// Labels: why (an ingress refusal).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 /// Labels: a cluster.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Cluster {
-    /// Cluster name.
-    pub cluster: String,
+struct ClusterLabels {
+    cluster: String,
 }
 
 /// Labels: a target cluster and how the TLS handshake went.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Handshake {
-    /// Target cluster.
-    pub cluster: String,
-    /// `full` or `resumed`.
-    pub kind: String,
+struct HandshakeLabels {
+    cluster: String,
+    kind: String,
 }
 
-/// Labels: a peer gateway and a probe result.
+/// Labels: a peer gateway's address and a probe result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Probe {
-    /// Gateway address.
-    pub gateway: String,
-    /// `ok` or `failed`.
-    pub result: String,
+struct ProbeLabels {
+    gateway: String,
+    result: String,
 }
+
+type ActiveGauge = Gauge<i64, AtomicI64>;
 
 /// Every metric, registered once.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    opened: Family<Target, Counter>,
-    active: Family<Target, Gauge<i64, std::sync::atomic::AtomicI64>>,
-    failed: Family<Service, Counter>,
-    rate_limited: Family<Service, Counter>,
-    handshakes: Family<Handshake, Counter>,
-    attempt_failed: Family<Failure, Counter>,
-    bytes_up: Family<Target, Counter<u64, AtomicU64>>,
-    bytes_down: Family<Target, Counter<u64, AtomicU64>>,
-    connect_seconds: Family<Target, Histogram>,
-    ejections: Family<Cluster, Counter>,
-    probes: Family<Probe, Counter>,
-    ingress_refused: Family<Reason, Counter>,
-    ingress_bytes: Family<Target, Counter<u64, AtomicU64>>,
+    opened: Family<TargetLabels, Counter>,
+    active: Family<TargetLabels, ActiveGauge>,
+    failed: Family<ServiceLabels, Counter>,
+    rate_limited: Family<ServiceLabels, Counter>,
+    handshakes: Family<HandshakeLabels, Counter>,
+    attempt_failed: Family<FailureLabels, Counter>,
+    bytes_up: Family<TargetLabels, ByteCounter>,
+    bytes_down: Family<TargetLabels, ByteCounter>,
+    connect_seconds: Family<TargetLabels, Histogram>,
+    ejections: Family<ClusterLabels, Counter>,
+    probes: Family<ProbeLabels, Counter>,
+    ingress_refused: Family<ReasonLabels, Counter>,
+    ingress_bytes: Family<TargetLabels, ByteCounter>,
+    ingress_active: Family<TargetLabels, ActiveGauge>,
     listeners: Gauge,
-    peer_connects: Family<Cluster, Counter>,
-    peer_connections: Family<Cluster, Gauge>,
-    peer_streams: Family<Cluster, Gauge>,
+    peer_connects: Family<ClusterLabels, Counter>,
+    peer_connections: Family<ClusterLabels, ActiveGauge>,
+    peer_streams: Family<ClusterLabels, ActiveGauge>,
+    /// What the last snapshot named (see `prepare`).
+    prepared: Mutex<prepare::Named>,
 }
 
 impl Default for Metrics {
@@ -102,10 +203,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric under the `fedmesh_gateway` prefix.
+    /// Registers every metric under the `fedmesh_gateway` prefix, with the
+    /// ingress refusals (whose labels need no snapshot) at 0.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("fedmesh_gateway");
         let m = Self {
+            registry: Registry::default(),
             opened: Family::default(),
             active: Family::default(),
             failed: Family::default(),
@@ -121,110 +223,178 @@ impl Metrics {
             probes: Family::default(),
             ingress_refused: Family::default(),
             ingress_bytes: Family::default(),
+            ingress_active: Family::default(),
             listeners: Gauge::default(),
             peer_connects: Family::default(),
             peer_connections: Family::default(),
             peer_streams: Family::default(),
-            registry: Registry::default(),
+            prepared: Mutex::default(),
         };
+        for reason in INGRESS_REFUSALS {
+            drop(m.ingress_refused.get_or_create(&reason_labels(reason)));
+        }
+        Self {
+            registry: m.registry(),
+            ..m
+        }
+    }
+
+    /// A registry of every family, under the `fedmesh_gateway` prefix.
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("fedmesh_gateway");
+        self.register_egress(&mut registry);
+        self.register_peers(&mut registry);
+        registry
+    }
+
+    /// The families of client connections through VIPs.
+    fn register_egress(&self, registry: &mut Registry) {
         registry.register(
             "egress_connections_opened",
             "Client connections carried to a target",
-            m.opened.clone(),
+            self.opened.clone(),
         );
         registry.register(
             "egress_connections_active",
             "Client connections being carried",
-            m.active.clone(),
+            self.active.clone(),
         );
         registry.register(
             "egress_connections_failed",
             "Client connections reset because no target could serve",
-            m.failed.clone(),
+            self.failed.clone(),
         );
         registry.register(
             "egress_tls_handshakes",
             "mTLS handshakes with peer gateways, full or resumed",
-            m.handshakes.clone(),
+            self.handshakes.clone(),
         );
         registry.register(
             "egress_rate_limited",
             "Client connections reset by the service's rate limit",
-            m.rate_limited.clone(),
+            self.rate_limited.clone(),
         );
         registry.register(
             "egress_attempts_failed",
             "Attempts to reach a target that failed (the next target was tried)",
-            m.attempt_failed.clone(),
+            self.attempt_failed.clone(),
         );
         registry.register(
             "egress_sent_bytes",
-            "Bytes from clients to targets",
-            m.bytes_up.clone(),
+            "Bytes from clients to targets, counted as they move",
+            self.bytes_up.clone(),
         );
         registry.register(
             "egress_received_bytes",
-            "Bytes from targets to clients",
-            m.bytes_down.clone(),
+            "Bytes from targets to clients, counted as they move",
+            self.bytes_down.clone(),
         );
         registry.register(
             "egress_connect_seconds",
             "Time from accepting a client to reaching a target",
-            m.connect_seconds.clone(),
-        );
-        registry.register(
-            "ejections",
-            "Targets ejected by outlier detection",
-            m.ejections.clone(),
-        );
-        registry.register("probes", "Active probes of peer gateways", m.probes.clone());
-        registry.register(
-            "ingress_refused",
-            "Ingress connections refused, by reason",
-            m.ingress_refused.clone(),
-        );
-        registry.register(
-            "ingress_bytes",
-            "Bytes carried by ingress (both ways)",
-            m.ingress_bytes.clone(),
+            self.connect_seconds.clone(),
         );
         registry.register(
             "egress_listeners",
             "VIP listeners open",
-            m.listeners.clone(),
+            self.listeners.clone(),
         );
+    }
+
+    /// The families of peer gateways: their health, the pools to them and
+    /// their connections to this ingress.
+    fn register_peers(&self, registry: &mut Registry) {
         registry.register(
             "egress_peer_connections_opened",
             "Pooled connections (TCP) opened to a peer cluster's gateways",
-            m.peer_connects.clone(),
+            self.peer_connects.clone(),
         );
         registry.register(
             "egress_peer_connections",
             "Pooled connections to a peer cluster's gateways, open now",
-            m.peer_connections.clone(),
+            self.peer_connections.clone(),
         );
         registry.register(
             "egress_peer_streams",
             "Client connections carried as streams to a peer cluster, open now",
-            m.peer_streams.clone(),
+            self.peer_streams.clone(),
         );
-        Self { registry, ..m }
+        registry.register(
+            "ejections",
+            "Targets ejected by outlier detection",
+            self.ejections.clone(),
+        );
+        registry.register(
+            "probes",
+            "Active probes of peer gateways",
+            self.probes.clone(),
+        );
+        registry.register(
+            "ingress_refused",
+            "Ingress connections refused, by reason",
+            self.ingress_refused.clone(),
+        );
+        registry.register(
+            "ingress_bytes",
+            "Bytes carried by ingress (both ways), counted as they move",
+            self.ingress_bytes.clone(),
+        );
+        registry.register(
+            "ingress_connections_active",
+            "Connections from peer gateways being carried to endpoints",
+            self.ingress_active.clone(),
+        );
     }
 
-    /// What a peer cluster's pools did since the last report: `connects`
-    /// new TCP connections, `full` and `resumed` TLS handshakes; `live`
-    /// connections and `streams` open now.
+    /// A connection of `service` reached `cluster` after `latency`.
+    pub fn egress_connected(&self, service: &ServiceKey, cluster: &str, latency: Duration) {
+        let t = target_labels(service, cluster);
+        self.opened.get_or_create(&t).inc();
+        self.connect_seconds
+            .get_or_create(&t)
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Counts an active egress connection until the guard drops.
+    pub fn egress_active(&self, service: &ServiceKey, cluster: &str) -> ActiveGuard {
+        ActiveGuard::new(
+            self.active
+                .get_or_create_owned(&target_labels(service, cluster)),
+        )
+    }
+
+    /// The byte counters of an egress connection of `service` carried to
+    /// `cluster`, for [`crate::splice::splice`]: `up` is client → target.
+    pub fn egress_meters(&self, service: &ServiceKey, cluster: &str) -> ByteMeters {
+        let t = target_labels(service, cluster);
+        ByteMeters {
+            up: self.bytes_up.get_or_create_owned(&t),
+            down: self.bytes_down.get_or_create_owned(&t),
+        }
+    }
+
+    /// An attempt on `cluster` failed for `reason` (one of
+    /// [`LOCAL_ATTEMPT_REASONS`] or [`REMOTE_ATTEMPT_REASONS`]).
+    pub fn egress_attempt_failed(&self, service: &ServiceKey, cluster: &str, reason: &str) {
+        self.attempt_failed
+            .get_or_create(&failure_labels(service, cluster, reason))
+            .inc();
+    }
+
+    /// A client connection was reset: nothing could serve.
+    pub fn egress_failed(&self, service: &ServiceKey) {
+        self.failed.get_or_create(&service_labels(service)).inc();
+    }
+
+    /// What a peer cluster's pools did since the last report: `new`
+    /// connections and handshakes; `live` connections and `streams` open
+    /// now.
     pub fn peer_pool(&self, cluster: &str, new: PoolCounts, live: usize, streams: usize) {
-        let c = Cluster {
-            cluster: cluster.to_string(),
-        };
+        let c = cluster_labels(cluster);
         self.peer_connects.get_or_create(&c).inc_by(new.connects);
         for (kind, n) in [("full", new.full), ("resumed", new.resumed)] {
             self.handshakes
-                .get_or_create(&Handshake {
-                    cluster: cluster.to_string(),
-                    kind: kind.to_string(),
-                })
+                .get_or_create(&handshake_labels(cluster, kind))
                 .inc_by(n);
         }
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
@@ -232,113 +402,61 @@ impl Metrics {
         self.peer_streams.get_or_create(&c).set(gauge(streams));
     }
 
-    fn target(service: &str, cluster: &str) -> Target {
-        Target {
-            service: service.to_string(),
-            cluster: cluster.to_string(),
-        }
-    }
-
-    /// A connection reached `cluster` after `latency`.
-    pub fn egress_connected(&self, service: &str, cluster: &str, latency: Duration) {
-        let t = Self::target(service, cluster);
-        self.opened.get_or_create(&t).inc();
-        self.connect_seconds
-            .get_or_create(&t)
-            .observe(latency.as_secs_f64());
-    }
-
-    /// Counts an active connection until the guard drops.
-    pub fn egress_active(&self, service: &str, cluster: &str) -> ActiveGuard {
-        let gauge = self
-            .active
-            .get_or_create(&Self::target(service, cluster))
-            .clone();
-        gauge.inc();
-        ActiveGuard(gauge)
-    }
-
-    /// An attempt on `cluster` failed for `reason`.
-    pub fn egress_attempt_failed(&self, service: &str, cluster: &str, reason: &str) {
-        self.attempt_failed
-            .get_or_create(&Failure {
-                service: service.to_string(),
-                cluster: cluster.to_string(),
-                reason: reason.to_string(),
-            })
-            .inc();
-    }
-
-    /// A client connection was reset: nothing could serve.
-    pub fn egress_failed(&self, service: &str) {
-        self.failed
-            .get_or_create(&Service {
-                service: service.to_string(),
-            })
-            .inc();
-    }
-
     /// An mTLS handshake with `cluster`'s gateway completed.
     pub fn tls_handshake(&self, cluster: &str, resumed: bool) {
-        let kind = if resumed { "resumed" } else { "full" };
+        let kind = HANDSHAKE_KINDS[usize::from(resumed)];
         self.handshakes
-            .get_or_create(&Handshake {
-                cluster: cluster.to_string(),
-                kind: kind.to_string(),
-            })
+            .get_or_create(&handshake_labels(cluster, kind))
             .inc();
     }
 
     /// A client connection was reset by the service's rate limit.
-    pub fn egress_rate_limited(&self, service: &str) {
+    pub fn egress_rate_limited(&self, service: &ServiceKey) {
         self.rate_limited
-            .get_or_create(&Service {
-                service: service.to_string(),
-            })
+            .get_or_create(&service_labels(service))
             .inc();
-    }
-
-    /// Bytes moved by a finished egress connection.
-    pub fn egress_bytes(&self, service: &str, cluster: &str, up: u64, down: u64) {
-        let t = Self::target(service, cluster);
-        self.bytes_up.get_or_create(&t).inc_by(up);
-        self.bytes_down.get_or_create(&t).inc_by(down);
     }
 
     /// `cluster` was ejected.
     pub fn ejection(&self, cluster: &str) {
-        self.ejections
-            .get_or_create(&Cluster {
-                cluster: cluster.to_string(),
-            })
-            .inc();
+        self.ejections.get_or_create(&cluster_labels(cluster)).inc();
     }
 
-    /// A probe of `gateway` finished.
+    /// A probe of the peer gateway at `gateway` finished.
     pub fn probe(&self, gateway: &str, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
+        let result = PROBE_RESULTS[usize::from(!ok)];
         self.probes
-            .get_or_create(&Probe {
-                gateway: gateway.to_string(),
-                result: result.to_string(),
-            })
+            .get_or_create(&probe_labels(gateway, result))
             .inc();
     }
 
-    /// An ingress connection was refused for `reason`.
+    /// An ingress connection was refused for `reason` (one of
+    /// [`INGRESS_REFUSALS`]).
     pub fn ingress_refused(&self, reason: &str) {
         self.ingress_refused
-            .get_or_create(&Reason {
-                reason: reason.to_string(),
-            })
+            .get_or_create(&reason_labels(reason))
             .inc();
     }
 
-    /// Bytes moved by a finished ingress connection from `peer`.
-    pub fn ingress_bytes(&self, service: &str, peer: &str, up: u64, down: u64) {
-        self.ingress_bytes
-            .get_or_create(&Self::target(service, peer))
-            .inc_by(up + down);
+    /// Counts an ingress connection from `peer` to `service` until the
+    /// guard drops.
+    pub fn ingress_active(&self, service: &ServiceKey, peer: &str) -> ActiveGuard {
+        ActiveGuard::new(
+            self.ingress_active
+                .get_or_create_owned(&target_labels(service, peer)),
+        )
+    }
+
+    /// The byte counter of an ingress connection from `peer` to `service`
+    /// for [`crate::splice::splice`], both ways in one.
+    pub fn ingress_meters(&self, service: &ServiceKey, peer: &str) -> ByteMeters {
+        let both = self
+            .ingress_bytes
+            .get_or_create_owned(&target_labels(service, peer));
+        ByteMeters {
+            up: both.clone(),
+            down: both,
+        }
     }
 
     /// How many VIP listeners are open.
@@ -346,32 +464,81 @@ impl Metrics {
         self.listeners.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    /// The metrics as text in `format`.
+    pub fn encode(&self, format: Format) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Classic => classic::from_openmetrics(&out),
+        }
     }
 }
 
-/// Counts of a peer cluster's pools since the last report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolCounts {
-    /// TCP connections opened.
-    pub connects: u64,
-    /// Full TLS handshakes.
-    pub full: u64,
-    /// Resumed TLS handshakes.
-    pub resumed: u64,
-}
-
-/// Decrements the active-connections gauge when dropped.
+/// Decrements an active-connections gauge when dropped.
 #[derive(Debug)]
-pub struct ActiveGuard(Gauge<i64, std::sync::atomic::AtomicI64>);
+pub struct ActiveGuard(ActiveGauge);
+
+impl ActiveGuard {
+    fn new(gauge: ActiveGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+fn target_labels((namespace, service): &ServiceKey, cluster: &str) -> TargetLabels {
+    TargetLabels {
+        namespace: namespace.clone(),
+        service: service.clone(),
+        cluster: cluster.to_string(),
+    }
+}
+
+fn failure_labels((namespace, service): &ServiceKey, cluster: &str, reason: &str) -> FailureLabels {
+    FailureLabels {
+        namespace: namespace.clone(),
+        service: service.clone(),
+        cluster: cluster.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn service_labels((namespace, service): &ServiceKey) -> ServiceLabels {
+    ServiceLabels {
+        namespace: namespace.clone(),
+        service: service.clone(),
+    }
+}
+
+fn reason_labels(reason: &str) -> ReasonLabels {
+    ReasonLabels {
+        reason: reason.to_string(),
+    }
+}
+
+fn cluster_labels(cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        cluster: cluster.to_string(),
+    }
+}
+
+fn handshake_labels(cluster: &str, kind: &str) -> HandshakeLabels {
+    HandshakeLabels {
+        cluster: cluster.to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+fn probe_labels(gateway: &str, result: &str) -> ProbeLabels {
+    ProbeLabels {
+        gateway: gateway.to_string(),
+        result: result.to_string(),
     }
 }

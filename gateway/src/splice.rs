@@ -1,6 +1,12 @@
 //! Moves bytes both ways between a client and an upstream until either side
 //! closes or no byte moved for the idle timeout.
 //!
+//! Every read is counted at once into the connection's [`ByteMeters`] (the
+//! Prometheus byte counters of its service and cluster), so that a
+//! connection open for an hour shows its bytes while it is open, not in
+//! one jump when it closes; the returned [`Moved`] still gives the totals
+//! of this one connection.
+//!
 //! Bytes headed into a TLS stream are copied in buffers of one full TLS
 //! record, so that each write seals a full-size record; tokio's default
 //! 8 KiB buffer made every record half-size, twice the records and
@@ -11,6 +17,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional_with_sizes};
+
+use crate::metrics::ByteMeters;
 
 /// The largest TLS record's plaintext (RFC 8446 §5.1: 2^14 bytes).
 pub const TLS_RECORD: usize = 16 * 1024;
@@ -39,17 +47,24 @@ pub struct Moved {
     pub idle_timeout: bool,
 }
 
-/// Splices `a` and `b`; `tls` says which of them is a TLS stream. The
-/// idle timer restarts whenever a read returns data (checked at a quarter
-/// of the timeout).
-pub async fn splice<A, B>(a: &mut A, b: &mut B, tls: TlsSide, idle: Duration) -> Moved
+/// Splices `a` and `b`; `tls` says which of them is a TLS stream. Bytes
+/// read from `a` count into `meters.up` and those read from `b` into
+/// `meters.down` as they are read. The idle timer restarts whenever a read
+/// returns data (checked at a quarter of the timeout).
+pub async fn splice<A, B>(
+    a: &mut A,
+    b: &mut B,
+    tls: TlsSide,
+    idle: Duration,
+    meters: &ByteMeters,
+) -> Moved
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let seen = activity::Seen::default();
-    let (mut a, up) = activity::Tracked::new(a, &seen);
-    let (mut b, down) = activity::Tracked::new(b, &seen);
+    let (mut a, up) = activity::Tracked::new(a, &seen, meters.up.clone());
+    let (mut b, down) = activity::Tracked::new(b, &seen, meters.down.clone());
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let check = (idle / 4).max(Duration::from_millis(10));
     let into = |side| {
@@ -77,7 +92,8 @@ where
 }
 
 mod activity {
-    //! A stream wrapper that notes when it last read data.
+    //! A stream wrapper that notes when it last read data and counts what
+    //! it read, for this connection and into a shared metric.
 
     use std::pin::Pin;
     use std::sync::Arc;
@@ -86,6 +102,8 @@ mod activity {
     use std::time::{Duration, Instant};
 
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use crate::metrics::ByteCounter;
 
     /// The last time either side read something.
     #[derive(Debug, Clone)]
@@ -119,16 +137,23 @@ mod activity {
         inner: &'a mut S,
         seen: Seen,
         read: Arc<AtomicU64>,
+        meter: ByteCounter,
     }
 
     impl<'a, S> Tracked<'a, S> {
-        /// Wraps `inner`; the counter returned holds the bytes read from it.
-        pub(super) fn new(inner: &'a mut S, seen: &Seen) -> (Self, Arc<AtomicU64>) {
+        /// Wraps `inner`; the counter returned holds the bytes read from it
+        /// (as does `meter`, shared with other connections).
+        pub(super) fn new(
+            inner: &'a mut S,
+            seen: &Seen,
+            meter: ByteCounter,
+        ) -> (Self, Arc<AtomicU64>) {
             let read = Arc::new(AtomicU64::new(0));
             let tracked = Self {
                 inner,
                 seen: seen.clone(),
                 read: read.clone(),
+                meter,
             };
             (tracked, read)
         }
@@ -145,6 +170,7 @@ mod activity {
             let n = buf.filled().len() - before;
             if n > 0 {
                 self.read.fetch_add(n as u64, Ordering::Relaxed);
+                self.meter.inc_by(n as u64);
                 self.seen.touch();
             }
             r
@@ -183,8 +209,17 @@ mod tests {
     async fn bytes_flow_both_ways_and_are_counted() {
         let (mut client, mut a) = duplex(64);
         let (mut b, mut server) = duplex(64);
+        let meters = ByteMeters::default();
+        let shared = meters.clone();
         let task = tokio::spawn(async move {
-            splice(&mut a, &mut b, TlsSide::Neither, Duration::from_secs(5)).await
+            splice(
+                &mut a,
+                &mut b,
+                TlsSide::Neither,
+                Duration::from_secs(5),
+                &shared,
+            )
+            .await
         });
         client.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
@@ -196,6 +231,43 @@ mod tests {
         drop(server);
         let moved = task.await.unwrap();
         assert_eq!((moved.up, moved.down, moved.idle_timeout), (4, 5, false));
+        assert_eq!((meters.up.get(), meters.down.get()), (4, 5));
+    }
+
+    #[tokio::test]
+    async fn byte_counters_move_while_the_connection_is_open() {
+        let (mut client, mut a) = duplex(1 << 16);
+        let (mut b, mut server) = duplex(1 << 16);
+        // Counters already holding other connections' bytes.
+        let meters = ByteMeters::default();
+        meters.up.inc_by(100);
+        let shared = meters.clone();
+        let task = tokio::spawn(async move {
+            splice(
+                &mut a,
+                &mut b,
+                TlsSide::Neither,
+                Duration::from_secs(5),
+                &shared,
+            )
+            .await
+        });
+        let mut buf = vec![0u8; 3000];
+        for round in 1..=3u64 {
+            client.write_all(&[1u8; 1000]).await.unwrap();
+            server.read_exact(&mut buf[..1000]).await.unwrap();
+            // The splice counts a read before it writes it on: once the
+            // server has the bytes, the counter has them too.
+            assert_eq!(meters.up.get(), 100 + 1000 * round, "round {round}");
+            server.write_all(&buf[..500]).await.unwrap();
+            client.read_exact(&mut buf[..500]).await.unwrap();
+            assert_eq!(meters.down.get(), 500 * round, "round {round}");
+        }
+        assert!(!task.is_finished(), "the connection is still open");
+        drop(client);
+        drop(server);
+        let moved = task.await.unwrap();
+        assert_eq!((moved.up, moved.down), (3000, 1500), "this connection only");
     }
 
     #[tokio::test]
@@ -204,7 +276,13 @@ mod tests {
         let (mut b, _server) = duplex(64);
         let moved = tokio::time::timeout(
             Duration::from_secs(5),
-            splice(&mut a, &mut b, TlsSide::Neither, Duration::from_millis(100)),
+            splice(
+                &mut a,
+                &mut b,
+                TlsSide::Neither,
+                Duration::from_millis(100),
+                &ByteMeters::default(),
+            ),
         )
         .await
         .expect("ended by the idle timeout");
@@ -260,7 +338,8 @@ mod tests {
         client.write_all(&vec![7u8; 256 * 1024]).await.unwrap();
         drop(client);
         let mut upstream = Recorder::default();
-        let moved = splice(&mut a, &mut upstream, tls, Duration::from_secs(5)).await;
+        let meters = ByteMeters::default();
+        let moved = splice(&mut a, &mut upstream, tls, Duration::from_secs(5), &meters).await;
         assert_eq!(moved.up, 256 * 1024);
         upstream.largest
     }

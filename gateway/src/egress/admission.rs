@@ -68,8 +68,7 @@ where
         let key = &conn.listener.key;
         if !self.limits.admit(key, Instant::now()) {
             debug!("over the service's rate limit; resetting");
-            self.metrics
-                .egress_rate_limited(&format!("{}/{}", key.0, key.1));
+            self.metrics.egress_rate_limited(key);
             reset(conn.client);
             return Box::pin(async { Err(EgressError::RateLimited) });
         }

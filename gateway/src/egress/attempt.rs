@@ -69,7 +69,6 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
         reset(client);
         return Err(EgressError::NotImported);
     };
-    let service = format!("{}/{}", import.key.0, import.key.1);
     let targets = targets::choose(&egress.health, &state, import, &listener, &mut Rng::new());
     let route = Route::new(&import.key.0, &import.key.1, listener.port);
     let mut early = Early::default();
@@ -86,13 +85,13 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
         Ok(connected) => {
             egress
                 .metrics
-                .egress_connected(&service, &connected.cluster, started.elapsed());
-            carry(&egress, client, connected, &service).await;
+                .egress_connected(&import.key, &connected.cluster, started.elapsed());
+            carry(&egress, client, connected, &import.key).await;
             Ok(())
         }
         Err(error) => {
             info!(%error, "no target can serve; resetting the client connection");
-            egress.metrics.egress_failed(&service);
+            egress.metrics.egress_failed(&import.key);
             reset(client);
             Err(error)
         }
@@ -116,7 +115,6 @@ impl Attempts<'_> {
         early: &mut Early,
     ) -> Result<Connected, EgressError> {
         let egress = self.egress;
-        let service = format!("{}/{}", self.import.key.0, self.import.key.1);
         let remote_clusters = self.import.targets.iter().filter(|t| !t.local).count();
         let mut last = None;
         for target in targets {
@@ -143,9 +141,11 @@ impl Attempts<'_> {
                 }
                 Err(error) => {
                     debug!(cluster = %target.cluster, %error, "attempt failed; trying the next target");
-                    egress
-                        .metrics
-                        .egress_attempt_failed(&service, &target.cluster, error.label());
+                    egress.metrics.egress_attempt_failed(
+                        &self.import.key,
+                        &target.cluster,
+                        error.label(),
+                    );
                     feedback(egress, target, &error, remote_clusters, now);
                     let stop = !error.may_try_next();
                     last = Some(error);

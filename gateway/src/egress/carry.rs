@@ -5,8 +5,11 @@
 use tokio::net::TcpStream;
 
 use super::Egress;
+use tracing::debug;
+
 use crate::limits::TargetPermit;
 use crate::splice::{TlsSide, splice};
+use crate::state::ServiceKey;
 use crate::transport::Tunnel;
 
 /// What a connection is carried to.
@@ -28,21 +31,27 @@ pub(super) struct Connected {
 }
 
 /// Carries `client` to `to` until either side is done.
-pub(super) async fn carry(egress: &Egress, mut client: TcpStream, to: Connected, service: &str) {
+pub(super) async fn carry(
+    egress: &Egress,
+    mut client: TcpStream,
+    to: Connected,
+    service: &ServiceKey,
+) {
     let Connected {
         upstream,
         cluster,
         permit,
     } = to;
     let _active = egress.metrics.egress_active(service, &cluster);
+    let meters = egress.metrics.egress_meters(service, &cluster);
     let _open = egress.life.open_connection();
     let idle = egress.idle_timeout;
     let moved = match upstream {
-        Upstream::Plain(mut s) => splice(&mut client, &mut s, TlsSide::Neither, idle).await,
-        Upstream::Tunnel(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle).await,
+        Upstream::Plain(mut s) => {
+            splice(&mut client, &mut s, TlsSide::Neither, idle, &meters).await
+        }
+        Upstream::Tunnel(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle, &meters).await,
     };
-    egress
-        .metrics
-        .egress_bytes(service, &cluster, moved.up, moved.down);
+    debug!(up = moved.up, down = moved.down, "client connection done");
     drop(permit);
 }

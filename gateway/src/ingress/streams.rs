@@ -117,11 +117,17 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
         return;
     };
     let _open = ingress.life.open_connection();
-    let service = format!("{}/{}", route.namespace, route.service);
-    let moved = splice(&mut tunnel, &mut upstream, TlsSide::A, ingress.idle_timeout).await;
-    ingress
-        .metrics
-        .ingress_bytes(&service, &peer, moved.up, moved.down);
+    let key = (route.namespace.clone(), route.service.clone());
+    let _active = ingress.metrics.ingress_active(&key, &peer);
+    let meters = ingress.metrics.ingress_meters(&key, &peer);
+    splice(
+        &mut tunnel,
+        &mut upstream,
+        TlsSide::A,
+        ingress.idle_timeout,
+        &meters,
+    )
+    .await;
 }
 
 fn refuse(

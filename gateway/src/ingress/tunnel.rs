@@ -22,7 +22,7 @@ pub(super) async fn handle(ingress: &Ingress, peer: &str, mut tls: TlsStream<Tcp
             .ingress_refused(Refusal::BadRequest.as_str());
         return;
     };
-    let service = format!("{}/{}", route.namespace, route.service);
+    let key = (route.namespace.clone(), route.service.clone());
     let reached = match authorize(&ingress.state(), peer, &route) {
         Ok(candidates) => dial::dial(&ingress.health, &candidates, ingress.connect_timeout)
             .await
@@ -35,13 +35,19 @@ pub(super) async fn handle(ingress: &Ingress, peer: &str, mut tls: TlsStream<Tcp
             if preface::write(&mut tls, Ok(())).await.is_err() {
                 return;
             }
-            let moved = splice(&mut tls, &mut upstream, TlsSide::A, ingress.idle_timeout).await;
-            ingress
-                .metrics
-                .ingress_bytes(&service, peer, moved.up, moved.down);
+            let _active = ingress.metrics.ingress_active(&key, peer);
+            let meters = ingress.metrics.ingress_meters(&key, peer);
+            splice(
+                &mut tls,
+                &mut upstream,
+                TlsSide::A,
+                ingress.idle_timeout,
+                &meters,
+            )
+            .await;
         }
         Err(refusal) => {
-            info!(%peer, %service, port = route.port, reason = refusal.as_str(), "ingress refused");
+            info!(%peer, namespace = %key.0, service = %key.1, port = route.port, reason = refusal.as_str(), "ingress refused");
             ingress.metrics.ingress_refused(refusal.as_str());
             let _ = preface::write(&mut tls, Err(refusal)).await;
         }

@@ -128,18 +128,20 @@ fn traffic_stays_local_fails_over_to_west_resets_when_nothing_serves_and_recover
     };
     assert!(
         value(
-            "fedmesh_gateway_egress_connections_opened_total{service=\"demo/hello\",cluster=\"east\"}"
+            "fedmesh_gateway_egress_connections_opened_total{namespace=\"demo\",service=\"hello\",cluster=\"east\"}"
         ) >= 20.0,
         "{metrics}"
     );
     assert!(
         value(
-            "fedmesh_gateway_egress_connections_opened_total{service=\"demo/hello\",cluster=\"west\"}"
+            "fedmesh_gateway_egress_connections_opened_total{namespace=\"demo\",service=\"hello\",cluster=\"west\"}"
         ) >= 21.0,
         "{metrics}"
     );
     assert!(
-        value("fedmesh_gateway_egress_connections_failed_total{service=\"demo/hello\"}") >= 5.0,
+        value(
+            "fedmesh_gateway_egress_connections_failed_total{namespace=\"demo\",service=\"hello\"}"
+        ) >= 5.0,
         "{metrics}"
     );
     assert!(
@@ -202,10 +204,15 @@ fn connections_over_the_service_rate_limit_are_reset_and_counted() {
         "{served} of 20 served: {results:?}"
     );
     let (_, metrics) = fed.get("east").gateway_admin("/metrics");
-    assert!(
-        metrics.contains("fedmesh_gateway_egress_rate_limited_total{service=\"demo/hello\"}"),
-        "{metrics}"
-    );
+    let limited = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "fedmesh_gateway_egress_rate_limited_total{namespace=\"demo\",service=\"hello\"} ",
+            )
+        })
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(limited >= Some(1.0), "{metrics}");
 }
 
 #[test]
@@ -347,10 +354,16 @@ fn probes_of_an_ingress_are_not_refusals_but_a_bad_handshake_is() {
     });
     let refused = |reason: &str| {
         let (_, metrics) = fed.get("west").gateway_admin("/metrics");
-        metrics.lines().any(|l| {
-            l.starts_with("fedmesh_gateway_ingress_refused_total")
-                && l.contains(&format!("reason=\"{reason}\""))
-        })
+        // The series exists at 0 from the start: look at its value.
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("fedmesh_gateway_ingress_refused_total")
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            > 0.0
     };
     assert!(!refused("handshake"), "probes were counted as refusals");
 
