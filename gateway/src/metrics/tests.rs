@@ -78,7 +78,10 @@ fn a_prepared_import_has_its_series_at_zero_before_any_event() {
     assert!(!text.contains("connect_seconds_count{"), "{text}");
     // A local target is never a TLS peer, and cannot fail its handshake.
     assert!(!text.contains("cluster=\"east\",kind="), "{text}");
-    assert!(!text.contains("cluster=\"east\",reason=\"peer_unreachable\""), "{text}");
+    assert!(
+        !text.contains("cluster=\"east\",reason=\"peer_unreachable\""),
+        "{text}"
+    );
 }
 
 #[test]
