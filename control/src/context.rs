@@ -15,10 +15,10 @@ use tokio::sync::{mpsc, watch};
 use crate::ca::ClusterCa;
 use crate::exports::ExportState;
 use crate::model::LocalSnapshot;
+use crate::model::Locality;
 use crate::peering::PeerSet;
-use crate::peering::info::locality_to_proto;
 use crate::peering::sync::AckedViews;
-use crate::store::{Store, StoredLocality};
+use crate::store::Store;
 use crate::table::{TableEvent, TableSnapshot};
 use fedmesh_proto::token::BootstrapToken;
 
@@ -66,7 +66,7 @@ impl Control {
         v1::ClusterInfo {
             name: self.config.cluster.clone(),
             trust_domain: self.config.trust_domain.clone(),
-            locality: Some(locality_to_proto(&self.locality())),
+            locality: Some(self.locality().to_proto()),
             gateway_address: self.gateway_advertise.clone(),
             dns_zone: self.config.dns.zone.clone(),
             ca_roots_pem: vec![self.ca.cert_pem().to_string()],
@@ -75,8 +75,8 @@ impl Control {
     }
 
     /// This cluster's locality.
-    pub fn locality(&self) -> StoredLocality {
-        StoredLocality {
+    pub fn locality(&self) -> Locality {
+        Locality {
             region: self.config.locality.region.clone(),
             zone: self.config.locality.zone.clone(),
         }

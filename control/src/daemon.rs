@@ -26,17 +26,17 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 use tracing::{info, warn};
 
-use crate::admin::AdminService;
+use crate::api::admin::AdminService;
+use crate::api::gateway::GatewayApi;
 use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::context::{ALPN_H2, Control};
 use crate::dnsfeed;
 use crate::exports::{self, ExportState};
-use crate::gatewayapi::GatewayApi;
 use crate::import_services::{ImportServices, ListenPorts};
 use crate::model::LocalSnapshot;
 use crate::peering::server::PeeringService;
 use crate::peering::sync::AckedViews;
-use crate::peering::{PeerSet, dialer};
+use crate::peering::{MAX_SYNC_MESSAGE, PeerSet, PeerView, dialer};
 use crate::registry::Registry;
 use crate::registry::kubernetes::Kubernetes;
 use crate::registry::static_files::StaticFiles;
@@ -47,8 +47,6 @@ use fedmesh_proto::transport::tls_incoming;
 
 /// How long shutdown waits for servers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-/// Largest sync message: a full resync of tens of thousands of exports.
-pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
 /// How often the static registry checks its folder for changes.
 const STATIC_POLL: Duration = Duration::from_millis(250);
 
@@ -167,7 +165,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         exports: exports_rx,
         events: table_events_rx,
         peer_changes: ctl.peers.subscribe(),
-        peers: Box::new(move || viewer.peers.views()),
+        peers: Box::new(move || viewer.peers.views().iter().map(PeerView::link).collect()),
         vips,
         out: table_tx,
     }));

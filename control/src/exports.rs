@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock;
-use crate::model::{Affinity, ExportSpec, LocalSnapshot, PortSpec, ServiceKey};
+use crate::model::{ExportSpec, LocalSnapshot, PortSpec, ServiceKey};
 use crate::store::Store;
 
 /// One exported service as peers see it.
@@ -55,7 +55,7 @@ impl ExportEntry {
                 })
                 .collect(),
             exported_at_unix_ms: self.exported_at_ms,
-            affinity: affinity_to_proto(self.spec.affinity) as i32,
+            affinity: self.spec.affinity.to_proto(),
             weights: self
                 .spec
                 .weights
@@ -68,15 +68,6 @@ impl ExportEntry {
             healthy_endpoints: self.healthy,
             total_endpoints: self.total,
         }
-    }
-}
-
-/// The wire value of an affinity.
-pub fn affinity_to_proto(a: Affinity) -> v1::Affinity {
-    match a {
-        Affinity::Local => v1::Affinity::Local,
-        Affinity::Remote => v1::Affinity::Remote,
-        Affinity::None => v1::Affinity::None,
     }
 }
 

@@ -20,10 +20,22 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::exports::ExportState;
-use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
-use crate::peering::{LinkState, PeerView};
-use crate::store::StoredLocality;
+use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey};
 use vips::{ExternalVips, VipAllocator, VipSource};
+
+/// What the table needs to know of one peer: which imports count, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLink {
+    /// The peer's cluster name.
+    pub name: String,
+    /// Its locality.
+    pub locality: Locality,
+    /// Its gateway ingress address.
+    pub gateway_address: String,
+    /// Its link state: a disconnected peer's imports count for nothing, a
+    /// stale one's are marked stale.
+    pub state: LinkState,
+}
 
 /// A change to the imports, already persisted.
 #[derive(Debug, Clone)]
@@ -49,7 +61,7 @@ pub struct ClusterEntry {
     /// This cluster.
     pub local: bool,
     /// Where it runs.
-    pub locality: StoredLocality,
+    pub locality: Locality,
     /// Its healthy endpoints.
     pub healthy: u32,
     /// All its endpoints, ready or not (never below `healthy`).
@@ -110,7 +122,7 @@ pub struct LocalCluster {
     /// Name.
     pub name: String,
     /// Locality.
-    pub locality: StoredLocality,
+    pub locality: Locality,
 }
 
 /// Imports by peer.
@@ -129,7 +141,7 @@ struct Candidate {
 pub fn build(
     me: &LocalCluster,
     exports: &ExportState,
-    peers: &[PeerView],
+    peers: &[PeerLink],
     imports: &Imports,
     vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
@@ -157,20 +169,20 @@ pub fn build(
         if peer.state == LinkState::Disconnected {
             continue;
         }
-        let Some(services) = imports.get(&peer.record.name) else {
+        let Some(services) = imports.get(&peer.name) else {
             continue;
         };
         for (key, imp) in services {
             let entry = ClusterEntry {
-                cluster: peer.record.name.clone(),
+                cluster: peer.name.clone(),
                 local: false,
-                locality: peer.record.locality.clone(),
+                locality: peer.locality.clone(),
                 healthy: imp.healthy,
                 total: imp.total.max(imp.healthy),
                 stale: peer.state == LinkState::Stale,
                 pinned_vip: None,
                 exported_at_ms: imp.exported_at_ms,
-                gateway_address: peer.record.gateway_address.clone(),
+                gateway_address: peer.gateway_address.clone(),
                 ports: imp.ports.clone(),
             };
             entries.entry(key.clone()).or_default().push(Candidate {
@@ -270,7 +282,7 @@ pub struct TableTask {
     /// Bumps when peers or their link states change.
     pub peer_changes: watch::Receiver<u64>,
     /// Reads the current peers.
-    pub peers: Box<dyn Fn() -> Vec<PeerView> + Send>,
+    pub peers: Box<dyn Fn() -> Vec<PeerLink> + Send>,
     /// Where VIPs come from.
     pub vips: VipMode,
     /// Where snapshots go.
@@ -307,7 +319,7 @@ pub async fn run(mut t: TableTask) {
         let exports = t.exports.borrow_and_update().clone();
         t.peer_changes.borrow_and_update();
         let peers = (t.peers)();
-        imports.retain(|peer, _| peers.iter().any(|p| p.record.name == *peer));
+        imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
         let services = match (&mut allocator, &mut t.vips) {
             (Some(range), _) => {
                 let services = build(&t.me, &exports, &peers, &imports, range);
@@ -382,13 +394,7 @@ fn load_imports(store: &crate::store::Store) -> Imports {
             let services = p
                 .services
                 .iter()
-                .filter_map(|(id, record)| {
-                    let (ns, name) = id.split_once('/')?;
-                    Some((
-                        ServiceKey::new(ns, name),
-                        crate::peering::sync::import_from_record(record)?,
-                    ))
-                })
+                .filter_map(|(key, record)| Some((key.clone(), record.to_import()?)))
                 .collect();
             (peer, services)
         })

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Affinity;
 use crate::model::{EndpointSpec, LocalService};
 
 fn svc(name: &str, to: &[&str], ready: usize) -> LocalService {

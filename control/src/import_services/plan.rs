@@ -18,8 +18,7 @@ use kube::api::ObjectMeta;
 use crate::model::PortSpec;
 use crate::table::TableSnapshot;
 
-/// The label every import Service carries.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedmesh");
+pub use crate::registry::kubernetes::MANAGED_BY;
 /// The label naming the control plane (cluster) that owns it.
 pub const OWNER_LABEL: &str = "fedmesh.io/cluster";
 /// The annotation holding the VIP name it stands for.

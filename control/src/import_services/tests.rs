@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::plan::*;
+use crate::model::Locality;
 use crate::model::{Affinity, PortSpec, ServiceKey};
-use crate::store::StoredLocality;
 use crate::table::{ClusterEntry, GlobalService, TableSnapshot};
 
 fn port(name: &str, port: u16) -> PortSpec {
@@ -18,7 +18,7 @@ fn entry(cluster: &str) -> ClusterEntry {
     ClusterEntry {
         cluster: cluster.into(),
         local: cluster == "east",
-        locality: StoredLocality::default(),
+        locality: Locality::default(),
         healthy: 1,
         total: 1,
         stale: false,

@@ -61,8 +61,8 @@ async fn dial_once(ctl: &Arc<Control>, peer: &str, endpoint: &str) -> Result<Ses
         .await
         .map_err(|e| error_chain(&e))?;
     let mut client = PeeringClient::new(channel)
-        .max_decoding_message_size(crate::daemon::MAX_SYNC_MESSAGE)
-        .max_encoding_message_size(crate::daemon::MAX_SYNC_MESSAGE);
+        .max_decoding_message_size(super::MAX_SYNC_MESSAGE)
+        .max_encoding_message_size(super::MAX_SYNC_MESSAGE);
     let (tx, rx) = mpsc::channel(64);
     let Some((id, kill)) = ctl.peers.open_session(peer, tx.clone()) else {
         return Ok(SessionEnd::Replaced);

@@ -102,14 +102,16 @@ pub async fn join(ctl: &Arc<Control>, token: &JoinToken) -> Result<PeerRecord, J
         gateway_address: info.gateway_address,
         joined_unix_ms: clock::now_unix_ms(),
     };
-    store_peer(ctl, &record).await.map_err(JoinError::Local)?;
+    store_peer(ctl, &record)
+        .await
+        .map_err(|e| JoinError::Local(e.to_string()))?;
     ctl.peers
         .insert(
             record.clone(),
             LinkState::Disconnected,
             clock::now_unix_ms(),
         )
-        .map_err(JoinError::Local)?;
+        .map_err(|e| JoinError::Local(e.to_string()))?;
     dialer::spawn(ctl.clone(), record.name.clone());
     info!(peer = %record.name, endpoint = %record.endpoint, "joined; dialing the peer");
     Ok(record)
@@ -117,7 +119,7 @@ pub async fn join(ctl: &Arc<Control>, token: &JoinToken) -> Result<PeerRecord, J
 
 /// The roots the acceptor sent must include the CA the token pinned.
 fn check_pinned_root(info: &PeerInfo, pin: [u8; 32]) -> Result<(), JoinError> {
-    let roots = parse_roots(&info.roots_pem).map_err(JoinError::BadAnswer)?;
+    let roots = parse_roots(&info.roots_pem).map_err(|e| JoinError::BadAnswer(e.to_string()))?;
     let pinned = roots.iter().any(|r| spki_sha256(r).is_ok_and(|p| p == pin));
     if pinned {
         Ok(())
@@ -171,7 +173,7 @@ pub async fn accept(
     }
     ctl.peers
         .insert(record, LinkState::Disconnected, clock::now_unix_ms())
-        .map_err(Status::internal)?;
+        .map_err(|e| Status::internal(e.to_string()))?;
     info!(peer = %info.name, trust_domain = %info.trust_domain, "cluster joined");
     Ok(v1::JoinResponse {
         acceptor: Some(ctl.local_info()),

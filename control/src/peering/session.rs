@@ -248,7 +248,7 @@ where
                 .await
             {
                 Ok(ack) => send_or_end(ctl, outbound, Msg::Ack(ack)).await,
-                Err(reason) => Some(SessionEnd::Failed(reason)),
+                Err(reason) => Some(SessionEnd::Failed(reason.to_string())),
             }
         }
         Some(Msg::Ack(ack)) => {

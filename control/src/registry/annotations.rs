@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ca::is_dns_label;
+use crate::model::is_dns_label;
 use crate::model::{Affinity, ExportSpec};
 
 /// Marks a Service exported.
@@ -75,14 +75,12 @@ pub fn parse_export_to(value: &str) -> Result<Vec<String>, String> {
 /// # Errors
 /// Any other value.
 pub fn parse_affinity(value: &str) -> Result<Affinity, String> {
-    match value.trim() {
-        "local" => Ok(Affinity::Local),
-        "remote" => Ok(Affinity::Remote),
-        "none" => Ok(Affinity::None),
-        other => Err(format!(
-            "annotation {AFFINITY} must be local, remote or none, not {other:?}"
-        )),
-    }
+    value.parse().map_err(|_| {
+        format!(
+            "annotation {AFFINITY} must be local, remote or none, not {:?}",
+            value.trim()
+        )
+    })
 }
 
 /// `"east=90,west=10"` → `{east: 90, west: 10}`.

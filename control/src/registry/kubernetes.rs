@@ -173,10 +173,14 @@ where
         .boxed()
 }
 
+/// The label every import Service carries: the registry skips what the
+/// control plane itself publishes.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedmesh");
+
 /// The import Services the control plane makes itself (Kubernetes mode)
 /// are not this cluster's services.
 fn ours(s: &Service) -> bool {
-    let managed = crate::import_services::plan::MANAGED_BY;
+    let managed = MANAGED_BY;
     s.metadata
         .labels
         .as_ref()

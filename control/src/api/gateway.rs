@@ -18,10 +18,8 @@ use tracing::{info, warn};
 use crate::ca::{LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::context::Control;
-use crate::exports::affinity_to_proto;
 use crate::import_services::ListenPorts;
 use crate::model::{ExportSpec, LocalService, PortSpec};
-use crate::peering::info::locality_to_proto;
 use crate::table::GlobalService;
 use fedmesh_proto::token::{BootstrapToken, secrets_equal};
 
@@ -72,7 +70,7 @@ impl GatewayApi {
             version,
             cluster: self.ctl.config.cluster.clone(),
             trust_domain: self.ctl.config.trust_domain.clone(),
-            locality: Some(locality_to_proto(&self.ctl.locality())),
+            locality: Some(self.ctl.locality().to_proto()),
             trust_bundle,
             imports: table
                 .services
@@ -114,7 +112,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
         name: s.key.name.clone(),
         vip: s.vip?.to_string(),
         ports: ports(&s.ports),
-        affinity: affinity_to_proto(s.affinity) as i32,
+        affinity: s.affinity.to_proto(),
         weights: s
             .weights
             .iter()
@@ -128,7 +126,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
             .iter()
             .map(|c| v1::Target {
                 cluster: c.cluster.clone(),
-                locality: Some(locality_to_proto(&c.locality)),
+                locality: Some(c.locality.to_proto()),
                 healthy_endpoints: c.healthy,
                 total_endpoints: c.total,
                 gateway_address: c.gateway_address.clone(),
@@ -245,8 +243,8 @@ impl GatewayConfig for GatewayApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Locality;
     use crate::model::{Affinity, ServiceKey};
-    use crate::store::StoredLocality;
     use crate::table::ClusterEntry;
     use prost::Message;
 
@@ -255,7 +253,7 @@ mod tests {
         let west = ClusterEntry {
             cluster: "west".into(),
             local: false,
-            locality: StoredLocality::default(),
+            locality: Locality::default(),
             healthy: 4,
             total: 10,
             stale: false,

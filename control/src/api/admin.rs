@@ -13,7 +13,7 @@ use tracing::info;
 use crate::checks;
 use crate::clock;
 use crate::context::Control;
-use crate::peering::info::{locality_to_proto, parse_roots};
+use crate::peering::info::parse_roots;
 use crate::peering::join::{JoinError, join};
 use crate::peering::leave::leave;
 use crate::peering::{PeerView, role_str};
@@ -21,6 +21,9 @@ use crate::store::TokenRecord;
 use crate::table::GlobalService;
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
+/// Largest admin answer `fedctl` accepts: `fedctl services` of tens of
+/// thousands of services.
+pub const MAX_ADMIN_MESSAGE: usize = 64 << 20;
 /// Default token lifetime (`fedctl token create` without `--ttl`).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Longest token lifetime accepted.
@@ -178,7 +181,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             .iter()
             .map(|c| v1::ClusterStatus {
                 name: c.cluster.clone(),
-                locality: Some(locality_to_proto(&c.locality)),
+                locality: Some(c.locality.to_proto()),
                 healthy_endpoints: c.healthy,
                 stale: c.stale,
                 pinned_vip: ip(c.pinned_vip),
@@ -188,7 +191,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             })
             .collect(),
         conflicts: s.conflicts.clone(),
-        affinity: crate::exports::affinity_to_proto(s.affinity) as i32,
+        affinity: s.affinity.to_proto(),
     }
 }
 
@@ -207,7 +210,7 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         name: r.name.clone(),
         endpoint: r.endpoint.clone(),
         role: role_str(r).to_string(),
-        locality: Some(locality_to_proto(&r.locality)),
+        locality: Some(r.locality.to_proto()),
         state: v.state.as_str().to_string(),
         since_unix_ms: v.since_ms,
         last_heartbeat_unix_ms: v.last_heard_ms.unwrap_or(0),
