@@ -12,12 +12,15 @@
 //! Start reading at [`PeerSet`], then `session.rs`.
 
 pub mod dialer;
+pub mod handles;
 pub mod info;
 pub mod join;
 pub mod leave;
 pub mod server;
 pub mod session;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

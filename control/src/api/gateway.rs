@@ -9,30 +9,69 @@ use std::sync::Arc;
 
 use fedmesh_proto::v1::{self, gateway_config_server::GatewayConfig};
 use rustls_pki_types::CertificateDer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::ca::{LEAF_LIFETIME, pem_encode};
+use crate::ca::{ClusterCa, LEAF_LIFETIME, pem_encode};
 use crate::clock;
-use crate::context::Control;
 use crate::import_services::ListenPorts;
-use crate::model::{ExportSpec, LocalService, PortSpec};
-use crate::table::GlobalService;
+use crate::model::{ExportSpec, LocalService, LocalSnapshot, Locality, PortSpec};
+use crate::peering::PeerSet;
+use crate::table::{GlobalService, TableSnapshot};
 use fedmesh_proto::token::{BootstrapToken, secrets_equal};
+
+/// Who this cluster is, as gateways are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayIdentity {
+    /// Cluster name.
+    pub cluster: String,
+    /// Trust domain.
+    pub trust_domain: String,
+    /// Locality.
+    pub locality: Locality,
+}
+
+/// What the gateway API reads: each snapshot is built from these.
+#[derive(Debug, Clone)]
+pub struct GatewayInputs {
+    /// The global service table.
+    pub table: watch::Receiver<Arc<TableSnapshot>>,
+    /// This cluster's services, from the registry.
+    pub local: watch::Receiver<Arc<LocalSnapshot>>,
+    /// Kubernetes mode: the gateway port of each VIP name and service port.
+    pub listen_ports: watch::Receiver<Arc<ListenPorts>>,
+    /// The peers, for the trust bundle.
+    pub peers: Arc<PeerSet>,
+}
 
 /// The `GatewayConfig` service.
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
-    ctl: Arc<Control>,
+    me: GatewayIdentity,
+    /// Signs gateway CSRs.
+    ca: Arc<ClusterCa>,
+    /// Every call must carry its secret.
+    bootstrap: BootstrapToken,
+    inputs: GatewayInputs,
 }
 
 impl GatewayApi {
-    /// A service over the control plane's state.
-    pub fn new(ctl: Arc<Control>) -> Self {
-        Self { ctl }
+    /// A service over the handles it uses.
+    pub fn new(
+        me: GatewayIdentity,
+        ca: Arc<ClusterCa>,
+        bootstrap: BootstrapToken,
+        inputs: GatewayInputs,
+    ) -> Self {
+        Self {
+            me,
+            ca,
+            bootstrap,
+            inputs,
+        }
     }
 
     fn authorize(&self, token: &str) -> Result<(), Status> {
@@ -42,7 +81,7 @@ impl GatewayApi {
             ))
         };
         let presented = BootstrapToken::decode(token).map_err(|e| refused(e.to_string()))?;
-        if secrets_equal(&presented.secret, &self.ctl.bootstrap.secret) {
+        if secrets_equal(&presented.secret, &self.bootstrap.secret) {
             Ok(())
         } else {
             Err(refused("wrong secret".into()))
@@ -50,10 +89,10 @@ impl GatewayApi {
     }
 
     fn snapshot(&self, version: u64) -> v1::GatewaySnapshot {
-        let table = self.ctl.table.borrow().clone();
-        let local = self.ctl.local.borrow().clone();
-        let listen = self.ctl.listen_ports.borrow().clone();
-        let trust = self.ctl.peers.trust().snapshot();
+        let table = self.inputs.table.borrow().clone();
+        let local = self.inputs.local.borrow().clone();
+        let listen = self.inputs.listen_ports.borrow().clone();
+        let trust = self.inputs.peers.trust().snapshot();
         let trust_bundle = trust
             .iter()
             .map(|p| v1::TrustAnchor {
@@ -68,9 +107,9 @@ impl GatewayApi {
             .collect();
         v1::GatewaySnapshot {
             version,
-            cluster: self.ctl.config.cluster.clone(),
-            trust_domain: self.ctl.config.trust_domain.clone(),
-            locality: Some(self.ctl.locality().to_proto()),
+            cluster: self.me.cluster.clone(),
+            trust_domain: self.me.trust_domain.clone(),
+            locality: Some(self.me.locality.to_proto()),
             trust_bundle,
             imports: table
                 .services
@@ -184,7 +223,6 @@ impl GatewayConfig for GatewayApi {
         let req = request.into_inner();
         self.authorize(&req.bootstrap_token)?;
         let issued = self
-            .ctl
             .ca
             .sign_gateway_csr(&req.gateway_name, &req.csr_der, LEAF_LIFETIME)
             .map_err(|e| {
@@ -208,10 +246,10 @@ impl GatewayConfig for GatewayApi {
         self.authorize(&req.bootstrap_token)?;
         let (tx, rx) = mpsc::channel(4);
         let api = self.clone();
-        let mut peers = self.ctl.peers.subscribe();
-        let mut table = self.ctl.table.clone();
-        let mut local = self.ctl.local.clone();
-        let mut listen = self.ctl.listen_ports.clone();
+        let mut peers = self.inputs.peers.subscribe();
+        let mut table = self.inputs.table.clone();
+        let mut local = self.inputs.local.clone();
+        let mut listen = self.inputs.listen_ports.clone();
         tokio::spawn(async move {
             let mut version = 0u64;
             loop {
