@@ -145,6 +145,35 @@ pub fn build(
     imports: &Imports,
     vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
+    let mut entries = local_candidates(me, exports);
+    add_peer_candidates(&mut entries, peers, imports);
+    let live: std::collections::HashSet<String> = entries
+        .iter()
+        .flat_map(|(k, es)| {
+            std::iter::once(k.to_string())
+                .chain(es.iter().map(move |c| k.pinned_vip_name(&c.entry.cluster)))
+        })
+        .collect();
+    let in_use = |name: &str| live.contains(name);
+    entries
+        .into_iter()
+        .map(|(key, mut es)| {
+            // Oldest export first; the cluster name breaks ties.
+            es.sort_by(|a, b| {
+                (a.entry.exported_at_ms, &a.entry.cluster)
+                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
+            });
+            let service = merge(key.clone(), es, vips, &in_use);
+            (key, service)
+        })
+        .collect()
+}
+
+/// This cluster's own exports, one candidate each.
+fn local_candidates(
+    me: &LocalCluster,
+    exports: &ExportState,
+) -> BTreeMap<ServiceKey, Vec<Candidate>> {
     let mut entries: BTreeMap<ServiceKey, Vec<Candidate>> = BTreeMap::new();
     for (key, e) in exports.entries.iter() {
         let entry = ClusterEntry {
@@ -165,6 +194,16 @@ pub fn build(
             weights: e.spec.weights.clone(),
         });
     }
+    entries
+}
+
+/// The peers' imports; a disconnected peer's count for nothing, a stale
+/// one's are marked stale.
+fn add_peer_candidates(
+    entries: &mut BTreeMap<ServiceKey, Vec<Candidate>>,
+    peers: &[PeerLink],
+    imports: &Imports,
+) {
     for peer in peers {
         if peer.state == LinkState::Disconnected {
             continue;
@@ -192,26 +231,6 @@ pub fn build(
             });
         }
     }
-    let live: std::collections::HashSet<String> = entries
-        .iter()
-        .flat_map(|(k, es)| {
-            std::iter::once(k.to_string())
-                .chain(es.iter().map(move |c| k.pinned_vip_name(&c.entry.cluster)))
-        })
-        .collect();
-    let in_use = |name: &str| live.contains(name);
-    entries
-        .into_iter()
-        .map(|(key, mut es)| {
-            // Oldest export first; the cluster name breaks ties.
-            es.sort_by(|a, b| {
-                (a.entry.exported_at_ms, &a.entry.cluster)
-                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
-            });
-            let service = merge(key.clone(), es, vips, &in_use);
-            (key, service)
-        })
-        .collect()
 }
 
 fn merge(

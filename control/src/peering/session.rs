@@ -73,25 +73,10 @@ async fn drive<S>(
 where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
-    let store = h.store.clone();
-    let name = peer.to_string();
-    let pos = match tokio::task::spawn_blocking(move || store.sync_pos(&name)).await {
-        Ok(Ok(pos)) => pos,
-        _ => SyncPos::default(),
+    let mut sync = match open(h, peer, outbound).await {
+        Ok(sync) => sync,
+        Err(end) => return end,
     };
-    let mut sync = SyncState {
-        sender: ExportSender::new(peer),
-        receiver: ImportReceiver::new(peer, pos),
-        exports: h.exports.clone(),
-    };
-    let hello = Msg::Hello(v1::Hello {
-        info: Some((*h.me).clone()),
-        acked_version: pos.version,
-        epoch: pos.epoch,
-    });
-    if send(outbound, hello).is_err() {
-        return SessionEnd::Failed("stream closed before hello".into());
-    }
     let dead_after = h.timing.dead_after;
     let mut heartbeat = tokio::time::interval(h.timing.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -132,6 +117,36 @@ where
             }
         }
     }
+}
+
+/// Opens the session: reads where the peer's exports stand here and sends
+/// Hello with that position (DESIGN.md, Export sync: the peer resumes from
+/// it or resends everything).
+async fn open(
+    h: &PeeringHandles,
+    peer: &str,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+) -> Result<SyncState, SessionEnd> {
+    let store = h.store.clone();
+    let name = peer.to_string();
+    let pos = match tokio::task::spawn_blocking(move || store.sync_pos(&name)).await {
+        Ok(Ok(pos)) => pos,
+        // An unreadable position costs a full resync, not the session.
+        _ => SyncPos::default(),
+    };
+    let hello = Msg::Hello(v1::Hello {
+        info: Some((*h.me).clone()),
+        acked_version: pos.version,
+        epoch: pos.epoch,
+    });
+    if send(outbound, hello).is_err() {
+        return Err(SessionEnd::Failed("stream closed before hello".into()));
+    }
+    Ok(SyncState {
+        sender: ExportSender::new(peer),
+        receiver: ImportReceiver::new(peer, pos),
+        exports: h.exports.clone(),
+    })
 }
 
 /// Export sync state of one session.
@@ -192,28 +207,7 @@ where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
     match msg.msg {
-        Some(Msg::Hello(hello)) => {
-            let Some(info) = hello.info else {
-                return Some(SessionEnd::Failed("hello without info".into()));
-            };
-            match PeerInfo::from_proto(&info, "hello.info") {
-                Ok(info) if info.name == peer => {
-                    if let Some(end) = update_peer(h, peer, &info).await {
-                        return Some(end);
-                    }
-                    sync.sender.hello(SyncPos {
-                        epoch: hello.epoch,
-                        version: hello.acked_version,
-                    });
-                    send_exports(h, sync, outbound).await
-                }
-                Ok(info) => Some(SessionEnd::Failed(format!(
-                    "peer sent name {:?} on a stream authenticated as {peer:?}",
-                    info.name
-                ))),
-                Err(e) => Some(SessionEnd::Failed(format!("bad hello: {e}"))),
-            }
-        }
+        Some(Msg::Hello(hello)) => on_hello(h, peer, hello, outbound, sync).await,
         Some(Msg::Trust(update)) => {
             let roots = update.ca_roots_pem;
             if let Err(e) = super::info::parse_roots(&roots) {
@@ -221,32 +215,13 @@ where
             }
             persist(h, peer, move |r| r.roots_pem = roots).await
         }
-        Some(Msg::Goodbye(bye)) => {
-            if h.peers.answer_goodbye(peer, id) {
-                return Some(SessionEnd::Left);
-            }
-            info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
-            let ack = Msg::Goodbye(v1::Goodbye {
-                reason: format!("{} removed the peering", h.me.name),
-            });
-            let _ = send(outbound, ack);
-            remove_peer(h, peer).await;
-            h.acked.forget(peer);
-            // Let the leaver read the answer and close first.
-            let _ = tokio::time::timeout(GOODBYE_LINGER, async {
-                while let Some(Ok(_)) = inbound.next().await {}
-            })
-            .await;
-            h.peers.remove(peer);
-            Some(SessionEnd::Left)
-        }
+        Some(Msg::Goodbye(bye)) => Some(on_goodbye(h, peer, id, bye, outbound, inbound).await),
         Some(Msg::Heartbeat(_)) => None,
-        Some(Msg::Exports(update)) => {
-            match sync.receiver.receive(&h.store, &h.table, update).await {
-                Ok(ack) => send_or_end(h, outbound, Msg::Ack(ack)).await,
-                Err(reason) => Some(SessionEnd::Failed(reason.to_string())),
-            }
-        }
+        Some(Msg::Exports(update)) => match sync.receiver.receive(&h.store, &h.table, update).await
+        {
+            Ok(ack) => send_or_end(h, outbound, Msg::Ack(ack)).await,
+            Err(reason) => Some(SessionEnd::Failed(reason.to_string())),
+        },
         Some(Msg::Ack(ack)) => {
             sync.sender.ack(&ack, &h.acked);
             None
@@ -256,6 +231,69 @@ where
             None
         }
     }
+}
+
+/// The peer's Hello: check it is who the stream was authenticated as, keep
+/// what it says about itself, and send what it lacks of our exports.
+async fn on_hello(
+    h: &PeeringHandles,
+    peer: &str,
+    hello: v1::Hello,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    sync: &mut SyncState,
+) -> Option<SessionEnd> {
+    let Some(info) = hello.info else {
+        return Some(SessionEnd::Failed("hello without info".into()));
+    };
+    match PeerInfo::from_proto(&info, "hello.info") {
+        Ok(info) if info.name == peer => {
+            if let Some(end) = update_peer(h, peer, &info).await {
+                return Some(end);
+            }
+            sync.sender.hello(SyncPos {
+                epoch: hello.epoch,
+                version: hello.acked_version,
+            });
+            send_exports(h, sync, outbound).await
+        }
+        Ok(info) => Some(SessionEnd::Failed(format!(
+            "peer sent name {:?} on a stream authenticated as {peer:?}",
+            info.name
+        ))),
+        Err(e) => Some(SessionEnd::Failed(format!("bad hello: {e}"))),
+    }
+}
+
+/// The peer's Goodbye: the answer to ours (`fedctl leave` here), or the
+/// peer leaving, which removes the peering here too and answers.
+async fn on_goodbye<S>(
+    h: &PeeringHandles,
+    peer: &str,
+    id: u64,
+    bye: v1::Goodbye,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    inbound: &mut S,
+) -> SessionEnd
+where
+    S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
+{
+    if h.peers.answer_goodbye(peer, id) {
+        return SessionEnd::Left;
+    }
+    info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
+    let ack = Msg::Goodbye(v1::Goodbye {
+        reason: format!("{} removed the peering", h.me.name),
+    });
+    let _ = send(outbound, ack);
+    remove_peer(h, peer).await;
+    h.acked.forget(peer);
+    // Let the leaver read the answer and close first.
+    let _ = tokio::time::timeout(GOODBYE_LINGER, async {
+        while let Some(Ok(_)) = inbound.next().await {}
+    })
+    .await;
+    h.peers.remove(peer);
+    SessionEnd::Left
 }
 
 /// Applies what the peer says about itself on a new stream.
