@@ -10,6 +10,10 @@
 //! Layers, each using only those below it: [`model`] (the vocabulary) →
 //! [`store`], [`ca`], [`registry`] → [`exports`] → [`table`] → [`peering`],
 //! [`dnsfeed`], [`import_services`] → [`api`] → [`daemon`] → [`cli`].
+//! `fedctl check` ([`checks`]) reads the [`context::Control`] bundle the
+//! daemon builds for it. [`harness`] (child processes, config and manifest
+//! texts, one DNS question) is what `fedctl demo` (in [`cli`]) shares with
+//! the end-to-end tests.
 //!
 //! Where to start reading: `daemon::run`, then `peering.rs`.
 
@@ -20,9 +24,9 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod daemon;
-pub mod demo;
 pub mod dnsfeed;
 pub mod exports;
+pub mod harness;
 pub mod import_services;
 pub mod model;
 pub mod peering;
