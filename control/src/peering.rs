@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`PeerSet`] holds each peer's persisted [`PeerRecord`] and its
 //! link state. A peering's stream is opened by the dialer
-//! ([`dialer::run`]) and served by the acceptor ([`server`]); both ends run
+//! ([`handles::Dialer`]) and served by the acceptor ([`server`]); both ends run
 //! the same [`session`] loop (hello, heartbeats, goodbye). A session is
 //! registered in the set and a newer stream from the same peer replaces it.
 //! When a session ends the peer turns *stale*; after `staleGrace` it is

@@ -140,6 +140,40 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peering::testkit::{eventually, side};
+    use crate::store::Role;
+
+    #[tokio::test]
+    async fn a_dialer_records_why_its_peer_is_unreachable_and_keeps_it_disconnected() {
+        let (east, mut west) = (
+            side("east", Duration::from_secs(30)),
+            side("west", Duration::from_secs(30)),
+        );
+        // Nothing listens on port 1 of loopback: every dial is refused.
+        let mut me = (*west.h.me).clone();
+        me.peering_endpoint = "127.0.0.1:1".into();
+        west.h.me = std::sync::Arc::new(me);
+        east.add_peer(&west, Role::Dialer);
+        east.dialer().spawn("west".into());
+        eventually("a recorded dial error", || {
+            east.h
+                .peers
+                .view("west")
+                .is_some_and(|v| v.last_error.is_some())
+        })
+        .await;
+        let error = east
+            .h
+            .peers
+            .view("west")
+            .and_then(|v| v.last_error)
+            .unwrap_or_default();
+        assert!(error.contains("Connection refused"), "{error}");
+        assert_eq!(
+            east.state("west"),
+            Some(crate::model::LinkState::Disconnected)
+        );
+    }
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {

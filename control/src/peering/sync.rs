@@ -7,7 +7,7 @@
 //! changed for that peer since the last update sent; `export-to` is
 //! applied here. Acks move the peer's acked view forward.
 //!
-//! Receiver ([`receive`]): check each entry field by field (a bad entry is
+//! Receiver ([`ImportReceiver::receive`]): check each entry field by field (a bad entry is
 //! logged and skipped, never fatal), check that an incremental update
 //! applies on top of what is stored, persist it, hand it to the table, and
 //! only then ack — so an ack never outruns the disk.

@@ -2,7 +2,7 @@
 //! `discovery.k8s.io/v1` EndpointSlices, in all namespaces or in the
 //! configured ones (`registry.namespaces`).
 //!
-//! Each watcher's events go into an [`ObjectSet`]; after every burst of
+//! Each watcher's events go into an `ObjectSet`; after every burst of
 //! events the registry rebuilds the local view with the same
 //! [`build::build`] as the static registry, so a Service gives the same
 //! table whichever way it arrives. Until every watcher has completed its
