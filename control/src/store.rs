@@ -26,7 +26,7 @@ mod records;
 pub use records::{
     ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,
 };
-use records::{import_key, import_prefix, parse_import_key};
+use records::{export_key, import_key, import_prefix, parse_export_key, parse_import_key};
 
 use crate::model::ServiceKey;
 
@@ -285,12 +285,16 @@ impl Store {
         })
     }
 
-    /// When each exported service was first exported (`ns/name` → unix ms).
+    /// When each exported service was first exported (unix ms).
     ///
     /// # Errors
     /// On read failure.
-    pub fn export_times(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        self.map(EXPORTS, "exports")
+    pub fn export_times(&self) -> Result<BTreeMap<ServiceKey, i64>, StoreError> {
+        let stored = self.map::<i64>(EXPORTS, "exports")?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(key, ms)| Some((parse_export_key(&key)?, ms)))
+            .collect())
     }
 
     /// Records first-export times of new exports and forgets unexported ones.
@@ -299,16 +303,18 @@ impl Store {
     /// On write failure.
     pub fn update_export_times(
         &self,
-        added: &[(String, i64)],
-        removed: &[String],
+        added: &[(ServiceKey, i64)],
+        removed: &[ServiceKey],
     ) -> Result<(), StoreError> {
         self.write(|txn| {
             for (key, ms) in added {
-                put_json(txn, EXPORTS, key, ms)?;
+                put_json(txn, EXPORTS, &export_key(key), ms)?;
             }
             let mut table = txn.open_table(EXPORTS).map_err(db("open exports"))?;
             for key in removed {
-                table.remove(key.as_str()).map_err(db("remove export"))?;
+                table
+                    .remove(export_key(key).as_str())
+                    .map_err(db("remove export"))?;
             }
             Ok(())
         })

@@ -165,6 +165,22 @@ impl ImportRecord {
     }
 }
 
+/// The `exports` table key of a service: `ns/name`.
+pub(crate) fn export_key(service: &ServiceKey) -> String {
+    format!("{}/{}", service.namespace, service.name)
+}
+
+/// The service of an `exports` key; `None` for a key this release did not
+/// write.
+pub(crate) fn parse_export_key(key: &str) -> Option<ServiceKey> {
+    let mut parts = key.splitn(2, '/');
+    let (namespace, name) = (parts.next()?, parts.next()?);
+    if name.contains('/') {
+        return None;
+    }
+    Some(ServiceKey::new(namespace, name))
+}
+
 /// The `imports` table key of one peer's service: `peer/ns/name`. Peer,
 /// namespace and name are DNS labels, so none holds a `/`.
 pub(crate) fn import_key(peer: &str, service: &ServiceKey) -> String {
@@ -196,8 +212,11 @@ mod tests {
         let key = ServiceKey::new("demo", "hello");
         let stored = import_key("west", &key);
         assert_eq!(stored, "west/demo/hello");
-        assert_eq!(parse_import_key(&stored), Some(("west", key)));
+        assert_eq!(parse_import_key(&stored), Some(("west", key.clone())));
         assert_eq!(parse_import_key("west/demo"), None);
         assert_eq!(parse_import_key("west/a/b/c"), None);
+        assert_eq!(export_key(&key), "demo/hello");
+        assert_eq!(parse_export_key("demo/hello"), Some(key));
+        assert_eq!(parse_export_key("demo"), None);
     }
 }

@@ -189,16 +189,16 @@ fn export_times_and_vips_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .update_export_times(&[("demo/a".into(), 10), ("demo/b".into(), 20)], &[])
+        .update_export_times(&[(k("a"), 10), (k("b"), 20)], &[])
         .unwrap();
-    store.update_export_times(&[], &["demo/a".into()]).unwrap();
+    store.update_export_times(&[], &[k("a")]).unwrap();
     assert_eq!(
         store
             .export_times()
             .unwrap()
             .into_iter()
             .collect::<Vec<_>>(),
-        [("demo/b".to_string(), 20)]
+        [(k("b"), 20)]
     );
     let ip: std::net::Ipv4Addr = "127.77.0.1".parse().unwrap();
     store.update_vips(&[("demo/b".into(), ip)], &[]).unwrap();
