@@ -314,4 +314,108 @@ mod tests {
         let t = &got.targets[0];
         assert_eq!((t.healthy_endpoints, t.total_endpoints), (4, 10));
     }
+
+    /// The senders behind a test API's inputs: a closed one would end
+    /// every watch.
+    struct Inputs {
+        table: watch::Sender<Arc<TableSnapshot>>,
+        _local: watch::Sender<Arc<LocalSnapshot>>,
+        _listen: watch::Sender<Arc<ListenPorts>>,
+    }
+
+    /// A gateway API of `east` with `west` as its one peer.
+    fn api() -> (GatewayApi, Inputs, BootstrapToken) {
+        let ca = ClusterCa::generate("east", "east.fedmesh").unwrap();
+        let west = ClusterCa::generate("west", "west.fedmesh").unwrap();
+        let record = crate::store::PeerRecord {
+            name: "west".into(),
+            trust_domain: "west.fedmesh".into(),
+            locality: Locality::default(),
+            roots_pem: vec![west.cert_pem().to_string()],
+            role: crate::store::Role::Dialer,
+            endpoint: "127.0.0.1:1".into(),
+            gateway_address: "127.0.0.1:2".into(),
+            joined_unix_ms: 0,
+        };
+        let (peers, errors) = PeerSet::new(vec![record]);
+        assert!(errors.is_empty());
+        let bootstrap = BootstrapToken::generate(ca.pin()).unwrap();
+        let (table_tx, table) = watch::channel(Arc::new(TableSnapshot::default()));
+        let (local_tx, local) = watch::channel(Arc::new(LocalSnapshot::default()));
+        let (listen_tx, listen_ports) = watch::channel(Arc::new(ListenPorts::new()));
+        let inputs = GatewayInputs {
+            table,
+            local,
+            listen_ports,
+            peers: Arc::new(peers),
+        };
+        let senders = Inputs {
+            table: table_tx,
+            _local: local_tx,
+            _listen: listen_tx,
+        };
+        let me = GatewayIdentity {
+            cluster: "east".into(),
+            trust_domain: "east.fedmesh".into(),
+            locality: Locality {
+                region: "us-east".into(),
+                zone: "us-east-1a".into(),
+            },
+        };
+        let api = GatewayApi::new(me, Arc::new(ca), bootstrap.clone(), inputs);
+        (api, senders, bootstrap)
+    }
+
+    #[tokio::test]
+    async fn a_call_without_the_bootstrap_secret_is_refused_and_names_the_file() {
+        let (api, _table, bootstrap) = api();
+        let other = BootstrapToken::generate(bootstrap.pin).unwrap();
+        let request = v1::WatchRequest {
+            bootstrap_token: other.encode(),
+            gateway_name: "gw-1".into(),
+        };
+        let status = api.watch(Request::new(request)).await.err().unwrap();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(
+            status.message().contains("wrong secret"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("gateway.bootstrapTokenFile"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_sends_a_snapshot_now_and_another_on_each_table_change() {
+        let (api, inputs, bootstrap) = api();
+        let request = v1::WatchRequest {
+            bootstrap_token: bootstrap.encode(),
+            gateway_name: "gw-1".into(),
+        };
+        let mut stream = api.watch(Request::new(request)).await.unwrap().into_inner();
+        let deadline = std::time::Duration::from_secs(10);
+        let first = tokio::time::timeout(deadline, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.version, first.cluster.as_str()), (1, "east"));
+        assert_eq!(first.locality.unwrap().zone, "us-east-1a");
+        let anchors: Vec<_> = first
+            .trust_bundle
+            .iter()
+            .map(|a| a.cluster.as_str())
+            .collect();
+        assert_eq!(
+            anchors,
+            ["west"],
+            "the peers' roots are the gateway's trust bundle"
+        );
+        inputs.table.send_modify(|t| Arc::make_mut(t).version += 1);
+        let second = tokio::time::timeout(deadline, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.version, 2);
+    }
 }
