@@ -31,14 +31,15 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use self::plan::{MANAGED_BY, OWNER_LABEL, Observed, PortAllocator, desired, object_name};
+use crate::model::VipName;
 use crate::registry::kubernetes::objects::ObjectSet;
 use crate::table::TableSnapshot;
 
 /// VIP name → service port → gateway port.
-pub type ListenPorts = BTreeMap<String, BTreeMap<u16, u16>>;
+pub type ListenPorts = BTreeMap<VipName, BTreeMap<u16, u16>>;
 
 /// VIP name → ClusterIP.
-pub type ClusterIps = BTreeMap<String, Ipv4Addr>;
+pub type ClusterIps = BTreeMap<VipName, Ipv4Addr>;
 
 /// How often the Services are compared with the table even without a
 /// change (to retry failed API calls).
@@ -113,7 +114,7 @@ impl ImportServices {
                 // Service, and their ClusterIPs with them).
                 continue;
             }
-            let observed: BTreeMap<String, Observed> = owned
+            let observed: BTreeMap<VipName, Observed> = owned
                 .objects()
                 .filter_map(|s| plan::observe(&s.object))
                 .collect();
@@ -162,7 +163,7 @@ impl ImportServices {
     fn reconcile(
         &self,
         table: &TableSnapshot,
-        observed: &BTreeMap<String, Observed>,
+        observed: &BTreeMap<VipName, Observed>,
         ports: &mut PortAllocator,
         listen: &watch::Sender<Arc<ListenPorts>>,
         vips: &watch::Sender<Arc<ClusterIps>>,

@@ -9,6 +9,9 @@
 
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -66,14 +69,17 @@ impl ServiceKey {
 }
 
 impl ServiceKey {
-    /// The name of the VIP pinned to `cluster` (`ns/name@cluster`); the
-    /// global VIP's name is the key itself (`ns/name`).
-    pub fn pinned_vip_name(&self, cluster: &str) -> String {
+    /// The name of the service's global VIP.
+    pub fn global_vip(&self) -> VipName {
+        VipName::Global(self.clone())
+    }
+
+    /// The name of the VIP pinned to `cluster`'s endpoints of the service.
+    pub fn pinned_vip(&self, cluster: &str) -> VipName {
         VipName::Pinned {
             service: self.clone(),
             cluster: cluster.to_string(),
         }
-        .to_string()
     }
 }
 
@@ -86,9 +92,11 @@ impl fmt::Display for ServiceKey {
 }
 
 /// The name of a VIP: a service's global VIP, or the one pinned to one
-/// cluster's endpoints of it. Shown (and stored) as `ns/name` and
-/// `ns/name@cluster`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// cluster's endpoints of it. Its stored form (the state store's `vips`
+/// table, the `fedmesh.io/import` annotation of an import Service, the log)
+/// is `ns/name` and `ns/name@cluster`, written by `Display` and read back
+/// only by [`VipName::from_stored`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VipName {
     /// The global VIP: every cluster, with locality and failover.
     Global(ServiceKey),
@@ -99,6 +107,67 @@ pub enum VipName {
         /// The cluster.
         cluster: String,
     },
+}
+
+impl VipName {
+    /// The service the VIP stands for.
+    pub fn service(&self) -> &ServiceKey {
+        match self {
+            VipName::Global(key) | VipName::Pinned { service: key, .. } => key,
+        }
+    }
+
+    /// A name in its stored form; `None` for a form this release does not
+    /// write (both parts must be DNS labels, as every service key is).
+    pub fn from_stored(s: &str) -> Option<Self> {
+        let (service, cluster) = match s.split_once('@') {
+            Some((service, cluster)) => (service, Some(cluster)),
+            None => (s, None),
+        };
+        let (namespace, name) = service.split_once('/')?;
+        if !is_dns_label(namespace) || !is_dns_label(name) {
+            return None;
+        }
+        let service = ServiceKey::new(namespace, name);
+        match cluster {
+            None => Some(VipName::Global(service)),
+            Some(c) if is_dns_label(c) => Some(VipName::Pinned {
+                service,
+                cluster: c.to_string(),
+            }),
+            Some(_) => None,
+        }
+    }
+
+    /// The bytes of the stored form, without building it.
+    fn stored_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let key = self.service();
+        let cluster = match self {
+            VipName::Global(_) => "",
+            VipName::Pinned { cluster, .. } => cluster.as_str(),
+        };
+        let at: &[u8] = if cluster.is_empty() { b"" } else { b"@" };
+        key.namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(key.name.bytes())
+            .chain(at.iter().copied())
+            .chain(cluster.bytes())
+    }
+}
+
+/// Ordered as the stored forms are, so maps of VIP names iterate (and
+/// allocate gateway ports) in the order earlier releases did.
+impl Ord for VipName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.stored_bytes().cmp(other.stored_bytes())
+    }
+}
+
+impl PartialOrd for VipName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl fmt::Display for VipName {

@@ -28,7 +28,7 @@ pub use records::{
 };
 use records::{export_key, import_key, import_prefix, parse_export_key, parse_import_key};
 
-use crate::model::ServiceKey;
+use crate::model::{ServiceKey, VipName};
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const PEERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("peers");
@@ -386,12 +386,17 @@ impl Store {
         })
     }
 
-    /// Every VIP allocation (`ns/name` or `ns/name@cluster` → address).
+    /// Every VIP allocation; rows under a name this release does not
+    /// write are skipped.
     ///
     /// # Errors
     /// On read failure.
-    pub fn vips(&self) -> Result<BTreeMap<String, std::net::Ipv4Addr>, StoreError> {
-        self.map(VIPS, "vips")
+    pub fn vips(&self) -> Result<BTreeMap<VipName, std::net::Ipv4Addr>, StoreError> {
+        let stored = self.map::<std::net::Ipv4Addr>(VIPS, "vips")?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(name, ip)| Some((VipName::from_stored(&name)?, ip)))
+            .collect())
     }
 
     /// Records new VIP allocations and forgets released ones.
@@ -400,16 +405,18 @@ impl Store {
     /// On write failure.
     pub fn update_vips(
         &self,
-        added: &[(String, std::net::Ipv4Addr)],
-        removed: &[String],
+        added: &[(VipName, std::net::Ipv4Addr)],
+        removed: &[VipName],
     ) -> Result<(), StoreError> {
         self.write(|txn| {
             for (name, ip) in added {
-                put_json(txn, VIPS, name, ip)?;
+                put_json(txn, VIPS, &name.to_string(), ip)?;
             }
             let mut table = txn.open_table(VIPS).map_err(db("open vips"))?;
             for name in removed {
-                table.remove(name.as_str()).map_err(db("remove vip"))?;
+                table
+                    .remove(name.to_string().as_str())
+                    .map_err(db("remove vip"))?;
             }
             Ok(())
         })

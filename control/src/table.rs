@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::exports::ExportState;
-use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey};
+use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey, VipName};
 use vips::{ExternalVips, VipAllocator, VipSource};
 
 /// What the table needs to know of one peer: which imports count, and how.
@@ -147,14 +147,14 @@ pub fn build(
 ) -> BTreeMap<ServiceKey, GlobalService> {
     let mut entries = local_candidates(me, exports);
     add_peer_candidates(&mut entries, peers, imports);
-    let live: std::collections::HashSet<String> = entries
+    let live: std::collections::HashSet<VipName> = entries
         .iter()
         .flat_map(|(k, es)| {
-            std::iter::once(k.to_string())
-                .chain(es.iter().map(move |c| k.pinned_vip_name(&c.entry.cluster)))
+            std::iter::once(k.global_vip())
+                .chain(es.iter().map(move |c| k.pinned_vip(&c.entry.cluster)))
         })
         .collect();
-    let in_use = |name: &str| live.contains(name);
+    let in_use = |name: &VipName| live.contains(name);
     entries
         .into_iter()
         .map(|(key, mut es)| {
@@ -237,7 +237,7 @@ fn merge(
     key: ServiceKey,
     es: Vec<Candidate>,
     vips: &mut dyn VipSource,
-    in_use: &impl Fn(&str) -> bool,
+    in_use: &impl Fn(&VipName) -> bool,
 ) -> GlobalService {
     let oldest = &es[0].entry;
     let ports = oldest.ports.clone();
@@ -257,7 +257,7 @@ fn merge(
     // The importing cluster's own export wins, else the oldest's.
     let chosen = es.iter().find(|c| c.entry.local).unwrap_or(&es[0]);
     let (affinity, weights) = (chosen.affinity, chosen.weights.clone());
-    let vip = vips.vip(&key.to_string(), in_use);
+    let vip = vips.vip(&key.global_vip(), in_use);
     if vip.is_none() {
         conflicts.push("no VIP yet: gateway.vipRange is full (widen it), or the import's Service has no ClusterIP yet".into());
     }
@@ -265,7 +265,7 @@ fn merge(
         .into_iter()
         .map(|c| {
             let mut e = c.entry;
-            e.pinned_vip = vips.vip(&key.pinned_vip_name(&e.cluster), in_use);
+            e.pinned_vip = vips.vip(&key.pinned_vip(&e.cluster), in_use);
             e
         })
         .collect();
@@ -313,7 +313,7 @@ pub enum VipMode {
     /// Allocated here from `gateway.vipRange` and persisted.
     Range(fedmesh_proto::config::Ipv4Net),
     /// Assigned elsewhere (Kubernetes ClusterIPs), published on a channel.
-    External(watch::Receiver<Arc<BTreeMap<String, Ipv4Addr>>>),
+    External(watch::Receiver<Arc<BTreeMap<VipName, Ipv4Addr>>>),
 }
 
 /// Runs the table's owner task.

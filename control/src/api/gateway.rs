@@ -128,10 +128,10 @@ impl GatewayApi {
 /// A global service for the gateway's egress: its VIP, ports and every
 /// cluster able to serve it (and, in Kubernetes mode, its gateway ports).
 fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedService> {
-    let names = std::iter::once((String::new(), s.key.to_string())).chain(
+    let names = std::iter::once((String::new(), s.key.global_vip())).chain(
         s.clusters
             .iter()
-            .map(|c| (c.cluster.clone(), s.key.pinned_vip_name(&c.cluster))),
+            .map(|c| (c.cluster.clone(), s.key.pinned_vip(&c.cluster))),
     );
     let listen_ports = names
         .flat_map(|(cluster, name)| {

@@ -201,9 +201,11 @@ fn export_times_and_vips_round_trip() {
         [(k("b"), 20)]
     );
     let ip: std::net::Ipv4Addr = "127.77.0.1".parse().unwrap();
-    store.update_vips(&[("demo/b".into(), ip)], &[]).unwrap();
-    assert_eq!(store.vips().unwrap()["demo/b"], ip);
-    store.update_vips(&[], &["demo/b".into()]).unwrap();
+    store
+        .update_vips(&[(k("b").global_vip(), ip)], &[])
+        .unwrap();
+    assert_eq!(store.vips().unwrap()[&k("b").global_vip()], ip);
+    store.update_vips(&[], &[k("b").global_vip()]).unwrap();
     assert!(store.vips().unwrap().is_empty());
 }
 

@@ -190,11 +190,15 @@ fn vips_survive_a_rebuild() {
     assert_eq!(first, second);
 }
 
+fn hello_key() -> ServiceKey {
+    ServiceKey::new("demo", "hello")
+}
+
 #[test]
 fn external_vips_are_used_as_given_and_missing_ones_are_flagged() {
     let given = BTreeMap::from([
-        ("demo/hello".to_string(), Ipv4Addr::new(10, 96, 0, 10)),
-        ("demo/hello@east".to_string(), Ipv4Addr::new(10, 96, 0, 11)),
+        (hello_key().global_vip(), Ipv4Addr::new(10, 96, 0, 10)),
+        (hello_key().pinned_vip("east"), Ipv4Addr::new(10, 96, 0, 11)),
     ]);
     let mut external = vips::ExternalVips(Arc::new(given));
     let table = build(
