@@ -4,7 +4,7 @@
 
 use fedmesh_proto::v1;
 
-use super::{Affinity, Locality};
+use super::{Affinity, Locality, ServiceKey, is_dns_label};
 
 /// A wire value that does not map onto the vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +16,14 @@ pub enum WireError {
         field: &'static str,
         /// The number received.
         value: i32,
+    },
+    /// A service key part that is not a DNS label.
+    #[error("field {field} {value:?} is not a DNS label")]
+    NotALabel {
+        /// `namespace` or `name`.
+        field: &'static str,
+        /// What was sent.
+        value: String,
     },
     /// A locality without a region or a zone.
     #[error("field {field} needs a region and a zone")]
@@ -55,6 +63,31 @@ impl Affinity {
                 value,
             }),
         }
+    }
+}
+
+impl From<&ServiceKey> for v1::ServiceKey {
+    fn from(k: &ServiceKey) -> Self {
+        v1::ServiceKey {
+            namespace: k.namespace.clone(),
+            name: k.name.clone(),
+        }
+    }
+}
+
+impl TryFrom<&v1::ServiceKey> for ServiceKey {
+    type Error = WireError;
+
+    fn try_from(k: &v1::ServiceKey) -> Result<Self, WireError> {
+        for (field, value) in [("namespace", &k.namespace), ("name", &k.name)] {
+            if !is_dns_label(value) {
+                return Err(WireError::NotALabel {
+                    field,
+                    value: value.clone(),
+                });
+            }
+        }
+        Ok(ServiceKey::new(&k.namespace, &k.name))
     }
 }
 
@@ -101,6 +134,19 @@ mod tests {
         }
         let err = Affinity::from_proto(99).unwrap_err();
         assert!(err.to_string().contains("affinity 99"), "{err}");
+    }
+
+    #[test]
+    fn a_service_key_survives_the_wire_and_a_bad_part_is_named() {
+        let key = ServiceKey::new("demo", "hello");
+        let wire = v1::ServiceKey::from(&key);
+        assert_eq!(ServiceKey::try_from(&wire), Ok(key));
+        let bad = v1::ServiceKey {
+            namespace: "demo".into(),
+            name: "Hello".into(),
+        };
+        let err = ServiceKey::try_from(&bad).unwrap_err();
+        assert_eq!(err.to_string(), "field name \"Hello\" is not a DNS label");
     }
 
     #[test]

@@ -114,13 +114,7 @@ impl ExportSender {
             base_version: if full { 0 } else { base.0 },
             full,
             upserts: upserts.iter().map(|e| e.to_proto()).collect(),
-            removals: removals
-                .into_iter()
-                .map(|k| v1::ServiceKey {
-                    namespace: k.namespace,
-                    name: k.name,
-                })
-                .collect(),
+            removals: removals.iter().map(v1::ServiceKey::from).collect(),
         })
     }
 
@@ -303,10 +297,11 @@ impl ImportReceiver {
                 }
             }
         }
+        // A removal that is no key names nothing stored: skip it.
         let removals: Vec<ServiceKey> = update
             .removals
             .iter()
-            .map(|k| ServiceKey::new(&k.namespace, &k.name))
+            .filter_map(|k| ServiceKey::try_from(k).ok())
             .collect();
         let pos = SyncPos {
             epoch: update.epoch,
