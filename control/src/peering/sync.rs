@@ -257,6 +257,21 @@ pub struct ImportReceiver {
 }
 
 impl ImportReceiver {
+    /// The entries that can be imported; a bad one is logged and skipped,
+    /// never fatal.
+    fn valid_upserts(&self, entries: &[v1::ServiceExport]) -> Vec<(ServiceKey, ImportedService)> {
+        let mut upserts = Vec::with_capacity(entries.len());
+        for e in entries {
+            match import_from_proto(e) {
+                Ok(i) => upserts.push(i),
+                Err(problem) => {
+                    warn!(peer = %self.peer, namespace = %e.namespace, name = %e.name, %problem, "skipping a bad export from peer")
+                }
+            }
+        }
+        upserts
+    }
+
     /// A receiver at the stored position.
     pub fn new(peer: &str, pos: SyncPos) -> Self {
         Self {
@@ -288,15 +303,7 @@ impl ImportReceiver {
                 stored: self.pos.version,
             });
         }
-        let mut upserts = Vec::with_capacity(update.upserts.len());
-        for e in &update.upserts {
-            match import_from_proto(e) {
-                Ok(i) => upserts.push(i),
-                Err(problem) => {
-                    warn!(peer = %self.peer, namespace = %e.namespace, name = %e.name, %problem, "skipping a bad export from peer")
-                }
-            }
-        }
+        let upserts = self.valid_upserts(&update.upserts);
         // A removal that is no key names nothing stored: skip it.
         let removals: Vec<ServiceKey> = update
             .removals
