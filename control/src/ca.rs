@@ -18,6 +18,8 @@ use ring::rand::SecureRandom;
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
+pub use crate::model::is_dns_label;
+
 /// How long a generated CA is valid.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Leaves start this much in the past, so peers with a slow clock accept them.
@@ -312,17 +314,6 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
-}
-
-/// Whether `s` is a DNS label: 1–63 of `a-z`, `0-9`, `-`, not starting or
-/// ending with `-`.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 fn random_serial() -> SerialNumber {

@@ -5,6 +5,7 @@
 //! `127.0.0.1:15000`.
 
 mod client;
+pub mod demo;
 mod output;
 
 use std::path::PathBuf;
@@ -146,11 +147,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Demo { keep } => {
-            crate::demo::run(keep).await?;
+            demo::run(keep).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::DemoBackend { listen, name } => {
-            crate::demo::backend::serve(listen, name).await?;
+            demo::backend::serve(listen, name).await?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}

@@ -88,8 +88,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::model::Locality;
     use crate::model::{Affinity, PortSpec, ServiceKey};
-    use crate::store::StoredLocality;
     use crate::table::{ClusterEntry, GlobalService};
 
     #[test]
@@ -98,7 +98,7 @@ mod tests {
         let entry = ClusterEntry {
             cluster: "east".into(),
             local: true,
-            locality: StoredLocality::default(),
+            locality: Locality::default(),
             healthy: 1,
             total: 1,
             stale: false,

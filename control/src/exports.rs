@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock;
-use crate::model::{Affinity, ExportSpec, LocalSnapshot, PortSpec, ServiceKey};
+use crate::model::{ExportSpec, LocalSnapshot, PortSpec, ServiceKey};
 use crate::store::Store;
 
 /// One exported service as peers see it.
@@ -55,7 +55,7 @@ impl ExportEntry {
                 })
                 .collect(),
             exported_at_unix_ms: self.exported_at_ms,
-            affinity: affinity_to_proto(self.spec.affinity) as i32,
+            affinity: self.spec.affinity.to_proto(),
             weights: self
                 .spec
                 .weights
@@ -68,15 +68,6 @@ impl ExportEntry {
             healthy_endpoints: self.healthy,
             total_endpoints: self.total,
         }
-    }
-}
-
-/// The wire value of an affinity.
-pub fn affinity_to_proto(a: Affinity) -> v1::Affinity {
-    match a {
-        Affinity::Local => v1::Affinity::Local,
-        Affinity::Remote => v1::Affinity::Remote,
-        Affinity::None => v1::Affinity::None,
     }
 }
 
@@ -210,13 +201,17 @@ pub async fn run(
 
 type Computed = (
     BTreeMap<ServiceKey, Arc<ExportEntry>>,
-    Vec<(String, i64)>,
-    Vec<String>,
+    Vec<(ServiceKey, i64)>,
+    Vec<ServiceKey>,
 );
 
 /// The export entries for a snapshot, reusing unchanged entries of `prev`;
 /// also the export-time rows to add and remove.
-fn compute(snapshot: &LocalSnapshot, prev: &View, times: &mut BTreeMap<String, i64>) -> Computed {
+fn compute(
+    snapshot: &LocalSnapshot,
+    prev: &View,
+    times: &mut BTreeMap<ServiceKey, i64>,
+) -> Computed {
     let now = clock::now_unix_ms();
     let mut added = Vec::new();
     let mut entries = BTreeMap::new();
@@ -224,9 +219,8 @@ fn compute(snapshot: &LocalSnapshot, prev: &View, times: &mut BTreeMap<String, i
         let Some(spec) = &svc.export else {
             continue;
         };
-        let id = svc.key.to_string();
-        let exported_at_ms = *times.entry(id.clone()).or_insert_with(|| {
-            added.push((id, now));
+        let exported_at_ms = *times.entry(svc.key.clone()).or_insert_with(|| {
+            added.push((svc.key.clone(), now));
             now
         });
         let entry = ExportEntry {
@@ -243,10 +237,9 @@ fn compute(snapshot: &LocalSnapshot, prev: &View, times: &mut BTreeMap<String, i
         };
         entries.insert(svc.key.clone(), entry);
     }
-    let live: std::collections::HashSet<String> = entries.keys().map(ToString::to_string).collect();
-    let removed: Vec<String> = times
+    let removed: Vec<ServiceKey> = times
         .keys()
-        .filter(|id| !live.contains(*id))
+        .filter(|key| !entries.contains_key(*key))
         .cloned()
         .collect();
     for id in &removed {

@@ -20,6 +20,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -30,14 +31,15 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use self::plan::{MANAGED_BY, OWNER_LABEL, Observed, PortAllocator, desired, object_name};
+use crate::model::VipName;
 use crate::registry::kubernetes::objects::ObjectSet;
 use crate::table::TableSnapshot;
 
 /// VIP name → service port → gateway port.
-pub type ListenPorts = BTreeMap<String, BTreeMap<u16, u16>>;
+pub type ListenPorts = BTreeMap<VipName, BTreeMap<u16, u16>>;
 
 /// VIP name → ClusterIP.
-pub type ClusterIps = BTreeMap<String, Ipv4Addr>;
+pub type ClusterIps = BTreeMap<VipName, Ipv4Addr>;
 
 /// How often the Services are compared with the table even without a
 /// change (to retry failed API calls).
@@ -101,24 +103,7 @@ impl ImportServices {
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             tokio::select! {
-                item = events.next() => {
-                    let mut item = item;
-                    // Apply every event ready now before comparing once.
-                    for _ in 0..4096 {
-                        match item {
-                            Some(Ok(event)) => { owned.apply(event); }
-                            Some(Err(error)) => warn!(%error, namespace = %self.namespace, "cannot watch import Services; retrying (check RBAC: examples/kubernetes/rbac.yaml)"),
-                            None => {
-                                warn!("import Service watch ended; relying on resync");
-                                break;
-                            }
-                        }
-                        match events.next().now_or_never() {
-                            Some(next) => item = next,
-                            None => break,
-                        }
-                    }
-                }
+                item = events.next() => self.apply_ready(item, &mut events, &mut owned),
                 r = table.changed() => if r.is_err() { return },
                 _ = resync.tick() => {}
             }
@@ -129,7 +114,7 @@ impl ImportServices {
                 // Service, and their ClusterIPs with them).
                 continue;
             }
-            let observed: BTreeMap<String, Observed> = owned
+            let observed: BTreeMap<VipName, Observed> = owned
                 .objects()
                 .filter_map(|s| plan::observe(&s.object))
                 .collect();
@@ -137,33 +122,75 @@ impl ImportServices {
                 ports.adopt(&observed);
                 adopted = true;
             }
-            let wanted = desired(&table.borrow());
-            let assigned = ports.assign(&wanted);
-            let missing = wanted.len() - assigned.len();
-            if missing > 0 {
-                warn!(
-                    missing,
-                    "registry.importPorts is full; some imports get no Service until ports free up"
-                );
-            }
-            publish(&listen, assigned.clone());
-            let ips: ClusterIps = observed
-                .iter()
-                .filter(|(name, _)| wanted.contains_key(*name))
-                .filter_map(|(name, o)| Some((name.clone(), o.cluster_ip?)))
-                .collect();
-            publish(&vips, ips);
-            let todo = plan::plan(
-                &wanted,
-                &assigned,
-                &observed,
-                |name, p, t| {
-                    plan::service(name, &self.namespace, &self.cluster, &self.selector, p, t)
-                },
-                &self.selector,
-            );
+            let todo = {
+                let snapshot = table.borrow();
+                self.reconcile(&snapshot, &observed, &mut ports, &listen, &vips)
+            };
             self.carry_out(&api, todo).await;
         }
+    }
+
+    /// Applies `item` and every watch event ready right after it, so one
+    /// burst is compared once.
+    fn apply_ready(
+        &self,
+        mut item: Option<Result<watcher::Event<Service>, watcher::Error>>,
+        events: &mut BoxStream<'static, Result<watcher::Event<Service>, watcher::Error>>,
+        owned: &mut ObjectSet<Service>,
+    ) {
+        for _ in 0..4096 {
+            match item {
+                Some(Ok(event)) => {
+                    owned.apply(event);
+                }
+                Some(Err(error)) => {
+                    warn!(%error, namespace = %self.namespace, "cannot watch import Services; retrying (check RBAC: examples/kubernetes/rbac.yaml)")
+                }
+                None => {
+                    warn!("import Service watch ended; relying on resync");
+                    return;
+                }
+            }
+            match events.next().now_or_never() {
+                Some(next) => item = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Publishes the gateway ports and ClusterIPs of what the table
+    /// imports, and returns the Service changes that make it so.
+    fn reconcile(
+        &self,
+        table: &TableSnapshot,
+        observed: &BTreeMap<VipName, Observed>,
+        ports: &mut PortAllocator,
+        listen: &watch::Sender<Arc<ListenPorts>>,
+        vips: &watch::Sender<Arc<ClusterIps>>,
+    ) -> plan::Plan {
+        let wanted = desired(table);
+        let assigned = ports.assign(&wanted);
+        let missing = wanted.len() - assigned.len();
+        if missing > 0 {
+            warn!(
+                missing,
+                "registry.importPorts is full; some imports get no Service until ports free up"
+            );
+        }
+        publish(listen, assigned.clone());
+        let ips: ClusterIps = observed
+            .iter()
+            .filter(|(name, _)| wanted.contains_key(*name))
+            .filter_map(|(name, o)| Some((name.clone(), o.cluster_ip?)))
+            .collect();
+        publish(vips, ips);
+        plan::plan(
+            &wanted,
+            &assigned,
+            observed,
+            |name, p, t| plan::service(name, &self.namespace, &self.cluster, &self.selector, p, t),
+            &self.selector,
+        )
     }
 
     async fn carry_out(&self, api: &Api<Service>, todo: plan::Plan) {

@@ -3,23 +3,30 @@
 //! One control plane runs per cluster (`fedctl run`). It owns the cluster's
 //! CA ([`ca`]) and state ([`store`]), links the cluster with its peers
 //! ([`peering`]: join handshake, one mTLS sync stream per peering with
-//! heartbeats), serves the admin API for `fedctl` ([`admin`]) and the gateway
-//! API for `fedgw` ([`gatewayapi`]). [`daemon`] wires these together; [`cli`]
-//! is the command line.
+//! heartbeats), serves the admin API for `fedctl` and the gateway API for
+//! `fedgw` ([`api`]). [`daemon`] wires these together; [`cli`] is the
+//! command line.
+//!
+//! Layers, each using only those below it: [`model`] (the vocabulary) →
+//! [`store`], [`ca`], [`registry`] → [`exports`] → [`table`] → [`peering`],
+//! [`dnsfeed`], [`import_services`] → [`api`] → [`daemon`] → [`cli`].
+//! `fedctl check` ([`checks`]) reads the [`context::Control`] bundle the
+//! daemon builds for it. [`harness`] (child processes, config and manifest
+//! texts, one DNS question) is what `fedctl demo` (in [`cli`]) shares with
+//! the end-to-end tests.
 //!
 //! Where to start reading: `daemon::run`, then `peering.rs`.
 
-pub mod admin;
+pub mod api;
 pub mod ca;
 pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod daemon;
-pub mod demo;
 pub mod dnsfeed;
 pub mod exports;
-pub mod gatewayapi;
+pub mod harness;
 pub mod import_services;
 pub mod model;
 pub mod peering;

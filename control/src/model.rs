@@ -1,13 +1,52 @@
-//! Domain types for services, free of Kubernetes and protobuf types: what a
-//! registry reports about this cluster's services, and what an export is.
+//! The control plane's vocabulary, free of Kubernetes types: each word
+//! ([`ServiceKey`], [`Locality`], [`Affinity`], [`VipName`], [`LinkState`])
+//! is defined here once, and every layer above uses it as a value, never as
+//! a formatted string to be split again.
 //!
-//! Registries ([`crate::registry`]) turn Kubernetes `Service` and
-//! `EndpointSlice` objects into a [`LocalSnapshot`]; the export state
-//! ([`crate::exports`]) and the global table ([`crate::table`]) read it.
+//! Registries turn Kubernetes `Service` and `EndpointSlice` objects into a
+//! [`LocalSnapshot`]; the export state and the global table read it. The
+//! conversions to and from the wire types live in [`wire`], written once.
+
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that is not a word of the vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// An affinity other than `local`, `remote` or `none`.
+    #[error("affinity {0:?} is unknown; use local, remote or none")]
+    UnknownAffinity(String),
+}
+
+/// Whether `s` is a DNS label as RFC 1123 §2.1 allows it, lowercase: 1 to 63
+/// letters, digits and hyphens, neither first nor last a hyphen. Cluster,
+/// namespace and service names are all such labels.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Where a cluster runs, as its config and its peers say.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Locality {
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+}
 
 /// A service's identity across the federation (namespace sameness, as in
 /// the Multi-Cluster Services API).
@@ -30,16 +69,136 @@ impl ServiceKey {
 }
 
 impl ServiceKey {
-    /// The name of the VIP pinned to `cluster` (`ns/name@cluster`); the
-    /// global VIP's name is the key itself (`ns/name`).
-    pub fn pinned_vip_name(&self, cluster: &str) -> String {
-        format!("{self}@{cluster}")
+    /// The name of the service's global VIP.
+    pub fn global_vip(&self) -> VipName {
+        VipName::Global(self.clone())
+    }
+
+    /// The name of the VIP pinned to `cluster`'s endpoints of the service.
+    pub fn pinned_vip(&self, cluster: &str) -> VipName {
+        VipName::Pinned {
+            service: self.clone(),
+            cluster: cluster.to_string(),
+        }
     }
 }
 
+/// `ns/name`, for logs and for the names the on-disk and Kubernetes formats
+/// already use; never parsed back into a key.
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The name of a VIP: a service's global VIP, or the one pinned to one
+/// cluster's endpoints of it. Its stored form (the state store's `vips`
+/// table, the `fedmesh.io/import` annotation of an import Service, the log)
+/// is `ns/name` and `ns/name@cluster`, written by `Display` and read back
+/// only by [`VipName::from_stored`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VipName {
+    /// The global VIP: every cluster, with locality and failover.
+    Global(ServiceKey),
+    /// The VIP of one cluster's endpoints only.
+    Pinned {
+        /// The service.
+        service: ServiceKey,
+        /// The cluster.
+        cluster: String,
+    },
+}
+
+impl VipName {
+    /// The service the VIP stands for.
+    pub fn service(&self) -> &ServiceKey {
+        match self {
+            VipName::Global(key) | VipName::Pinned { service: key, .. } => key,
+        }
+    }
+
+    /// A name in its stored form; `None` for a form this release does not
+    /// write (both parts must be DNS labels, as every service key is).
+    pub fn from_stored(s: &str) -> Option<Self> {
+        let (service, cluster) = match s.split_once('@') {
+            Some((service, cluster)) => (service, Some(cluster)),
+            None => (s, None),
+        };
+        let (namespace, name) = service.split_once('/')?;
+        if !is_dns_label(namespace) || !is_dns_label(name) {
+            return None;
+        }
+        let service = ServiceKey::new(namespace, name);
+        match cluster {
+            None => Some(VipName::Global(service)),
+            Some(c) if is_dns_label(c) => Some(VipName::Pinned {
+                service,
+                cluster: c.to_string(),
+            }),
+            Some(_) => None,
+        }
+    }
+
+    /// The bytes of the stored form, without building it.
+    fn stored_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let key = self.service();
+        let cluster = match self {
+            VipName::Global(_) => "",
+            VipName::Pinned { cluster, .. } => cluster.as_str(),
+        };
+        let at: &[u8] = if cluster.is_empty() { b"" } else { b"@" };
+        key.namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(key.name.bytes())
+            .chain(at.iter().copied())
+            .chain(cluster.bytes())
+    }
+}
+
+/// Ordered as the stored forms are, so maps of VIP names iterate (and
+/// allocate gateway ports) in the order earlier releases did.
+impl Ord for VipName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.stored_bytes().cmp(other.stored_bytes())
+    }
+}
+
+impl PartialOrd for VipName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for VipName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VipName::Global(key) => write!(f, "{key}"),
+            VipName::Pinned { service, cluster } => write!(f, "{service}@{cluster}"),
+        }
+    }
+}
+
+/// A peering's link state as shown by `fedctl peers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// No stream, and nothing kept from the peer.
+    Disconnected,
+    /// A stream is up and the peer was heard within `peerDeadAfter`.
+    Connected,
+    /// The stream broke or the peer went silent; what it sent is kept until
+    /// `staleGrace` runs out.
+    Stale,
+}
+
+impl LinkState {
+    /// `"connected"`, `"disconnected"` or `"stale"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Disconnected => "disconnected",
+            LinkState::Connected => "connected",
+            LinkState::Stale => "stale",
+        }
     }
 }
 
@@ -63,6 +222,20 @@ impl Affinity {
             Affinity::Local => "local",
             Affinity::Remote => "remote",
             Affinity::None => "none",
+        }
+    }
+}
+
+/// The annotation and stored form: `local`, `remote` or `none`.
+impl FromStr for Affinity {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "local" => Ok(Affinity::Local),
+            "remote" => Ok(Affinity::Remote),
+            "none" => Ok(Affinity::None),
+            other => Err(ModelError::UnknownAffinity(other.to_string())),
         }
     }
 }

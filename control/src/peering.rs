@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`PeerSet`] holds each peer's persisted [`PeerRecord`] and its
 //! link state. A peering's stream is opened by the dialer
-//! ([`dialer::run`]) and served by the acceptor ([`server`]); both ends run
+//! ([`handles::Dialer`]) and served by the acceptor ([`server`]); both ends run
 //! the same [`session`] loop (hello, heartbeats, goodbye). A session is
 //! registered in the set and a newer stream from the same peer replaces it.
 //! When a session ends the peer turns *stale*; after `staleGrace` it is
@@ -12,46 +12,56 @@
 //! Start reading at [`PeerSet`], then `session.rs`.
 
 pub mod dialer;
+pub mod handles;
 pub mod info;
 pub mod join;
 pub mod leave;
 pub mod server;
 pub mod session;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fedmesh_proto::identity::{PeerTrust, SharedTrust, TrustBundle};
+use fedmesh_proto::identity::{IdentityError, PeerTrust, SharedTrust, TrustBundle};
 use fedmesh_proto::v1;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock;
 use crate::store::{PeerRecord, Role};
+use crate::table::PeerLink;
 
-/// A peering's link state as shown by `fedctl peers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    /// No stream, and nothing kept from the peer.
-    Disconnected,
-    /// A stream is up and the peer was heard within `peerDeadAfter`.
-    Connected,
-    /// The stream broke or the peer went silent; what it sent is kept until
-    /// `staleGrace` runs out.
-    Stale,
-}
+pub use crate::model::LinkState;
 
-impl LinkState {
-    /// `"connected"`, `"disconnected"` or `"stale"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkState::Disconnected => "disconnected",
-            LinkState::Connected => "connected",
-            LinkState::Stale => "stale",
-        }
-    }
+/// Largest sync message, both ways: a full resync of tens of thousands of
+/// exports.
+pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
+
+/// Why a peer could not be added to the set or updated in it.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerSetError {
+    /// Its CA roots do not parse as CA certificates.
+    #[error("peer {peer}'s CA roots are unusable: {source}")]
+    Roots {
+        /// The peer.
+        peer: String,
+        /// Which root and why.
+        #[source]
+        source: info::RootError,
+    },
+    /// The trust bundle refused it (its trust domain is another peer's).
+    #[error("peer {peer} cannot be trusted: {source}")]
+    Trust {
+        /// The peer.
+        peer: String,
+        /// Why.
+        #[source]
+        source: IdentityError,
+    },
 }
 
 /// The live stream of one peering.
@@ -97,6 +107,18 @@ pub struct PeerView {
     pub last_error: Option<String>,
 }
 
+impl PeerView {
+    /// What the service table needs of this peer.
+    pub fn link(&self) -> PeerLink {
+        PeerLink {
+            name: self.record.name.clone(),
+            locality: self.record.locality.clone(),
+            gateway_address: self.record.gateway_address.clone(),
+            state: self.state,
+        }
+    }
+}
+
 /// Every peer of this cluster and its link state. Cheap to share; no lock
 /// is held across an `.await`.
 pub struct PeerSet {
@@ -116,7 +138,7 @@ impl PeerSet {
     /// A set holding the stored peers, all *stale* until they reconnect
     /// (what they sent is served until `staleGrace` runs out). Peers whose
     /// roots do not parse are skipped and returned as errors.
-    pub fn new(records: Vec<PeerRecord>) -> (Self, Vec<String>) {
+    pub fn new(records: Vec<PeerRecord>) -> (Self, Vec<PeerSetError>) {
         let set = Self {
             inner: Mutex::new(HashMap::new()),
             trust: SharedTrust::default(),
@@ -126,9 +148,8 @@ impl PeerSet {
         let mut errors = Vec::new();
         let now = clock::now_unix_ms();
         for record in records {
-            let name = record.name.clone();
             if let Err(e) = set.insert(record, LinkState::Stale, now) {
-                errors.push(format!("stored peer {name} skipped: {e}"));
+                errors.push(e);
             }
         }
         (set, errors)
@@ -150,11 +171,13 @@ impl PeerSet {
     /// # Errors
     /// When its roots are not CA certificates or its trust domain is used
     /// by another peer.
-    pub fn insert(&self, record: PeerRecord, state: LinkState, now_ms: i64) -> Result<(), String> {
-        let trust = peer_trust(&record)?;
-        self.trust
-            .update(|b: &mut TrustBundle| b.insert(trust))
-            .map_err(|e| e.to_string())?;
+    pub fn insert(
+        &self,
+        record: PeerRecord,
+        state: LinkState,
+        now_ms: i64,
+    ) -> Result<(), PeerSetError> {
+        self.trust_record(&record)?;
         let entry = PeerEntry {
             record,
             state,
@@ -299,7 +322,7 @@ impl PeerSet {
         &self,
         name: &str,
         update: impl FnOnce(&mut PeerRecord),
-    ) -> Result<Option<PeerRecord>, String> {
+    ) -> Result<Option<PeerRecord>, PeerSetError> {
         let mut inner = self.lock();
         let Some(entry) = inner.get_mut(name) else {
             return Ok(None);
@@ -310,10 +333,7 @@ impl PeerSet {
             return Ok(None);
         }
         if record.roots_pem != entry.record.roots_pem {
-            let trust = peer_trust(&record)?;
-            self.trust
-                .update(|b: &mut TrustBundle| b.insert(trust))
-                .map_err(|e| e.to_string())?;
+            self.trust_record(&record)?;
         }
         entry.record = record.clone();
         drop(inner);
@@ -379,6 +399,17 @@ impl PeerSet {
         expired
     }
 
+    /// Puts the record's roots into the live trust bundle.
+    fn trust_record(&self, record: &PeerRecord) -> Result<(), PeerSetError> {
+        let trust = peer_trust(record)?;
+        self.trust
+            .update(|b: &mut TrustBundle| b.insert(trust))
+            .map_err(|source| PeerSetError::Trust {
+                peer: record.name.clone(),
+                source,
+            })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerEntry>> {
         // A panic while holding this lock leaves plain data behind, never a
         // half-written invariant, so a poisoned lock is still usable.
@@ -400,8 +431,11 @@ fn view(e: &PeerEntry) -> PeerView {
 ///
 /// # Errors
 /// When a root is not PEM.
-pub fn peer_trust(record: &PeerRecord) -> Result<PeerTrust, String> {
-    let roots = info::parse_roots(&record.roots_pem).map_err(|e| e.to_string())?;
+pub fn peer_trust(record: &PeerRecord) -> Result<PeerTrust, PeerSetError> {
+    let roots = info::parse_roots(&record.roots_pem).map_err(|source| PeerSetError::Roots {
+        peer: record.name.clone(),
+        source,
+    })?;
     Ok(PeerTrust {
         cluster: record.name.clone(),
         trust_domain: record.trust_domain.clone(),

@@ -19,7 +19,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
+
+mod records;
+
+pub use records::{
+    ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,
+};
+use records::{export_key, import_key, import_prefix, parse_export_key, parse_import_key};
+
+use crate::model::{ServiceKey, VipName};
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const PEERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("peers");
@@ -87,133 +96,6 @@ pub enum StoreError {
         /// What the file says.
         found: String,
     },
-}
-
-/// Which side dials a peering (DESIGN.md, Joining: the joiner dials).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// This cluster joined the peer and dials it for the peering's life.
-    Dialer,
-    /// The peer joined this cluster and dials it.
-    Acceptor,
-}
-
-impl Role {
-    /// `"dialer"` or `"acceptor"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Dialer => "dialer",
-            Role::Acceptor => "acceptor",
-        }
-    }
-}
-
-/// A peer's locality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct StoredLocality {
-    /// Region.
-    pub region: String,
-    /// Zone.
-    pub zone: String,
-}
-
-/// One peering, as persisted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerRecord {
-    /// The peer's cluster name.
-    pub name: String,
-    /// The peer's trust domain.
-    pub trust_domain: String,
-    /// The peer's locality.
-    pub locality: StoredLocality,
-    /// PEM roots of the peer's CA (several during a rotation).
-    pub roots_pem: Vec<String>,
-    /// Which side dials.
-    pub role: Role,
-    /// The peer's peering address (host:port): dialed by a dialer; for an
-    /// acceptor, what the peer advertised.
-    pub endpoint: String,
-    /// The peer's gateway ingress address.
-    pub gateway_address: String,
-    /// Unix ms of the join.
-    pub joined_unix_ms: i64,
-}
-
-/// A join token, stored by the SHA-256 of its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// Unix ms of creation.
-    pub created_unix_ms: i64,
-    /// Unix ms after which it is refused.
-    pub expires_unix_ms: i64,
-    /// Unix ms it was used at, once used.
-    pub used_unix_ms: Option<i64>,
-    /// The cluster that used it.
-    pub used_by: Option<String>,
-}
-
-/// Why a join was refused by the token check.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenRefusal {
-    /// No such token.
-    #[error("the join token is not known here (issued by another cluster, or never issued)")]
-    Unknown,
-    /// Used before.
-    #[error(
-        "the join token was already used (by {by} at {at}); tokens are single-use: create a new one with `fedctl token create`"
-    )]
-    Used {
-        /// Who used it.
-        by: String,
-        /// When (RFC 3339).
-        at: String,
-    },
-    /// Past its expiry.
-    #[error("the join token expired at {at}; create a new one with `fedctl token create`")]
-    Expired {
-        /// When (RFC 3339).
-        at: String,
-    },
-}
-
-/// Where export sync with one peer stands: the peer's export log epoch
-/// and the last version of it stored (and so acked) here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SyncPos {
-    /// The peer's export log epoch.
-    pub epoch: u64,
-    /// The last version applied.
-    pub version: u64,
-}
-
-/// One service a peer exports, as stored here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportRecord {
-    /// TCP ports: (name, port).
-    pub ports: Vec<(String, u16)>,
-    /// When the peer first exported it.
-    pub exported_at_unix_ms: i64,
-    /// `local`, `remote` or `none`.
-    pub affinity: String,
-    /// Cluster → weight.
-    #[serde(default)]
-    pub weights: BTreeMap<String, u32>,
-    /// Healthy endpoints in the peer.
-    pub healthy_endpoints: u32,
-    /// Every endpoint in the peer, ready or not; 0 (records written before
-    /// this field existed) means unknown and is read as `healthy_endpoints`.
-    #[serde(default)]
-    pub total_endpoints: u32,
-}
-
-/// Everything stored from one peer's exports.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PeerImports {
-    /// Sync position.
-    pub pos: SyncPos,
-    /// `ns/name` → record.
-    pub services: BTreeMap<String, ImportRecord>,
 }
 
 /// The state store.
@@ -403,12 +285,16 @@ impl Store {
         })
     }
 
-    /// When each exported service was first exported (`ns/name` → unix ms).
+    /// When each exported service was first exported (unix ms).
     ///
     /// # Errors
     /// On read failure.
-    pub fn export_times(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        self.map(EXPORTS, "exports")
+    pub fn export_times(&self) -> Result<BTreeMap<ServiceKey, i64>, StoreError> {
+        let stored = self.map::<i64>(EXPORTS, "exports")?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(key, ms)| Some((parse_export_key(&key)?, ms)))
+            .collect())
     }
 
     /// Records first-export times of new exports and forgets unexported ones.
@@ -417,16 +303,18 @@ impl Store {
     /// On write failure.
     pub fn update_export_times(
         &self,
-        added: &[(String, i64)],
-        removed: &[String],
+        added: &[(ServiceKey, i64)],
+        removed: &[ServiceKey],
     ) -> Result<(), StoreError> {
         self.write(|txn| {
             for (key, ms) in added {
-                put_json(txn, EXPORTS, key, ms)?;
+                put_json(txn, EXPORTS, &export_key(key), ms)?;
             }
             let mut table = txn.open_table(EXPORTS).map_err(db("open exports"))?;
             for key in removed {
-                table.remove(key.as_str()).map_err(db("remove export"))?;
+                table
+                    .remove(export_key(key).as_str())
+                    .map_err(db("remove export"))?;
             }
             Ok(())
         })
@@ -442,13 +330,13 @@ impl Store {
             out.entry(peer).or_default().pos = pos;
         }
         for (key, record) in self.map::<ImportRecord>(IMPORTS, "imports")? {
-            let Some((peer, service)) = key.split_once('/') else {
+            let Some((peer, service)) = parse_import_key(&key) else {
                 continue;
             };
             out.entry(peer.to_string())
                 .or_default()
                 .services
-                .insert(service.to_string(), record);
+                .insert(service, record);
         }
         Ok(out)
     }
@@ -469,7 +357,6 @@ impl Store {
 
     /// Applies one export update from `peer` and its new position in one
     /// transaction: a full update replaces everything from that peer.
-    /// Services are keyed `ns/name`.
     ///
     /// # Errors
     /// On write failure.
@@ -478,20 +365,20 @@ impl Store {
         peer: &str,
         pos: SyncPos,
         full: bool,
-        upserts: &[(String, ImportRecord)],
-        removals: &[String],
+        upserts: &[(ServiceKey, ImportRecord)],
+        removals: &[ServiceKey],
     ) -> Result<(), StoreError> {
         self.write(|txn| {
             if full {
-                clear_prefix(txn, IMPORTS, &format!("{peer}/"))?;
+                clear_prefix(txn, IMPORTS, &import_prefix(peer))?;
             }
             for (service, record) in upserts {
-                put_json(txn, IMPORTS, &format!("{peer}/{service}"), record)?;
+                put_json(txn, IMPORTS, &import_key(peer, service), record)?;
             }
             let mut table = txn.open_table(IMPORTS).map_err(db("open imports"))?;
             for service in removals {
                 table
-                    .remove(format!("{peer}/{service}").as_str())
+                    .remove(import_key(peer, service).as_str())
                     .map_err(db("remove import"))?;
             }
             drop(table);
@@ -499,12 +386,17 @@ impl Store {
         })
     }
 
-    /// Every VIP allocation (`ns/name` or `ns/name@cluster` → address).
+    /// Every VIP allocation; rows under a name this release does not
+    /// write are skipped.
     ///
     /// # Errors
     /// On read failure.
-    pub fn vips(&self) -> Result<BTreeMap<String, std::net::Ipv4Addr>, StoreError> {
-        self.map(VIPS, "vips")
+    pub fn vips(&self) -> Result<BTreeMap<VipName, std::net::Ipv4Addr>, StoreError> {
+        let stored = self.map::<std::net::Ipv4Addr>(VIPS, "vips")?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(name, ip)| Some((VipName::from_stored(&name)?, ip)))
+            .collect())
     }
 
     /// Records new VIP allocations and forgets released ones.
@@ -513,16 +405,18 @@ impl Store {
     /// On write failure.
     pub fn update_vips(
         &self,
-        added: &[(String, std::net::Ipv4Addr)],
-        removed: &[String],
+        added: &[(VipName, std::net::Ipv4Addr)],
+        removed: &[VipName],
     ) -> Result<(), StoreError> {
         self.write(|txn| {
             for (name, ip) in added {
-                put_json(txn, VIPS, name, ip)?;
+                put_json(txn, VIPS, &name.to_string(), ip)?;
             }
             let mut table = txn.open_table(VIPS).map_err(db("open vips"))?;
             for name in removed {
-                table.remove(name.as_str()).map_err(db("remove vip"))?;
+                table
+                    .remove(name.to_string().as_str())
+                    .map_err(db("remove vip"))?;
             }
             Ok(())
         })

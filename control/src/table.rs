@@ -20,10 +20,22 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::exports::ExportState;
-use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
-use crate::peering::{LinkState, PeerView};
-use crate::store::StoredLocality;
+use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey, VipName};
 use vips::{ExternalVips, VipAllocator, VipSource};
+
+/// What the table needs to know of one peer: which imports count, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLink {
+    /// The peer's cluster name.
+    pub name: String,
+    /// Its locality.
+    pub locality: Locality,
+    /// Its gateway ingress address.
+    pub gateway_address: String,
+    /// Its link state: a disconnected peer's imports count for nothing, a
+    /// stale one's are marked stale.
+    pub state: LinkState,
+}
 
 /// A change to the imports, already persisted.
 #[derive(Debug, Clone)]
@@ -49,7 +61,7 @@ pub struct ClusterEntry {
     /// This cluster.
     pub local: bool,
     /// Where it runs.
-    pub locality: StoredLocality,
+    pub locality: Locality,
     /// Its healthy endpoints.
     pub healthy: u32,
     /// All its endpoints, ready or not (never below `healthy`).
@@ -110,7 +122,7 @@ pub struct LocalCluster {
     /// Name.
     pub name: String,
     /// Locality.
-    pub locality: StoredLocality,
+    pub locality: Locality,
 }
 
 /// Imports by peer.
@@ -129,10 +141,39 @@ struct Candidate {
 pub fn build(
     me: &LocalCluster,
     exports: &ExportState,
-    peers: &[PeerView],
+    peers: &[PeerLink],
     imports: &Imports,
     vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
+    let mut entries = local_candidates(me, exports);
+    add_peer_candidates(&mut entries, peers, imports);
+    let live: std::collections::HashSet<VipName> = entries
+        .iter()
+        .flat_map(|(k, es)| {
+            std::iter::once(k.global_vip())
+                .chain(es.iter().map(move |c| k.pinned_vip(&c.entry.cluster)))
+        })
+        .collect();
+    let in_use = |name: &VipName| live.contains(name);
+    entries
+        .into_iter()
+        .map(|(key, mut es)| {
+            // Oldest export first; the cluster name breaks ties.
+            es.sort_by(|a, b| {
+                (a.entry.exported_at_ms, &a.entry.cluster)
+                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
+            });
+            let service = merge(key.clone(), es, vips, &in_use);
+            (key, service)
+        })
+        .collect()
+}
+
+/// This cluster's own exports, one candidate each.
+fn local_candidates(
+    me: &LocalCluster,
+    exports: &ExportState,
+) -> BTreeMap<ServiceKey, Vec<Candidate>> {
     let mut entries: BTreeMap<ServiceKey, Vec<Candidate>> = BTreeMap::new();
     for (key, e) in exports.entries.iter() {
         let entry = ClusterEntry {
@@ -153,24 +194,34 @@ pub fn build(
             weights: e.spec.weights.clone(),
         });
     }
+    entries
+}
+
+/// The peers' imports; a disconnected peer's count for nothing, a stale
+/// one's are marked stale.
+fn add_peer_candidates(
+    entries: &mut BTreeMap<ServiceKey, Vec<Candidate>>,
+    peers: &[PeerLink],
+    imports: &Imports,
+) {
     for peer in peers {
         if peer.state == LinkState::Disconnected {
             continue;
         }
-        let Some(services) = imports.get(&peer.record.name) else {
+        let Some(services) = imports.get(&peer.name) else {
             continue;
         };
         for (key, imp) in services {
             let entry = ClusterEntry {
-                cluster: peer.record.name.clone(),
+                cluster: peer.name.clone(),
                 local: false,
-                locality: peer.record.locality.clone(),
+                locality: peer.locality.clone(),
                 healthy: imp.healthy,
                 total: imp.total.max(imp.healthy),
                 stale: peer.state == LinkState::Stale,
                 pinned_vip: None,
                 exported_at_ms: imp.exported_at_ms,
-                gateway_address: peer.record.gateway_address.clone(),
+                gateway_address: peer.gateway_address.clone(),
                 ports: imp.ports.clone(),
             };
             entries.entry(key.clone()).or_default().push(Candidate {
@@ -180,33 +231,13 @@ pub fn build(
             });
         }
     }
-    let live: std::collections::HashSet<String> = entries
-        .iter()
-        .flat_map(|(k, es)| {
-            std::iter::once(k.to_string())
-                .chain(es.iter().map(move |c| k.pinned_vip_name(&c.entry.cluster)))
-        })
-        .collect();
-    let in_use = |name: &str| live.contains(name);
-    entries
-        .into_iter()
-        .map(|(key, mut es)| {
-            // Oldest export first; the cluster name breaks ties.
-            es.sort_by(|a, b| {
-                (a.entry.exported_at_ms, &a.entry.cluster)
-                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
-            });
-            let service = merge(key.clone(), es, vips, &in_use);
-            (key, service)
-        })
-        .collect()
 }
 
 fn merge(
     key: ServiceKey,
     es: Vec<Candidate>,
     vips: &mut dyn VipSource,
-    in_use: &impl Fn(&str) -> bool,
+    in_use: &impl Fn(&VipName) -> bool,
 ) -> GlobalService {
     let oldest = &es[0].entry;
     let ports = oldest.ports.clone();
@@ -226,7 +257,7 @@ fn merge(
     // The importing cluster's own export wins, else the oldest's.
     let chosen = es.iter().find(|c| c.entry.local).unwrap_or(&es[0]);
     let (affinity, weights) = (chosen.affinity, chosen.weights.clone());
-    let vip = vips.vip(&key.to_string(), in_use);
+    let vip = vips.vip(&key.global_vip(), in_use);
     if vip.is_none() {
         conflicts.push("no VIP yet: gateway.vipRange is full (widen it), or the import's Service has no ClusterIP yet".into());
     }
@@ -234,7 +265,7 @@ fn merge(
         .into_iter()
         .map(|c| {
             let mut e = c.entry;
-            e.pinned_vip = vips.vip(&key.pinned_vip_name(&e.cluster), in_use);
+            e.pinned_vip = vips.vip(&key.pinned_vip(&e.cluster), in_use);
             e
         })
         .collect();
@@ -270,7 +301,7 @@ pub struct TableTask {
     /// Bumps when peers or their link states change.
     pub peer_changes: watch::Receiver<u64>,
     /// Reads the current peers.
-    pub peers: Box<dyn Fn() -> Vec<PeerView> + Send>,
+    pub peers: Box<dyn Fn() -> Vec<PeerLink> + Send>,
     /// Where VIPs come from.
     pub vips: VipMode,
     /// Where snapshots go.
@@ -282,7 +313,7 @@ pub enum VipMode {
     /// Allocated here from `gateway.vipRange` and persisted.
     Range(fedmesh_proto::config::Ipv4Net),
     /// Assigned elsewhere (Kubernetes ClusterIPs), published on a channel.
-    External(watch::Receiver<Arc<BTreeMap<String, Ipv4Addr>>>),
+    External(watch::Receiver<Arc<BTreeMap<VipName, Ipv4Addr>>>),
 }
 
 /// Runs the table's owner task.
@@ -307,7 +338,7 @@ pub async fn run(mut t: TableTask) {
         let exports = t.exports.borrow_and_update().clone();
         t.peer_changes.borrow_and_update();
         let peers = (t.peers)();
-        imports.retain(|peer, _| peers.iter().any(|p| p.record.name == *peer));
+        imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
         let services = match (&mut allocator, &mut t.vips) {
             (Some(range), _) => {
                 let services = build(&t.me, &exports, &peers, &imports, range);
@@ -382,13 +413,7 @@ fn load_imports(store: &crate::store::Store) -> Imports {
             let services = p
                 .services
                 .iter()
-                .filter_map(|(id, record)| {
-                    let (ns, name) = id.split_once('/')?;
-                    Some((
-                        ServiceKey::new(ns, name),
-                        crate::peering::sync::import_from_record(record)?,
-                    ))
-                })
+                .filter_map(|(key, record)| Some((key.clone(), record.to_import()?)))
                 .collect();
             (peer, services)
         })

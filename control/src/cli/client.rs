@@ -15,7 +15,7 @@ use crate::clock;
 
 /// Largest admin answer the CLI accepts: `fedctl services` in a federation
 /// of tens of thousands of services is more than tonic's 4 MiB default.
-const MAX_ADMIN_MESSAGE: usize = crate::daemon::MAX_SYNC_MESSAGE;
+use crate::api::admin::MAX_ADMIN_MESSAGE;
 
 /// Connects to the admin API.
 ///

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Affinity;
 use crate::model::{EndpointSpec, LocalService};
 
 fn svc(name: &str, to: &[&str], ready: usize) -> LocalService {
@@ -71,7 +72,7 @@ fn unexporting_forgets_the_export_time() {
         &mut times,
     );
     assert!(second.is_empty());
-    assert_eq!(removed, ["demo/a"]);
+    assert_eq!(removed, [ServiceKey::new("demo", "a")]);
     let (upserts, removals) = diff(&Arc::new(first), &Arc::new(second));
     assert!(upserts.is_empty());
     assert_eq!(removals, [ServiceKey::new("demo", "a")]);

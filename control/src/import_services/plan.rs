@@ -15,32 +15,32 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 
-use crate::model::PortSpec;
+use crate::model::{PortSpec, VipName};
 use crate::table::TableSnapshot;
 
-/// The label every import Service carries.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedmesh");
+pub use crate::registry::kubernetes::MANAGED_BY;
 /// The label naming the control plane (cluster) that owns it.
 pub const OWNER_LABEL: &str = "fedmesh.io/cluster";
 /// The annotation holding the VIP name it stands for.
 pub const IMPORT_ANNOTATION: &str = "fedmesh.io/import";
 
 /// The VIP names the table asks for, with their service ports.
-pub fn desired(table: &TableSnapshot) -> BTreeMap<String, Vec<PortSpec>> {
+pub fn desired(table: &TableSnapshot) -> BTreeMap<VipName, Vec<PortSpec>> {
     let mut out = BTreeMap::new();
     for s in table.services.values() {
         for c in &s.clusters {
-            out.insert(s.key.pinned_vip_name(&c.cluster), s.ports.clone());
+            out.insert(s.key.pinned_vip(&c.cluster), s.ports.clone());
         }
-        out.insert(s.key.to_string(), s.ports.clone());
+        out.insert(s.key.global_vip(), s.ports.clone());
     }
     out
 }
 
 /// The Kubernetes object name for a VIP name: `fm-` and 20 hex digits of
 /// its SHA-256 (a DNS-1035 label whatever the namespace and name lengths).
-pub fn object_name(vip_name: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, vip_name.as_bytes());
+pub fn object_name(vip_name: &VipName) -> String {
+    let stored = vip_name.to_string();
+    let digest = ring::digest::digest(&ring::digest::SHA256, stored.as_bytes());
     let hex: String = digest.as_ref()[..10]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -60,13 +60,8 @@ pub struct Observed {
 }
 
 /// Reads an import Service; `None` when it is not one (no annotation).
-pub fn observe(s: &Service) -> Option<(String, Observed)> {
-    let name = s
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(IMPORT_ANNOTATION)?
-        .clone();
+pub fn observe(s: &Service) -> Option<(VipName, Observed)> {
+    let name = VipName::from_stored(s.metadata.annotations.as_ref()?.get(IMPORT_ANNOTATION)?)?;
     let spec = s.spec.as_ref();
     let cluster_ip = spec
         .and_then(|s| s.cluster_ip.as_deref())
@@ -99,7 +94,7 @@ pub fn observe(s: &Service) -> Option<(String, Observed)> {
 #[derive(Debug, Clone)]
 pub struct PortAllocator {
     range: RangeInclusive<u16>,
-    by_key: BTreeMap<(String, u16), u16>,
+    by_key: BTreeMap<(VipName, u16), u16>,
     used: BTreeSet<u16>,
 }
 
@@ -115,7 +110,7 @@ impl PortAllocator {
 
     /// Takes over the ports existing Services already target (inside the
     /// range, first come first kept).
-    pub fn adopt(&mut self, observed: &BTreeMap<String, Observed>) {
+    pub fn adopt(&mut self, observed: &BTreeMap<VipName, Observed>) {
         for (name, o) in observed {
             for (port, target) in &o.ports {
                 let key = (name.clone(), *port);
@@ -134,9 +129,9 @@ impl PortAllocator {
     /// without the ports the range had no room for.
     pub fn assign(
         &mut self,
-        desired: &BTreeMap<String, Vec<PortSpec>>,
-    ) -> BTreeMap<String, BTreeMap<u16, u16>> {
-        let wanted: BTreeSet<(String, u16)> = desired
+        desired: &BTreeMap<VipName, Vec<PortSpec>>,
+    ) -> BTreeMap<VipName, BTreeMap<u16, u16>> {
+        let wanted: BTreeSet<(VipName, u16)> = desired
             .iter()
             .flat_map(|(name, ports)| ports.iter().map(|p| (name.clone(), p.port)))
             .collect();
@@ -148,7 +143,7 @@ impl PortAllocator {
             }
             keep
         });
-        let mut out: BTreeMap<String, BTreeMap<u16, u16>> = BTreeMap::new();
+        let mut out: BTreeMap<VipName, BTreeMap<u16, u16>> = BTreeMap::new();
         for key in wanted {
             let port = match self.by_key.get(&key) {
                 Some(p) => Some(*p),
@@ -171,7 +166,7 @@ impl PortAllocator {
 
 /// The import Service for `vip_name`.
 pub fn service(
-    vip_name: &str,
+    vip_name: &VipName,
     namespace: &str,
     cluster: &str,
     selector: &BTreeMap<String, String>,
@@ -223,15 +218,15 @@ pub struct Plan {
     /// Services to create or update (server-side apply).
     pub apply: Vec<Service>,
     /// VIP names whose Services must go.
-    pub delete: Vec<String>,
+    pub delete: Vec<VipName>,
 }
 
 /// The changes that make `observed` match `desired`.
 pub fn plan(
-    desired: &BTreeMap<String, Vec<PortSpec>>,
-    assigned: &BTreeMap<String, BTreeMap<u16, u16>>,
-    observed: &BTreeMap<String, Observed>,
-    make: impl Fn(&str, &[PortSpec], &BTreeMap<u16, u16>) -> Service,
+    desired: &BTreeMap<VipName, Vec<PortSpec>>,
+    assigned: &BTreeMap<VipName, BTreeMap<u16, u16>>,
+    observed: &BTreeMap<VipName, Observed>,
+    make: impl Fn(&VipName, &[PortSpec], &BTreeMap<u16, u16>) -> Service,
     selector: &BTreeMap<String, String>,
 ) -> Plan {
     let empty = BTreeMap::new();

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::plan::*;
-use crate::model::{Affinity, PortSpec, ServiceKey};
-use crate::store::StoredLocality;
+use crate::model::Locality;
+use crate::model::{Affinity, PortSpec, ServiceKey, VipName};
 use crate::table::{ClusterEntry, GlobalService, TableSnapshot};
 
 fn port(name: &str, port: u16) -> PortSpec {
@@ -18,7 +18,7 @@ fn entry(cluster: &str) -> ClusterEntry {
     ClusterEntry {
         cluster: cluster.into(),
         local: cluster == "east",
-        locality: StoredLocality::default(),
+        locality: Locality::default(),
         healthy: 1,
         total: 1,
         stale: false,
@@ -53,8 +53,13 @@ fn selector() -> BTreeMap<String, String> {
     [("app".to_string(), "fedgw".to_string())].into()
 }
 
+/// A VIP name in its stored form.
+fn v(stored: &str) -> VipName {
+    VipName::from_stored(stored).expect("a valid VIP name")
+}
+
 fn make(
-    name: &str,
+    name: &VipName,
     ports: &[PortSpec],
     targets: &BTreeMap<u16, u16>,
 ) -> k8s_openapi::api::core::v1::Service {
@@ -64,26 +69,32 @@ fn make(
 #[test]
 fn every_global_and_pinned_vip_name_is_desired() {
     let want = desired(&table(&[("demo", "hello", &["east", "west"])]));
-    let names: Vec<&String> = want.keys().collect();
+    let names: Vec<String> = want.keys().map(ToString::to_string).collect();
     assert_eq!(names, ["demo/hello", "demo/hello@east", "demo/hello@west"]);
-    assert_eq!(want["demo/hello@west"].len(), 2);
+    assert_eq!(want[&v("demo/hello@west")].len(), 2);
 }
 
 #[test]
 fn object_names_are_short_dns_labels_and_distinct() {
     let long = format!("{}/{}@west", "n".repeat(63), "s".repeat(63));
-    let a = object_name(&long);
+    let a = object_name(&v(&long));
     assert!(a.len() <= 63 && a.starts_with("fm-"), "{a}");
     assert!(
         a.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     );
-    assert_ne!(object_name("demo/hello"), object_name("demo/hello@west"));
-    assert_eq!(
-        object_name("demo/hello"),
-        object_name("demo/hello"),
-        "stable"
+    assert_ne!(
+        object_name(&v("demo/hello")),
+        object_name(&v("demo/hello@west"))
     );
+    // The name is a digest of the stored form, so Services made by an
+    // earlier release keep their names.
+    let digest = ring::digest::digest(&ring::digest::SHA256, b"demo/hello");
+    let hex: String = digest.as_ref()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(object_name(&v("demo/hello")), format!("fm-{hex}"), "stable");
 }
 
 #[test]
@@ -100,7 +111,7 @@ fn ports_are_allocated_once_and_freed_when_an_import_goes() {
     let other = desired(&table(&[("prod", "payments", &["east"])]));
     let second = ports.assign(&other);
     assert_eq!(second.len(), 2);
-    assert!(!second.contains_key("demo/hello"));
+    assert!(!second.contains_key(&v("demo/hello")));
 }
 
 #[test]
@@ -133,7 +144,7 @@ fn a_restart_adopts_the_ports_existing_services_target() {
         "hello's ports come after payments': {assigned:?}"
     );
     // What the API holds: hello's Services.
-    let observed: BTreeMap<String, Observed> = want
+    let observed: BTreeMap<VipName, Observed> = want
         .iter()
         .map(|(name, p)| observe(&make(name, p, &assigned[name])).expect("an import Service"))
         .collect();
@@ -171,7 +182,7 @@ fn plan_applies_what_is_missing_or_different_and_deletes_what_is_not_wanted() {
     assert_eq!(labels.get(OWNER_LABEL).map(String::as_str), Some("east"));
 
     // In sync: nothing to do.
-    let mut observed: BTreeMap<String, Observed> =
+    let mut observed: BTreeMap<VipName, Observed> =
         first.apply.iter().map(|s| observe(s).unwrap()).collect();
     assert_eq!(
         plan(&want, &assigned, &observed, make, &sel),
@@ -179,19 +190,23 @@ fn plan_applies_what_is_missing_or_different_and_deletes_what_is_not_wanted() {
     );
 
     // Someone changed a Service's selector: it is applied again.
-    observed.get_mut("demo/hello").unwrap().selector.clear();
+    observed.get_mut(&v("demo/hello")).unwrap().selector.clear();
     let again = plan(&want, &assigned, &observed, make, &sel);
     assert_eq!(again.apply.len(), 1);
 
     // A Service for an import that went away is deleted.
-    observed.insert("old/gone".into(), Observed::default());
+    observed.insert(v("old/gone"), Observed::default());
     let p = plan(&want, &assigned, &observed, make, &sel);
-    assert_eq!(p.delete, ["old/gone"]);
+    assert_eq!(p.delete, [v("old/gone")]);
 }
 
 #[test]
 fn a_service_without_the_import_annotation_is_not_observed() {
-    let mut svc = make("demo/hello", &[port("http", 8080)], &[(8080, 20000)].into());
+    let mut svc = make(
+        &v("demo/hello"),
+        &[port("http", 8080)],
+        &[(8080, 20000)].into(),
+    );
     assert!(observe(&svc).is_some());
     svc.metadata.annotations = None;
     assert!(observe(&svc).is_none());

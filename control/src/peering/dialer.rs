@@ -3,7 +3,6 @@
 //! backoff after any failure (DESIGN.md, Joining: roles as in Consul
 //! peering).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::v1::peering_client::PeeringClient;
@@ -13,8 +12,9 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::handles::{Dialer, client_tls};
 use super::session::{self, SessionEnd};
-use crate::context::Control;
+use fedmesh_proto::identity::IdentityError;
 use fedmesh_proto::transport::{connect, error_chain};
 
 /// First retry delay.
@@ -24,59 +24,78 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// A stream that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
-/// Starts the dial loop for `peer` and registers it with the peer set, so
-/// removing the peer stops it.
-pub fn spawn(ctl: Arc<Control>, peer: String) {
-    let span = info_span!("dialer", %peer);
-    let task = tokio::spawn(run(ctl.clone(), peer.clone()).instrument(span));
-    ctl.peers.set_dialer(&peer, task.abort_handle());
+/// Why one dial of a peer failed; the dialer logs it, keeps it as the
+/// peer's last error, and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Our own TLS configuration was refused.
+    #[error("cannot build peering TLS: {0}")]
+    Tls(#[source] IdentityError),
+    /// TCP or TLS to the peer failed.
+    #[error("{}", error_chain(.0))]
+    Connect(#[source] tonic::transport::Error),
+    /// The peer answered the Sync call with an error.
+    #[error("peer refused the sync stream: {}", .0.message())]
+    Refused(#[source] tonic::Status),
 }
 
-async fn run(ctl: Arc<Control>, peer: String) {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
-    loop {
-        let Some(record) = ctl.peers.record(&peer) else {
-            return;
-        };
-        let started = Instant::now();
-        match dial_once(&ctl, &peer, &record.endpoint).await {
-            Err(error) => {
-                warn!(endpoint = %record.endpoint, %error, "dialing peer failed; will retry");
-                ctl.peers.dial_failed(&peer, error);
-            }
-            Ok(SessionEnd::Left) => return,
-            Ok(_) => {}
-        }
-        if started.elapsed() >= HEALTHY_SESSION {
-            backoff.reset();
-        }
-        tokio::time::sleep(backoff.next_delay()).await;
+impl Dialer {
+    /// Starts the dial loop for `peer` and registers it with the peer set,
+    /// so removing the peer stops it.
+    pub fn spawn(&self, peer: String) {
+        let span = info_span!("dialer", %peer);
+        let task = tokio::spawn(self.clone().run(peer.clone()).instrument(span));
+        self.peering.peers.set_dialer(&peer, task.abort_handle());
     }
-}
 
-/// One dial: connect, open the stream, run the session to its end.
-async fn dial_once(ctl: &Arc<Control>, peer: &str, endpoint: &str) -> Result<SessionEnd, String> {
-    let tls = ctl.peering_client_tls(peer).map_err(|e| e.to_string())?;
-    let channel = connect(endpoint, tls, ctl.dial_timeout())
-        .await
-        .map_err(|e| error_chain(&e))?;
-    let mut client = PeeringClient::new(channel)
-        .max_decoding_message_size(crate::daemon::MAX_SYNC_MESSAGE)
-        .max_encoding_message_size(crate::daemon::MAX_SYNC_MESSAGE);
-    let (tx, rx) = mpsc::channel(64);
-    let Some((id, kill)) = ctl.peers.open_session(peer, tx.clone()) else {
-        return Ok(SessionEnd::Replaced);
-    };
-    let inbound = match client.sync(ReceiverStream::new(rx)).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => {
-            let error = format!("peer refused the sync stream: {}", status.message());
-            ctl.peers.session_ended(peer, id, Some(error.clone()));
-            return Err(error);
+    async fn run(self, peer: String) {
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        loop {
+            let Some(record) = self.peering.peers.record(&peer) else {
+                return;
+            };
+            let started = Instant::now();
+            match self.dial_once(&peer, &record.endpoint).await {
+                Err(error) => {
+                    warn!(endpoint = %record.endpoint, %error, "dialing peer failed; will retry");
+                    self.peering.peers.dial_failed(&peer, error.to_string());
+                }
+                Ok(SessionEnd::Left) => return,
+                Ok(_) => {}
+            }
+            if started.elapsed() >= HEALTHY_SESSION {
+                backoff.reset();
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
         }
-    };
-    info!(%endpoint, session = id, "peering stream open");
-    Ok(session::run(ctl.clone(), peer.to_string(), id, inbound, tx, kill).await)
+    }
+
+    /// One dial: connect, open the stream, run the session to its end.
+    async fn dial_once(&self, peer: &str, endpoint: &str) -> Result<SessionEnd, DialError> {
+        let peers = &self.peering.peers;
+        let tls = client_tls(&self.cert, peers.trust(), peer).map_err(DialError::Tls)?;
+        let channel = connect(endpoint, tls, self.timeout)
+            .await
+            .map_err(DialError::Connect)?;
+        let mut client = PeeringClient::new(channel)
+            .max_decoding_message_size(super::MAX_SYNC_MESSAGE)
+            .max_encoding_message_size(super::MAX_SYNC_MESSAGE);
+        let (tx, rx) = mpsc::channel(64);
+        let Some((id, kill)) = peers.open_session(peer, tx.clone()) else {
+            return Ok(SessionEnd::Replaced);
+        };
+        let inbound = match client.sync(ReceiverStream::new(rx)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                let error = DialError::Refused(status);
+                peers.session_ended(peer, id, Some(error.to_string()));
+                return Err(error);
+            }
+        };
+        info!(%endpoint, session = id, "peering stream open");
+        let h = self.peering.clone();
+        Ok(session::run(h, peer.to_string(), id, inbound, tx, kill).await)
+    }
 }
 
 /// Exponential backoff with jitter: each delay is drawn from
@@ -121,6 +140,40 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peering::testkit::{eventually, side};
+    use crate::store::Role;
+
+    #[tokio::test]
+    async fn a_dialer_records_why_its_peer_is_unreachable_and_keeps_it_disconnected() {
+        let (east, mut west) = (
+            side("east", Duration::from_secs(30)),
+            side("west", Duration::from_secs(30)),
+        );
+        // Nothing listens on port 1 of loopback: every dial is refused.
+        let mut me = (*west.h.me).clone();
+        me.peering_endpoint = "127.0.0.1:1".into();
+        west.h.me = std::sync::Arc::new(me);
+        east.add_peer(&west, Role::Dialer);
+        east.dialer().spawn("west".into());
+        eventually("a recorded dial error", || {
+            east.h
+                .peers
+                .view("west")
+                .is_some_and(|v| v.last_error.is_some())
+        })
+        .await;
+        let error = east
+            .h
+            .peers
+            .view("west")
+            .and_then(|v| v.last_error)
+            .unwrap_or_default();
+        assert!(error.contains("Connection refused"), "{error}");
+        assert_eq!(
+            east.state("west"),
+            Some(crate::model::LinkState::Disconnected)
+        );
+    }
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {

@@ -6,8 +6,7 @@ use fedmesh_proto::v1;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::ca::is_dns_label;
-use crate::store::StoredLocality;
+use crate::model::{Locality, is_dns_label};
 
 /// A `ClusterInfo` field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +26,7 @@ pub struct PeerInfo {
     /// Trust domain.
     pub trust_domain: String,
     /// Locality.
-    pub locality: StoredLocality,
+    pub locality: Locality,
     /// Gateway ingress address (host:port).
     pub gateway_address: String,
     /// DNS zone.
@@ -53,27 +52,23 @@ impl PeerInfo {
         }
         validate_trust_domain(&info.trust_domain)
             .map_err(|e| bad("trust_domain", e.to_string()))?;
-        let locality = info
-            .locality
-            .as_ref()
-            .filter(|l| !l.region.is_empty() && !l.zone.is_empty())
-            .ok_or_else(|| bad("locality", "needs a region and a zone".into()))?;
-        check_host_port(&info.gateway_address).map_err(|p| bad("gateway_address", p))?;
-        check_host_port(&info.peering_endpoint).map_err(|p| bad("peering_endpoint", p))?;
+        let locality = Locality::from_proto(info.locality.as_ref(), "locality")
+            .map_err(|_| bad("locality", "needs a region and a zone".into()))?;
+        check_host_port(&info.gateway_address)
+            .map_err(|p| bad("gateway_address", p.to_string()))?;
+        check_host_port(&info.peering_endpoint)
+            .map_err(|p| bad("peering_endpoint", p.to_string()))?;
         if info.dns_zone.is_empty() {
             return Err(bad("dns_zone", "is empty".into()));
         }
         if info.ca_roots_pem.is_empty() {
             return Err(bad("ca_roots_pem", "is empty".into()));
         }
-        parse_roots(&info.ca_roots_pem).map_err(|e| bad("ca_roots_pem", e))?;
+        parse_roots(&info.ca_roots_pem).map_err(|e| bad("ca_roots_pem", e.to_string()))?;
         Ok(Self {
             name: info.name.clone(),
             trust_domain: info.trust_domain.clone(),
-            locality: StoredLocality {
-                region: locality.region.clone(),
-                zone: locality.zone.clone(),
-            },
+            locality,
             gateway_address: info.gateway_address.clone(),
             dns_zone: info.dns_zone.to_ascii_lowercase(),
             roots_pem: info.ca_roots_pem.clone(),
@@ -82,51 +77,89 @@ impl PeerInfo {
     }
 }
 
+/// A CA root a peer sent that cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// Not PEM.
+    #[error("root {index} is not a PEM certificate: {source}")]
+    NotPem {
+        /// Its position in the list.
+        index: usize,
+        /// The PEM decoder's error.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// PEM, but not a certificate that parses.
+    #[error("root {index}: {source}")]
+    Unreadable {
+        /// Its position in the list.
+        index: usize,
+        /// Why it does not parse.
+        #[source]
+        source: identity::IdentityError,
+    },
+    /// A leaf, not a CA.
+    #[error("root {index} ({subject}) is not a CA certificate")]
+    NotCa {
+        /// Its position in the list.
+        index: usize,
+        /// Its subject.
+        subject: String,
+    },
+}
+
 /// Parses PEM roots, each of which must be a CA certificate.
 ///
 /// # Errors
 /// Which root is bad and why.
-pub fn parse_roots(roots_pem: &[String]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_roots(roots_pem: &[String]) -> Result<Vec<CertificateDer<'static>>, RootError> {
     roots_pem
         .iter()
         .enumerate()
-        .map(|(i, pem)| {
+        .map(|(index, pem)| {
             let der = CertificateDer::from_pem_slice(pem.as_bytes())
-                .map_err(|e| format!("root {i} is not a PEM certificate: {e}"))?;
-            let info = identity::inspect_cert(&der).map_err(|e| format!("root {i}: {e}"))?;
+                .map_err(|source| RootError::NotPem { index, source })?;
+            let info = identity::inspect_cert(&der)
+                .map_err(|source| RootError::Unreadable { index, source })?;
             if !info.is_ca {
-                return Err(format!(
-                    "root {i} ({}) is not a CA certificate",
-                    info.subject
-                ));
+                return Err(RootError::NotCa {
+                    index,
+                    subject: info.subject,
+                });
             }
             Ok(der.into_owned())
         })
         .collect()
 }
 
+/// A `host:port` string that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// No colon.
+    #[error("{0:?} is not host:port")]
+    NoPort(String),
+    /// Nothing (or blanks) before the colon.
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    /// Port 0 or not a number.
+    #[error("{0:?} has no valid port")]
+    BadPort(String),
+}
+
 /// Checks a `host:port` string (IPv6 as `[addr]:port`).
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_host_port(s: &str) -> Result<(), String> {
+pub fn check_host_port(s: &str) -> Result<(), HostPortError> {
     let (host, port) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?} is not host:port"))?;
+        .ok_or_else(|| HostPortError::NoPort(s.to_string()))?;
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("{s:?} has no host"));
+        return Err(HostPortError::NoHost(s.to_string()));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("{s:?} has no valid port")),
-    }
-}
-
-/// Converts a locality to the wire type.
-pub fn locality_to_proto(l: &StoredLocality) -> v1::Locality {
-    v1::Locality {
-        region: l.region.clone(),
-        zone: l.zone.clone(),
+        _ => Err(HostPortError::BadPort(s.to_string())),
     }
 }
 

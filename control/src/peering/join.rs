@@ -10,18 +10,18 @@
 //! token and store the joiner in one store transaction; answer with this
 //! cluster's info.
 
-use std::sync::Arc;
-
 use fedmesh_proto::identity::spki_sha256;
 use fedmesh_proto::v1::{self, peering_client::PeeringClient};
 use tonic::Status;
 use tracing::info;
 
-use super::info::{PeerInfo, parse_roots};
-use super::{LinkState, dialer};
+use super::LinkState;
+use super::PeerSetError;
+use super::handles::{Dialer, PeeringHandles, join_tls};
+use super::info::{InfoError, PeerInfo, RootError, parse_roots};
 use crate::clock;
-use crate::context::Control;
-use crate::store::{PeerRecord, Role};
+use crate::store::{PeerRecord, Role, StoreError};
+use fedmesh_proto::identity::IdentityError;
 use fedmesh_proto::token::{JoinToken, hex, secret_hash_hex};
 use fedmesh_proto::transport::{connect, error_chain};
 
@@ -30,67 +30,99 @@ use fedmesh_proto::transport::{connect, error_chain};
 pub enum JoinError {
     /// TLS or TCP to the issuer failed (including a CA that does not match
     /// the token's pin).
-    #[error("cannot reach the issuing cluster at {address}: {reason}")]
+    #[error("cannot reach the issuing cluster at {address}: {}", error_chain(.source))]
     Unreachable {
         /// The token's address.
         address: String,
         /// The whole cause.
-        reason: String,
+        #[source]
+        source: tonic::transport::Error,
     },
     /// The issuer answered with a refusal.
-    #[error("{address} refused the join: {reason}")]
+    #[error("{address} refused the join: {}", .status.message())]
     Refused {
         /// The token's address.
         address: String,
-        /// The issuer's message.
-        reason: String,
+        /// The issuer's answer.
+        #[source]
+        status: Status,
     },
-    /// The issuer's answer is unusable.
+    /// The issuer's answer has no `acceptor`.
+    #[error("the issuing cluster's answer is unusable: acceptor is missing")]
+    NoAcceptor,
+    /// The issuer's `acceptor` has a bad field.
     #[error("the issuing cluster's answer is unusable: {0}")]
-    BadAnswer(String),
-    /// This side cannot take the peer.
-    #[error("{0}")]
-    Local(String),
+    BadAcceptor(#[source] InfoError),
+    /// The issuer's roots do not parse.
+    #[error("the issuing cluster's answer is unusable: {0}")]
+    BadRoots(#[source] RootError),
+    /// None of the issuer's roots is the CA the token pinned.
+    #[error(
+        "the issuing cluster's answer is unusable: none of its CA roots matches the token's pin sha256:{pin}"
+    )]
+    PinMismatch {
+        /// The token's pin, hex.
+        pin: String,
+    },
+    /// The issuer has this cluster's name.
+    #[error("the issuing cluster is named {0:?} like this one; every cluster needs its own name")]
+    SameName(String),
+    /// Our own TLS configuration was refused.
+    #[error("cannot build join TLS: {0}")]
+    Tls(#[source] IdentityError),
+    /// The peer could not be stored.
+    #[error("cannot store the peer: {0}")]
+    Store(#[source] StoreError),
+    /// The blocking store task died.
+    #[error("store task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The peer set refused the peer (its trust domain is another peer's).
+    #[error(transparent)]
+    PeerSet(#[from] PeerSetError),
+}
+
+impl JoinError {
+    /// The status the admin API answers with.
+    pub fn to_status(&self) -> Status {
+        match self {
+            JoinError::Unreachable { .. } => Status::unavailable(self.to_string()),
+            JoinError::Refused { .. } => Status::permission_denied(self.to_string()),
+            _ => Status::failed_precondition(self.to_string()),
+        }
+    }
 }
 
 /// Joins the cluster that issued `token` and starts dialing it.
 ///
 /// # Errors
 /// See [`JoinError`]; nothing is stored when it fails.
-pub async fn join(ctl: &Arc<Control>, token: &JoinToken) -> Result<PeerRecord, JoinError> {
+pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, JoinError> {
+    let h = &dialer.peering;
     let address = token.address.clone();
-    let (tls, _verifier) = ctl
-        .join_client_tls(token.pin)
-        .map_err(|e| JoinError::Local(e.to_string()))?;
-    let channel = connect(&address, tls, ctl.dial_timeout())
+    let tls = join_tls(token.pin).map_err(JoinError::Tls)?;
+    let channel = connect(&address, tls, dialer.timeout)
         .await
-        .map_err(|e| JoinError::Unreachable {
+        .map_err(|source| JoinError::Unreachable {
             address: address.clone(),
-            reason: error_chain(&e),
+            source,
         })?;
     let request = v1::JoinRequest {
         secret: token.secret.to_vec(),
-        joiner: Some(ctl.local_info()),
+        joiner: Some((*h.me).clone()),
     };
     let answer = PeeringClient::new(channel)
         .join(request)
         .await
         .map_err(|status| JoinError::Refused {
             address: address.clone(),
-            reason: status.message().to_string(),
+            status,
         })?
         .into_inner();
-    let acceptor = answer
-        .acceptor
-        .ok_or_else(|| JoinError::BadAnswer("acceptor is missing".into()))?;
-    let info = PeerInfo::from_proto(&acceptor, "acceptor")
-        .map_err(|e| JoinError::BadAnswer(e.to_string()))?;
+    let acceptor = answer.acceptor.ok_or(JoinError::NoAcceptor)?;
+    let info = PeerInfo::from_proto(&acceptor, "acceptor").map_err(JoinError::BadAcceptor)?;
     check_pinned_root(&info, token.pin)?;
-    if info.name == ctl.config.cluster {
-        return Err(JoinError::Local(format!(
-            "the issuing cluster is named {:?} like this one; every cluster needs its own name",
-            info.name
-        )));
+    if info.name == h.me.name {
+        return Err(JoinError::SameName(info.name));
     }
     let record = PeerRecord {
         name: info.name.clone(),
@@ -102,30 +134,25 @@ pub async fn join(ctl: &Arc<Control>, token: &JoinToken) -> Result<PeerRecord, J
         gateway_address: info.gateway_address,
         joined_unix_ms: clock::now_unix_ms(),
     };
-    store_peer(ctl, &record).await.map_err(JoinError::Local)?;
-    ctl.peers
-        .insert(
-            record.clone(),
-            LinkState::Disconnected,
-            clock::now_unix_ms(),
-        )
-        .map_err(JoinError::Local)?;
-    dialer::spawn(ctl.clone(), record.name.clone());
+    store_peer(h, &record).await?;
+    h.peers.insert(
+        record.clone(),
+        LinkState::Disconnected,
+        clock::now_unix_ms(),
+    )?;
+    dialer.spawn(record.name.clone());
     info!(peer = %record.name, endpoint = %record.endpoint, "joined; dialing the peer");
     Ok(record)
 }
 
 /// The roots the acceptor sent must include the CA the token pinned.
 fn check_pinned_root(info: &PeerInfo, pin: [u8; 32]) -> Result<(), JoinError> {
-    let roots = parse_roots(&info.roots_pem).map_err(JoinError::BadAnswer)?;
+    let roots = parse_roots(&info.roots_pem).map_err(JoinError::BadRoots)?;
     let pinned = roots.iter().any(|r| spki_sha256(r).is_ok_and(|p| p == pin));
     if pinned {
         Ok(())
     } else {
-        Err(JoinError::BadAnswer(format!(
-            "none of its CA roots matches the token's pin sha256:{}",
-            hex(&pin)
-        )))
+        Err(JoinError::PinMismatch { pin: hex(&pin) })
     }
 }
 
@@ -134,7 +161,7 @@ fn check_pinned_root(info: &PeerInfo, pin: [u8; 32]) -> Result<(), JoinError> {
 /// # Errors
 /// A status naming what was refused and what to do.
 pub async fn accept(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     request: v1::JoinRequest,
 ) -> Result<v1::JoinResponse, Status> {
     let joiner = request
@@ -145,7 +172,7 @@ pub async fn accept(
     if request.secret.len() != 32 {
         return Err(Status::invalid_argument("field secret must be 32 bytes"));
     }
-    check_joiner(ctl, &info)?;
+    check_joiner(h, &info)?;
     let record = PeerRecord {
         name: info.name.clone(),
         trust_domain: info.trust_domain.clone(),
@@ -156,7 +183,7 @@ pub async fn accept(
         gateway_address: info.gateway_address.clone(),
         joined_unix_ms: clock::now_unix_ms(),
     };
-    let store = ctl.store.clone();
+    let store = h.store.clone();
     let hash = secret_hash_hex(&request.secret);
     let stored = record.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -169,19 +196,19 @@ pub async fn accept(
         info!(joiner = %info.name, %refusal, "join refused");
         return Err(Status::permission_denied(refusal.to_string()));
     }
-    ctl.peers
+    h.peers
         .insert(record, LinkState::Disconnected, clock::now_unix_ms())
-        .map_err(Status::internal)?;
+        .map_err(|e| Status::internal(e.to_string()))?;
     info!(peer = %info.name, trust_domain = %info.trust_domain, "cluster joined");
     Ok(v1::JoinResponse {
-        acceptor: Some(ctl.local_info()),
+        acceptor: Some((*h.me).clone()),
     })
 }
 
 /// Refuses a joiner that clashes with this cluster or its peers.
-fn check_joiner(ctl: &Control, info: &PeerInfo) -> Result<(), Status> {
-    let me = &ctl.config;
-    if info.name == me.cluster {
+fn check_joiner(h: &PeeringHandles, info: &PeerInfo) -> Result<(), Status> {
+    let me = &h.me;
+    if info.name == me.name {
         return Err(Status::failed_precondition(format!(
             "the joining cluster is named {:?} like this one; every cluster needs its own name",
             info.name
@@ -193,18 +220,18 @@ fn check_joiner(ctl: &Control, info: &PeerInfo) -> Result<(), Status> {
             info.trust_domain
         )));
     }
-    if info.dns_zone != me.dns.zone {
+    if info.dns_zone != me.dns_zone {
         return Err(Status::failed_precondition(format!(
             "DNS zone mismatch: {} serves {}, the joining cluster serves {}; use the same dns.zone in every cluster",
-            me.cluster, me.dns.zone, info.dns_zone
+            me.name, me.dns_zone, info.dns_zone
         )));
     }
-    for existing in ctl.peers.views() {
+    for existing in h.peers.views() {
         let r = &existing.record;
         if r.name == info.name && r.roots_pem != info.roots_pem {
             return Err(Status::already_exists(format!(
                 "{} is already a peer of {} with another CA; run `fedctl leave {}` on {} first",
-                r.name, me.cluster, r.name, me.cluster
+                r.name, me.name, r.name, me.name
             )));
         }
         if r.name != info.name && r.trust_domain == info.trust_domain {
@@ -217,11 +244,14 @@ fn check_joiner(ctl: &Control, info: &PeerInfo) -> Result<(), Status> {
     Ok(())
 }
 
-async fn store_peer(ctl: &Arc<Control>, record: &PeerRecord) -> Result<(), String> {
-    let store = ctl.store.clone();
+async fn store_peer(h: &PeeringHandles, record: &PeerRecord) -> Result<(), JoinError> {
+    let store = h.store.clone();
     let record = record.clone();
     tokio::task::spawn_blocking(move || store.put_peer(&record))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(JoinError::Task)?
+        .map_err(JoinError::Store)
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,14 +6,13 @@
 //! peering from its own store. Then the leaver removes it here: store, trust
 //! bundle, stream and dialer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::v1::{self, sync_message::Msg};
 use tracing::info;
 
+use super::handles::PeeringHandles;
 use super::session::remove_peer;
-use crate::context::Control;
 
 /// How long to wait for the peer's answer to Goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -27,22 +26,35 @@ pub struct LeaveOutcome {
     pub detail: String,
 }
 
+/// Why `fedctl leave` did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaveError {
+    /// No peering with that name.
+    #[error("{peer} is not a peer of {cluster}; `fedctl peers` lists the peers")]
+    UnknownPeer {
+        /// The name asked for.
+        peer: String,
+        /// This cluster.
+        cluster: String,
+    },
+}
+
 /// Ends the peering with `peer`.
 ///
 /// # Errors
 /// When there is no such peer.
-pub async fn leave(ctl: &Arc<Control>, peer: &str) -> Result<LeaveOutcome, String> {
-    if ctl.peers.record(peer).is_none() {
-        return Err(format!(
-            "{peer} is not a peer of {}; `fedctl peers` lists the peers",
-            ctl.config.cluster
-        ));
+pub async fn leave(h: &PeeringHandles, peer: &str) -> Result<LeaveOutcome, LeaveError> {
+    if h.peers.record(peer).is_none() {
+        return Err(LeaveError::UnknownPeer {
+            peer: peer.to_string(),
+            cluster: h.me.name.clone(),
+        });
     }
-    let remote_notified = match ctl.peers.await_goodbye(peer) {
+    let remote_notified = match h.peers.await_goodbye(peer) {
         Some((outbound, answered)) => {
             let bye = v1::SyncMessage {
                 msg: Some(Msg::Goodbye(v1::Goodbye {
-                    reason: format!("{} left the peering", ctl.config.cluster),
+                    reason: format!("{} left the peering", h.me.name),
                 })),
             };
             outbound.try_send(bye).is_ok()
@@ -53,16 +65,16 @@ pub async fn leave(ctl: &Arc<Control>, peer: &str) -> Result<LeaveOutcome, Strin
         }
         None => false,
     };
-    remove_peer(ctl, peer).await;
-    ctl.peers.remove(peer);
-    ctl.acked_views.forget(peer);
+    remove_peer(h, peer).await;
+    h.peers.remove(peer);
+    h.acked.forget(peer);
     info!(%peer, remote_notified, "peering removed");
     let detail = if remote_notified {
         format!("left {peer}; {peer} removed the peering too")
     } else {
         format!(
             "left {peer} on this side only: {peer} could not be told (not connected); run `fedctl leave {}` on {peer} when it is back",
-            ctl.config.cluster
+            h.me.name
         )
     };
     Ok(LeaveOutcome {
@@ -70,3 +82,6 @@ pub async fn leave(ctl: &Arc<Control>, peer: &str) -> Result<LeaveOutcome, Strin
         detail,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,6 @@
 //! TLS layer; here it is mapped to the peer's name).
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use fedmesh_proto::identity::identify_peer;
 use fedmesh_proto::v1::{self, peering_server::Peering};
@@ -14,19 +13,19 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span};
 
+use super::handles::PeeringHandles;
 use super::{join, session};
-use crate::context::Control;
 
 /// The `Peering` service.
 #[derive(Debug, Clone)]
 pub struct PeeringService {
-    ctl: Arc<Control>,
+    h: PeeringHandles,
 }
 
 impl PeeringService {
     /// A service over the control plane's state.
-    pub fn new(ctl: Arc<Control>) -> Self {
-        Self { ctl }
+    pub fn new(h: PeeringHandles) -> Self {
+        Self { h }
     }
 }
 
@@ -40,7 +39,7 @@ impl Peering for PeeringService {
     ) -> Result<Response<v1::JoinResponse>, Status> {
         let remote = request.remote_addr();
         let span = info_span!("join", remote = ?remote);
-        join::accept(&self.ctl, request.into_inner())
+        join::accept(&self.h, request.into_inner())
             .instrument(span)
             .await
             .map(Response::new)
@@ -52,25 +51,25 @@ impl Peering for PeeringService {
         &self,
         request: Request<Streaming<v1::SyncMessage>>,
     ) -> Result<Response<SyncStream>, Status> {
-        let peer = authenticate(&self.ctl, &request)?;
+        let peer = authenticate(&self.h, &request)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
-        let Some((id, kill)) = self.ctl.peers.open_session(&peer, tx.clone()) else {
+        let Some((id, kill)) = self.h.peers.open_session(&peer, tx.clone()) else {
             return Err(Status::permission_denied(format!(
                 "{peer} is not a peer of {}",
-                self.ctl.config.cluster
+                self.h.me.name
             )));
         };
         info!(%peer, session = id, "peering stream accepted");
         let span = info_span!("session", %peer, session = id);
-        tokio::spawn(session::run(self.ctl.clone(), peer, id, inbound, tx, kill).instrument(span));
+        tokio::spawn(session::run(self.h.clone(), peer, id, inbound, tx, kill).instrument(span));
         let outbound = ReceiverStream::new(rx).map(Ok);
         Ok(Response::new(Box::pin(outbound)))
     }
 }
 
 /// The peer cluster behind a request's client certificate.
-fn authenticate<T>(ctl: &Control, request: &Request<T>) -> Result<String, Status> {
+fn authenticate<T>(h: &PeeringHandles, request: &Request<T>) -> Result<String, Status> {
     let certs = request.peer_certs().ok_or_else(|| {
         Status::unauthenticated(
             "this call needs the client certificate of a peer cluster's control plane; join first with `fedctl join`",
@@ -79,7 +78,7 @@ fn authenticate<T>(ctl: &Control, request: &Request<T>) -> Result<String, Status
     let leaf = certs
         .first()
         .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-    let (peer, id) = identify_peer(&ctl.peers.trust().snapshot(), leaf)
+    let (peer, id) = identify_peer(&h.peers.trust().snapshot(), leaf)
         .map_err(|e| Status::permission_denied(e.to_string()))?;
     if !id.is_control() {
         return Err(Status::permission_denied(format!(

@@ -15,10 +15,10 @@ use tokio::time::{Instant, sleep_until};
 use tokio_stream::{Stream, StreamExt};
 use tracing::{debug, info, warn};
 
+use super::handles::PeeringHandles;
 use super::info::PeerInfo;
 use super::sync::{ExportSender, ImportReceiver};
 use crate::clock;
-use crate::context::Control;
 use crate::exports::ExportState;
 use crate::store::SyncPos;
 
@@ -38,7 +38,7 @@ pub enum SessionEnd {
 
 /// Runs one session to its end and records the end in the peer set.
 pub async fn run<S>(
-    ctl: Arc<Control>,
+    h: PeeringHandles,
     peer: String,
     id: u64,
     inbound: S,
@@ -48,22 +48,22 @@ pub async fn run<S>(
 where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
-    let end = drive(&ctl, &peer, id, inbound, &outbound, kill).await;
+    let end = drive(&h, &peer, id, inbound, &outbound, kill).await;
     match &end {
         SessionEnd::Failed(reason) => {
             warn!(%peer, session = id, %reason, "peering stream ended");
-            ctl.peers.session_ended(&peer, id, Some(reason.clone()));
+            h.peers.session_ended(&peer, id, Some(reason.clone()));
         }
         SessionEnd::Replaced | SessionEnd::Left => {
             debug!(%peer, session = id, ?end, "peering stream closed");
-            ctl.peers.session_ended(&peer, id, None);
+            h.peers.session_ended(&peer, id, None);
         }
     }
     end
 }
 
 async fn drive<S>(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     peer: &str,
     id: u64,
     mut inbound: S,
@@ -73,27 +73,12 @@ async fn drive<S>(
 where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
-    let store = ctl.store.clone();
-    let name = peer.to_string();
-    let pos = match tokio::task::spawn_blocking(move || store.sync_pos(&name)).await {
-        Ok(Ok(pos)) => pos,
-        _ => SyncPos::default(),
+    let mut sync = match open(h, peer, outbound).await {
+        Ok(sync) => sync,
+        Err(end) => return end,
     };
-    let mut sync = SyncState {
-        sender: ExportSender::new(peer),
-        receiver: ImportReceiver::new(peer, pos),
-        exports: ctl.exports.clone(),
-    };
-    let hello = Msg::Hello(v1::Hello {
-        info: Some(ctl.local_info()),
-        acked_version: pos.version,
-        epoch: pos.epoch,
-    });
-    if send(outbound, hello).is_err() {
-        return SessionEnd::Failed("stream closed before hello".into());
-    }
-    let dead_after = ctl.config.control.peer_dead_after;
-    let mut heartbeat = tokio::time::interval(ctl.config.control.heartbeat_interval);
+    let dead_after = h.timing.dead_after;
+    let mut heartbeat = tokio::time::interval(h.timing.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut deadline = Instant::now() + dead_after;
     loop {
@@ -109,7 +94,7 @@ where
                 if changed.is_err() {
                     return SessionEnd::Failed("export state stopped".into());
                 }
-                if let Some(end) = send_exports(ctl, &mut sync, outbound).await {
+                if let Some(end) = send_exports(h, &mut sync, outbound).await {
                     return end;
                 }
             }
@@ -125,13 +110,43 @@ where
                     Some(Ok(m)) => m,
                 };
                 deadline = Instant::now() + dead_after;
-                ctl.peers.heard(peer, id);
-                if let Some(end) = handle(ctl, peer, id, msg, outbound, &mut inbound, &mut sync).await {
+                h.peers.heard(peer, id);
+                if let Some(end) = handle(h, peer, id, msg, outbound, &mut inbound, &mut sync).await {
                     return end;
                 }
             }
         }
     }
+}
+
+/// Opens the session: reads where the peer's exports stand here and sends
+/// Hello with that position (DESIGN.md, Export sync: the peer resumes from
+/// it or resends everything).
+async fn open(
+    h: &PeeringHandles,
+    peer: &str,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+) -> Result<SyncState, SessionEnd> {
+    let store = h.store.clone();
+    let name = peer.to_string();
+    let pos = match tokio::task::spawn_blocking(move || store.sync_pos(&name)).await {
+        Ok(Ok(pos)) => pos,
+        // An unreadable position costs a full resync, not the session.
+        _ => SyncPos::default(),
+    };
+    let hello = Msg::Hello(v1::Hello {
+        info: Some((*h.me).clone()),
+        acked_version: pos.version,
+        epoch: pos.epoch,
+    });
+    if send(outbound, hello).is_err() {
+        return Err(SessionEnd::Failed("stream closed before hello".into()));
+    }
+    Ok(SyncState {
+        sender: ExportSender::new(peer),
+        receiver: ImportReceiver::new(peer, pos),
+        exports: h.exports.clone(),
+    })
 }
 
 /// Export sync state of one session.
@@ -143,12 +158,12 @@ struct SyncState {
 
 /// Sends what changed in our exports for this peer, if anything.
 async fn send_exports(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     sync: &mut SyncState,
     outbound: &mpsc::Sender<v1::SyncMessage>,
 ) -> Option<SessionEnd> {
     let state = sync.exports.borrow_and_update().clone();
-    let update = sync.sender.next_update(&state, &ctl.acked_views)?;
+    let update = sync.sender.next_update(&state, &h.acked)?;
     debug!(
         version = update.version,
         full = update.full,
@@ -156,17 +171,17 @@ async fn send_exports(
         removals = update.removals.len(),
         "sending exports"
     );
-    send_or_end(ctl, outbound, Msg::Exports(update)).await
+    send_or_end(h, outbound, Msg::Exports(update)).await
 }
 
 /// Sends a message that must not be dropped like a heartbeat: waits for
 /// room, but no longer than a silent peer is tolerated (it is not reading).
 async fn send_or_end(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     outbound: &mpsc::Sender<v1::SyncMessage>,
     msg: Msg,
 ) -> Option<SessionEnd> {
-    let dead_after = ctl.config.control.peer_dead_after;
+    let dead_after = h.timing.dead_after;
     let msg = v1::SyncMessage { msg: Some(msg) };
     match tokio::time::timeout(dead_after, outbound.send(msg)).await {
         Ok(Ok(())) => None,
@@ -180,7 +195,7 @@ async fn send_or_end(
 
 /// Handles one message; `Some` ends the session.
 async fn handle<S>(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     peer: &str,
     id: u64,
     msg: v1::SyncMessage,
@@ -192,67 +207,23 @@ where
     S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
 {
     match msg.msg {
-        Some(Msg::Hello(hello)) => {
-            let Some(info) = hello.info else {
-                return Some(SessionEnd::Failed("hello without info".into()));
-            };
-            match PeerInfo::from_proto(&info, "hello.info") {
-                Ok(info) if info.name == peer => {
-                    if let Some(end) = update_peer(ctl, peer, &info).await {
-                        return Some(end);
-                    }
-                    sync.sender.hello(SyncPos {
-                        epoch: hello.epoch,
-                        version: hello.acked_version,
-                    });
-                    send_exports(ctl, sync, outbound).await
-                }
-                Ok(info) => Some(SessionEnd::Failed(format!(
-                    "peer sent name {:?} on a stream authenticated as {peer:?}",
-                    info.name
-                ))),
-                Err(e) => Some(SessionEnd::Failed(format!("bad hello: {e}"))),
-            }
-        }
+        Some(Msg::Hello(hello)) => on_hello(h, peer, hello, outbound, sync).await,
         Some(Msg::Trust(update)) => {
             let roots = update.ca_roots_pem;
             if let Err(e) = super::info::parse_roots(&roots) {
                 return Some(SessionEnd::Failed(format!("bad trust bundle update: {e}")));
             }
-            persist(ctl, peer, move |r| r.roots_pem = roots).await
+            persist(h, peer, move |r| r.roots_pem = roots).await
         }
-        Some(Msg::Goodbye(bye)) => {
-            if ctl.peers.answer_goodbye(peer, id) {
-                return Some(SessionEnd::Left);
-            }
-            info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
-            let ack = Msg::Goodbye(v1::Goodbye {
-                reason: format!("{} removed the peering", ctl.config.cluster),
-            });
-            let _ = send(outbound, ack);
-            remove_peer(ctl, peer).await;
-            ctl.acked_views.forget(peer);
-            // Let the leaver read the answer and close first.
-            let _ = tokio::time::timeout(GOODBYE_LINGER, async {
-                while let Some(Ok(_)) = inbound.next().await {}
-            })
-            .await;
-            ctl.peers.remove(peer);
-            Some(SessionEnd::Left)
-        }
+        Some(Msg::Goodbye(bye)) => Some(on_goodbye(h, peer, id, bye, outbound, inbound).await),
         Some(Msg::Heartbeat(_)) => None,
-        Some(Msg::Exports(update)) => {
-            match sync
-                .receiver
-                .receive(&ctl.store, &ctl.table_events, update)
-                .await
-            {
-                Ok(ack) => send_or_end(ctl, outbound, Msg::Ack(ack)).await,
-                Err(reason) => Some(SessionEnd::Failed(reason)),
-            }
-        }
+        Some(Msg::Exports(update)) => match sync.receiver.receive(&h.store, &h.table, update).await
+        {
+            Ok(ack) => send_or_end(h, outbound, Msg::Ack(ack)).await,
+            Err(reason) => Some(SessionEnd::Failed(reason.to_string())),
+        },
         Some(Msg::Ack(ack)) => {
-            sync.sender.ack(&ack, &ctl.acked_views);
+            sync.sender.ack(&ack, &h.acked);
             None
         }
         None => {
@@ -262,10 +233,73 @@ where
     }
 }
 
+/// The peer's Hello: check it is who the stream was authenticated as, keep
+/// what it says about itself, and send what it lacks of our exports.
+async fn on_hello(
+    h: &PeeringHandles,
+    peer: &str,
+    hello: v1::Hello,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    sync: &mut SyncState,
+) -> Option<SessionEnd> {
+    let Some(info) = hello.info else {
+        return Some(SessionEnd::Failed("hello without info".into()));
+    };
+    match PeerInfo::from_proto(&info, "hello.info") {
+        Ok(info) if info.name == peer => {
+            if let Some(end) = update_peer(h, peer, &info).await {
+                return Some(end);
+            }
+            sync.sender.hello(SyncPos {
+                epoch: hello.epoch,
+                version: hello.acked_version,
+            });
+            send_exports(h, sync, outbound).await
+        }
+        Ok(info) => Some(SessionEnd::Failed(format!(
+            "peer sent name {:?} on a stream authenticated as {peer:?}",
+            info.name
+        ))),
+        Err(e) => Some(SessionEnd::Failed(format!("bad hello: {e}"))),
+    }
+}
+
+/// The peer's Goodbye: the answer to ours (`fedctl leave` here), or the
+/// peer leaving, which removes the peering here too and answers.
+async fn on_goodbye<S>(
+    h: &PeeringHandles,
+    peer: &str,
+    id: u64,
+    bye: v1::Goodbye,
+    outbound: &mpsc::Sender<v1::SyncMessage>,
+    inbound: &mut S,
+) -> SessionEnd
+where
+    S: Stream<Item = Result<v1::SyncMessage, tonic::Status>> + Unpin + Send,
+{
+    if h.peers.answer_goodbye(peer, id) {
+        return SessionEnd::Left;
+    }
+    info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
+    let ack = Msg::Goodbye(v1::Goodbye {
+        reason: format!("{} removed the peering", h.me.name),
+    });
+    let _ = send(outbound, ack);
+    remove_peer(h, peer).await;
+    h.acked.forget(peer);
+    // Let the leaver read the answer and close first.
+    let _ = tokio::time::timeout(GOODBYE_LINGER, async {
+        while let Some(Ok(_)) = inbound.next().await {}
+    })
+    .await;
+    h.peers.remove(peer);
+    SessionEnd::Left
+}
+
 /// Applies what the peer says about itself on a new stream.
-async fn update_peer(ctl: &Arc<Control>, peer: &str, info: &PeerInfo) -> Option<SessionEnd> {
+async fn update_peer(h: &PeeringHandles, peer: &str, info: &PeerInfo) -> Option<SessionEnd> {
     let info = info.clone();
-    persist(ctl, peer, move |r| {
+    persist(h, peer, move |r| {
         r.locality = info.locality;
         r.gateway_address = info.gateway_address;
         r.roots_pem = info.roots_pem;
@@ -279,14 +313,14 @@ async fn update_peer(ctl: &Arc<Control>, peer: &str, info: &PeerInfo) -> Option<
 }
 
 async fn persist(
-    ctl: &Arc<Control>,
+    h: &PeeringHandles,
     peer: &str,
     update: impl FnOnce(&mut crate::store::PeerRecord),
 ) -> Option<SessionEnd> {
-    match ctl.peers.update_record(peer, update) {
+    match h.peers.update_record(peer, update) {
         Ok(None) => None,
         Ok(Some(record)) => {
-            let store = ctl.store.clone();
+            let store = h.store.clone();
             let saved = tokio::task::spawn_blocking(move || store.put_peer(&record)).await;
             match saved {
                 Ok(Ok(())) => None,
@@ -300,8 +334,8 @@ async fn persist(
 
 /// Removes the peering from the store (the caller removes it from the set
 /// afterwards, which ends this session).
-pub async fn remove_peer(ctl: &Arc<Control>, peer: &str) {
-    let store = ctl.store.clone();
+pub async fn remove_peer(h: &PeeringHandles, peer: &str) {
+    let store = h.store.clone();
     let name = peer.to_string();
     match tokio::task::spawn_blocking(move || store.remove_peer(&name)).await {
         Ok(Ok(_)) => {}
@@ -327,3 +361,6 @@ fn status_text(status: &tonic::Status) -> String {
         format!("stream failed: {}", status.message())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@
 //! changed for that peer since the last update sent; `export-to` is
 //! applied here. Acks move the peer's acked view forward.
 //!
-//! Receiver ([`receive`]): check each entry field by field (a bad entry is
+//! Receiver ([`ImportReceiver::receive`]): check each entry field by field (a bad entry is
 //! logged and skipped, never fatal), check that an incremental update
 //! applies on top of what is stored, persist it, hand it to the table, and
 //! only then ack — so an ack never outruns the disk.
@@ -19,8 +19,9 @@ use fedmesh_proto::v1;
 use tracing::warn;
 
 use crate::exports::{ExportState, View, diff};
-use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey};
-use crate::store::{ImportRecord, Store, SyncPos};
+use crate::model::wire::WireError;
+use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey, is_dns_label};
+use crate::store::{ImportRecord, Store, StoreError, SyncPos};
 use crate::table::TableEvent;
 
 /// Per peer: the export view it acked, at (epoch, version).
@@ -113,13 +114,7 @@ impl ExportSender {
             base_version: if full { 0 } else { base.0 },
             full,
             upserts: upserts.iter().map(|e| e.to_proto()).collect(),
-            removals: removals
-                .into_iter()
-                .map(|k| v1::ServiceKey {
-                    namespace: k.namespace,
-                    name: k.name,
-                })
-                .collect(),
+            removals: removals.iter().map(v1::ServiceKey::from).collect(),
         })
     }
 
@@ -145,45 +140,95 @@ impl ExportSender {
     }
 }
 
+/// An exported service from a peer that cannot be imported; the entry is
+/// logged and skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadExport {
+    /// Namespace or name is not a DNS label.
+    #[error("field {field} {value:?} is not a DNS label")]
+    NotALabel {
+        /// `namespace` or `name`.
+        field: &'static str,
+        /// What was sent.
+        value: String,
+    },
+    /// A port that is not TCP.
+    #[error("field ports: protocol {0:?} is not TCP")]
+    NotTcp(String),
+    /// A port number out of range.
+    #[error("field ports: {0} is not a port number")]
+    BadPort(u32),
+    /// No port at all.
+    #[error("field ports is empty")]
+    NoPorts,
+    /// An affinity this release does not know.
+    #[error(transparent)]
+    Affinity(#[from] WireError),
+}
+
+/// Why an export update from a peer was not applied; the session ends and
+/// the reconnect resyncs.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// An incremental update on top of a version not stored here.
+    #[error(
+        "export update {version}@{epoch} applies on top of version {base}, but {stored} is stored here; resyncing"
+    )]
+    OutOfOrder {
+        /// The update's version.
+        version: u64,
+        /// The update's epoch.
+        epoch: u64,
+        /// The version it applies on.
+        base: u64,
+        /// The version stored.
+        stored: u64,
+    },
+    /// The store refused the write.
+    #[error("cannot store imports: {0}")]
+    Store(#[source] StoreError),
+    /// The blocking store task died.
+    #[error("store task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The table task is gone (shutdown).
+    #[error("the service table stopped")]
+    TableStopped,
+}
+
 /// Validates one exported service from the wire.
 ///
 /// # Errors
 /// The bad field, named.
-pub fn import_from_proto(e: &v1::ServiceExport) -> Result<(ServiceKey, ImportedService), String> {
-    use crate::ca::is_dns_label;
-    if !is_dns_label(&e.namespace) {
-        return Err(format!(
-            "field namespace {:?} is not a DNS label",
-            e.namespace
-        ));
-    }
-    if !is_dns_label(&e.name) {
-        return Err(format!("field name {:?} is not a DNS label", e.name));
+pub fn import_from_proto(
+    e: &v1::ServiceExport,
+) -> Result<(ServiceKey, ImportedService), BadExport> {
+    for (field, value) in [("namespace", &e.namespace), ("name", &e.name)] {
+        if !is_dns_label(value) {
+            return Err(BadExport::NotALabel {
+                field,
+                value: value.clone(),
+            });
+        }
     }
     let mut ports = Vec::new();
     for p in &e.ports {
         if p.protocol != "TCP" {
-            return Err(format!("field ports: protocol {:?} is not TCP", p.protocol));
+            return Err(BadExport::NotTcp(p.protocol.clone()));
         }
         let port = u16::try_from(p.port)
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| format!("field ports: {} is not a port number", p.port))?;
+            .ok_or(BadExport::BadPort(p.port))?;
         ports.push(PortSpec {
             name: p.name.clone(),
             port,
         });
     }
     if ports.is_empty() {
-        return Err("field ports is empty".into());
+        return Err(BadExport::NoPorts);
     }
     ports.sort();
-    let affinity = match v1::Affinity::try_from(e.affinity) {
-        Ok(v1::Affinity::Local) => Affinity::Local,
-        Ok(v1::Affinity::Remote) => Affinity::Remote,
-        Ok(v1::Affinity::None) => Affinity::None,
-        Err(_) => return Err(format!("field affinity {} is unknown", e.affinity)),
-    };
+    let affinity = Affinity::from_proto(e.affinity)?;
     let weights = e
         .weights
         .iter()
@@ -203,39 +248,6 @@ pub fn import_from_proto(e: &v1::ServiceExport) -> Result<(ServiceKey, ImportedS
     ))
 }
 
-/// The stored form of an import.
-pub fn import_to_record(i: &ImportedService) -> ImportRecord {
-    ImportRecord {
-        ports: i.ports.iter().map(|p| (p.name.clone(), p.port)).collect(),
-        exported_at_unix_ms: i.exported_at_ms,
-        affinity: i.affinity.as_str().to_string(),
-        weights: i.weights.clone(),
-        healthy_endpoints: i.healthy,
-        total_endpoints: i.total,
-    }
-}
-
-/// An import from its stored form (`None` when the record is unusable).
-pub fn import_from_record(r: &ImportRecord) -> Option<ImportedService> {
-    let affinity = crate::registry::annotations::parse_affinity(&r.affinity).ok()?;
-    Some(ImportedService {
-        ports: r
-            .ports
-            .iter()
-            .map(|(name, port)| PortSpec {
-                name: name.clone(),
-                port: *port,
-            })
-            .collect(),
-        exported_at_ms: r.exported_at_unix_ms,
-        affinity,
-        weights: r.weights.clone(),
-        healthy: r.healthy_endpoints,
-        // Records written before totals were kept read 0: fully healthy.
-        total: r.total_endpoints.max(r.healthy_endpoints),
-    })
-}
-
 /// The receiving half of one session: where we stand with the peer's log.
 #[derive(Debug)]
 pub struct ImportReceiver {
@@ -245,6 +257,21 @@ pub struct ImportReceiver {
 }
 
 impl ImportReceiver {
+    /// The entries that can be imported; a bad one is logged and skipped,
+    /// never fatal.
+    fn valid_upserts(&self, entries: &[v1::ServiceExport]) -> Vec<(ServiceKey, ImportedService)> {
+        let mut upserts = Vec::with_capacity(entries.len());
+        for e in entries {
+            match import_from_proto(e) {
+                Ok(i) => upserts.push(i),
+                Err(problem) => {
+                    warn!(peer = %self.peer, namespace = %e.namespace, name = %e.name, %problem, "skipping a bad export from peer")
+                }
+            }
+        }
+        upserts
+    }
+
     /// A receiver at the stored position.
     pub fn new(peer: &str, pos: SyncPos) -> Self {
         Self {
@@ -265,45 +292,40 @@ impl ImportReceiver {
         store: &Arc<Store>,
         table: &tokio::sync::mpsc::Sender<TableEvent>,
         update: v1::ExportUpdate,
-    ) -> Result<v1::Ack, String> {
+    ) -> Result<v1::Ack, ReceiveError> {
         if !update.full
             && (update.epoch != self.pos.epoch || update.base_version != self.pos.version)
         {
-            return Err(format!(
-                "export update {}@{} applies on top of version {}, but {} is stored here; resyncing",
-                update.version, update.epoch, update.base_version, self.pos.version
-            ));
+            return Err(ReceiveError::OutOfOrder {
+                version: update.version,
+                epoch: update.epoch,
+                base: update.base_version,
+                stored: self.pos.version,
+            });
         }
-        let mut upserts = Vec::with_capacity(update.upserts.len());
-        for e in &update.upserts {
-            match import_from_proto(e) {
-                Ok(i) => upserts.push(i),
-                Err(problem) => {
-                    warn!(peer = %self.peer, service = %format!("{}/{}", e.namespace, e.name), %problem, "skipping a bad export from peer")
-                }
-            }
-        }
+        let upserts = self.valid_upserts(&update.upserts);
+        // A removal that is no key names nothing stored: skip it.
         let removals: Vec<ServiceKey> = update
             .removals
             .iter()
-            .map(|k| ServiceKey::new(&k.namespace, &k.name))
+            .filter_map(|k| ServiceKey::try_from(k).ok())
             .collect();
         let pos = SyncPos {
             epoch: update.epoch,
             version: update.version,
         };
-        let records: Vec<(String, ImportRecord)> = upserts
+        let records: Vec<(ServiceKey, ImportRecord)> = upserts
             .iter()
-            .map(|(k, i)| (k.to_string(), import_to_record(i)))
+            .map(|(k, i)| (k.clone(), ImportRecord::from(i)))
             .collect();
-        let removed: Vec<String> = removals.iter().map(ToString::to_string).collect();
+        let removed = removals.clone();
         let (peer, full, store) = (self.peer.clone(), update.full, store.clone());
         tokio::task::spawn_blocking(move || {
             store.apply_imports(&peer, pos, full, &records, &removed)
         })
         .await
-        .map_err(|e| format!("store task failed: {e}"))?
-        .map_err(|e| format!("cannot store imports: {e}"))?;
+        .map_err(ReceiveError::Task)?
+        .map_err(ReceiveError::Store)?;
         self.pos = pos;
         let event = TableEvent::Imports {
             peer: self.peer.clone(),
@@ -314,7 +336,7 @@ impl ImportReceiver {
         table
             .send(event)
             .await
-            .map_err(|_| "the service table stopped".to_string())?;
+            .map_err(|_| ReceiveError::TableStopped)?;
         Ok(v1::Ack {
             epoch: pos.epoch,
             version: pos.version,

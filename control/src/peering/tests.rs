@@ -1,13 +1,13 @@
 use super::*;
 use crate::ca::ClusterCa;
-use crate::store::StoredLocality;
+use crate::model::Locality;
 
 fn record(name: &str) -> PeerRecord {
     let ca = ClusterCa::generate(name, &format!("{name}.fedmesh")).unwrap();
     PeerRecord {
         name: name.into(),
         trust_domain: format!("{name}.fedmesh"),
-        locality: StoredLocality {
+        locality: Locality {
             region: "r".into(),
             zone: "z".into(),
         },
@@ -38,7 +38,7 @@ fn a_stored_peer_with_a_broken_root_is_skipped_with_a_reason() {
     bad.roots_pem = vec!["junk".into()];
     let (set, errors) = PeerSet::new(vec![bad, record("eu")]);
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].contains("west"), "{errors:?}");
+    assert!(errors[0].to_string().contains("west"), "{errors:?}");
     assert!(set.view("eu").is_some());
 }
 

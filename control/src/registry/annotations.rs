@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ca::is_dns_label;
+use crate::model::is_dns_label;
 use crate::model::{Affinity, ExportSpec};
 
 /// Marks a Service exported.
@@ -17,20 +17,59 @@ pub const AFFINITY: &str = "fedmesh.io/affinity";
 /// Weighted split between clusters.
 pub const WEIGHTS: &str = "fedmesh.io/weights";
 
+/// An annotation whose value cannot be used; the message names it, the
+/// value, and what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    /// `fedmesh.io/export` other than `true` or `false`.
+    #[error("annotation fedmesh.io/export must be \"true\" or \"false\", not {0:?}")]
+    Export(String),
+    /// An `export-to` entry that is not a cluster name.
+    #[error(
+        "annotation fedmesh.io/export-to: {0:?} is not a cluster name (lowercase letters, digits, '-'); write e.g. \"west,eu\""
+    )]
+    ExportTo(String),
+    /// An affinity other than `local`, `remote` or `none`.
+    #[error("annotation fedmesh.io/affinity must be local, remote or none, not {0:?}")]
+    Affinity(String),
+    /// A `weights` entry without `=`.
+    #[error(
+        "annotation fedmesh.io/weights: {0:?} is not cluster=weight; write e.g. \"east=90,west=10\""
+    )]
+    WeightPair(String),
+    /// A `weights` cluster that is not a cluster name.
+    #[error("annotation fedmesh.io/weights: {0:?} is not a cluster name")]
+    WeightCluster(String),
+    /// A weight that is not 0 to 10000.
+    #[error(
+        "annotation fedmesh.io/weights: weight {weight:?} of {cluster} is not a whole number from 0 to 10000"
+    )]
+    Weight {
+        /// The cluster.
+        cluster: String,
+        /// The value written.
+        weight: String,
+    },
+    /// A cluster with two weights.
+    #[error("annotation fedmesh.io/weights: {0} is named twice")]
+    WeightTwice(String),
+    /// Every weight zero.
+    #[error("annotation fedmesh.io/weights: at least one weight must be above 0")]
+    AllZero,
+}
+
 /// The export a Service's annotations ask for: `Ok(None)` when it is not
 /// exported.
 ///
 /// # Errors
 /// The first bad annotation, named, with the value and what is expected.
-pub fn parse_export(annotations: &BTreeMap<String, String>) -> Result<Option<ExportSpec>, String> {
+pub fn parse_export(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<ExportSpec>, AnnotationError> {
     match annotations.get(EXPORT).map(|v| v.trim()) {
         None | Some("false") => return Ok(None),
         Some("true") => {}
-        Some(other) => {
-            return Err(format!(
-                "annotation {EXPORT} must be \"true\" or \"false\", not {other:?}"
-            ));
-        }
+        Some(other) => return Err(AnnotationError::Export(other.to_string())),
     }
     let to = match annotations.get(EXPORT_TO) {
         Some(v) => parse_export_to(v)?,
@@ -55,13 +94,11 @@ pub fn parse_export(annotations: &BTreeMap<String, String>) -> Result<Option<Exp
 ///
 /// # Errors
 /// An empty list or an entry that is not a cluster name.
-pub fn parse_export_to(value: &str) -> Result<Vec<String>, String> {
+pub fn parse_export_to(value: &str) -> Result<Vec<String>, AnnotationError> {
     let mut peers = Vec::new();
     for part in value.split(',').map(str::trim) {
         if !is_dns_label(part) {
-            return Err(format!(
-                "annotation {EXPORT_TO}: {part:?} is not a cluster name (lowercase letters, digits, '-'); write e.g. \"west,eu\""
-            ));
+            return Err(AnnotationError::ExportTo(part.to_string()));
         }
         peers.push(part.to_string());
     }
@@ -74,15 +111,10 @@ pub fn parse_export_to(value: &str) -> Result<Vec<String>, String> {
 ///
 /// # Errors
 /// Any other value.
-pub fn parse_affinity(value: &str) -> Result<Affinity, String> {
-    match value.trim() {
-        "local" => Ok(Affinity::Local),
-        "remote" => Ok(Affinity::Remote),
-        "none" => Ok(Affinity::None),
-        other => Err(format!(
-            "annotation {AFFINITY} must be local, remote or none, not {other:?}"
-        )),
-    }
+pub fn parse_affinity(value: &str) -> Result<Affinity, AnnotationError> {
+    value
+        .parse()
+        .map_err(|_| AnnotationError::Affinity(value.trim().to_string()))
 }
 
 /// `"east=90,west=10"` → `{east: 90, west: 10}`.
@@ -90,32 +122,31 @@ pub fn parse_affinity(value: &str) -> Result<Affinity, String> {
 /// # Errors
 /// A malformed pair, a bad cluster name, a weight that is not a whole
 /// number up to 10000, a cluster named twice, or all weights zero.
-pub fn parse_weights(value: &str) -> Result<BTreeMap<String, u32>, String> {
+pub fn parse_weights(value: &str) -> Result<BTreeMap<String, u32>, AnnotationError> {
     let mut weights = BTreeMap::new();
     for pair in value.split(',').map(str::trim) {
-        let (cluster, weight) = pair.split_once('=').ok_or_else(|| {
-            format!("annotation {WEIGHTS}: {pair:?} is not cluster=weight; write e.g. \"east=90,west=10\"")
-        })?;
+        let (cluster, weight) = pair
+            .split_once('=')
+            .ok_or_else(|| AnnotationError::WeightPair(pair.to_string()))?;
         let cluster = cluster.trim();
         if !is_dns_label(cluster) {
-            return Err(format!(
-                "annotation {WEIGHTS}: {cluster:?} is not a cluster name"
-            ));
+            return Err(AnnotationError::WeightCluster(cluster.to_string()));
         }
         let weight: u32 = weight
             .trim()
             .parse()
             .ok()
             .filter(|w| *w <= 10_000)
-            .ok_or_else(|| format!("annotation {WEIGHTS}: weight {weight:?} of {cluster} is not a whole number from 0 to 10000"))?;
+            .ok_or_else(|| AnnotationError::Weight {
+                cluster: cluster.to_string(),
+                weight: weight.to_string(),
+            })?;
         if weights.insert(cluster.to_string(), weight).is_some() {
-            return Err(format!("annotation {WEIGHTS}: {cluster} is named twice"));
+            return Err(AnnotationError::WeightTwice(cluster.to_string()));
         }
     }
     if weights.values().all(|w| *w == 0) {
-        return Err(format!(
-            "annotation {WEIGHTS}: at least one weight must be above 0"
-        ));
+        return Err(AnnotationError::AllZero);
     }
     Ok(weights)
 }
@@ -177,7 +208,7 @@ mod tests {
             let mut a = ann(&[(EXPORT, "true")]);
             a.insert(key.to_string(), value.to_string());
             let err = parse_export(&a).unwrap_err();
-            assert!(err.contains(key), "{key}={value}: {err}");
+            assert!(err.to_string().contains(key), "{key}={value}: {err}");
         }
     }
 }

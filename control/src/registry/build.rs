@@ -29,6 +29,28 @@ pub struct Sourced<T> {
     pub object: T,
 }
 
+/// An object that cannot be read at all (reported as a problem, skipped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// A Service without a name.
+    #[error("Service without metadata.name")]
+    NoName,
+    /// A slice that names no Service.
+    #[error("EndpointSlice {slice} has no kubernetes.io/service-name label")]
+    NoServiceLabel {
+        /// The slice.
+        slice: String,
+    },
+    /// An endpoint address that does not parse.
+    #[error("EndpointSlice {slice}: {address:?} is not an IP address")]
+    BadAddress {
+        /// The slice.
+        slice: String,
+        /// The address written.
+        address: String,
+    },
+}
+
 /// Builds the local snapshot from every Service and EndpointSlice known.
 pub fn build<'a>(
     services: impl IntoIterator<Item = &'a Sourced<Service>>,
@@ -46,18 +68,18 @@ pub fn build<'a>(
                 }
                 snap.services.insert(svc.key.clone(), svc);
             }
-            Err(message) => snap.problems.push(Problem {
+            Err(error) => snap.problems.push(Problem {
                 source: s.source.clone(),
-                message,
+                message: error.to_string(),
             }),
         }
     }
     let mut endpoints: BTreeMap<ServiceKey, BTreeMap<IpAddr, EndpointSpec>> = BTreeMap::new();
     for s in slices {
-        if let Err(message) = slice(&s.object, &mut endpoints) {
+        if let Err(error) = slice(&s.object, &mut endpoints) {
             snap.problems.push(Problem {
                 source: s.source.clone(),
-                message,
+                message: error.to_string(),
             });
         }
     }
@@ -79,13 +101,13 @@ fn label(source: &str, kind: &str, key: &ServiceKey) -> String {
 
 /// One Service; a service that cannot be exported as asked is kept but not
 /// exported, with the reason among the problems.
-fn service(s: &Service) -> Result<(LocalService, Vec<String>), String> {
+fn service(s: &Service) -> Result<(LocalService, Vec<String>), ObjectError> {
     let name = s
         .metadata
         .name
         .clone()
         .filter(|n| !n.is_empty())
-        .ok_or("Service without metadata.name")?;
+        .ok_or(ObjectError::NoName)?;
     let namespace = s
         .metadata
         .namespace
@@ -103,24 +125,7 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), String> {
         }
     };
     let spec = s.spec.as_ref();
-    let mut ports = Vec::new();
-    for p in spec.and_then(|s| s.ports.as_ref()).into_iter().flatten() {
-        let protocol = p.protocol.as_deref().unwrap_or("TCP");
-        let name = p.name.clone().unwrap_or_default();
-        match (protocol, u16::try_from(p.port)) {
-            ("TCP", Ok(port)) if port > 0 => ports.push(PortSpec { name, port }),
-            ("TCP", _) => problems.push(format!("port {name:?} has invalid number {}", p.port)),
-            (other, _) if export.is_some() => problems.push(format!(
-                "port {} ({other}) is not exported: only TCP ports are carried in this version",
-                if name.is_empty() {
-                    p.port.to_string()
-                } else {
-                    name.clone()
-                }
-            )),
-            _ => {}
-        }
-    }
+    let ports = tcp_ports(spec, export.is_some(), &mut problems);
     if export.is_some() {
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             problems
@@ -131,8 +136,6 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), String> {
             export = None;
         }
     }
-    ports.sort();
-    ports.dedup();
     Ok((
         LocalService {
             key,
@@ -144,18 +147,50 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), String> {
     ))
 }
 
+/// The TCP ports of a Service, sorted; the others are problems when the
+/// service is exported.
+fn tcp_ports(
+    spec: Option<&k8s_openapi::api::core::v1::ServiceSpec>,
+    exported: bool,
+    problems: &mut Vec<String>,
+) -> Vec<PortSpec> {
+    let mut ports = Vec::new();
+    for p in spec.and_then(|s| s.ports.as_ref()).into_iter().flatten() {
+        let protocol = p.protocol.as_deref().unwrap_or("TCP");
+        let name = p.name.clone().unwrap_or_default();
+        match (protocol, u16::try_from(p.port)) {
+            ("TCP", Ok(port)) if port > 0 => ports.push(PortSpec { name, port }),
+            ("TCP", _) => problems.push(format!("port {name:?} has invalid number {}", p.port)),
+            (other, _) if exported => problems.push(format!(
+                "port {} ({other}) is not exported: only TCP ports are carried in this version",
+                if name.is_empty() {
+                    p.port.to_string()
+                } else {
+                    name.clone()
+                }
+            )),
+            _ => {}
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
 /// Adds one slice's endpoints under its service's key.
 fn slice(
     s: &EndpointSlice,
     into: &mut BTreeMap<ServiceKey, BTreeMap<IpAddr, EndpointSpec>>,
-) -> Result<(), String> {
+) -> Result<(), ObjectError> {
     let name = s.metadata.name.as_deref().unwrap_or("(unnamed)");
     let service = s
         .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .ok_or_else(|| format!("EndpointSlice {name} has no {SERVICE_NAME_LABEL} label"))?;
+        .ok_or_else(|| ObjectError::NoServiceLabel {
+            slice: name.to_string(),
+        })?;
     if s.address_type != "IPv4" && s.address_type != "IPv6" {
         // FQDN slices name hosts, not addresses; nothing to route to.
         return Ok(());
@@ -181,9 +216,10 @@ fn slice(
     for e in &s.endpoints {
         let ready = e.conditions.as_ref().and_then(|c| c.ready) != Some(false);
         for addr in &e.addresses {
-            let address: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("EndpointSlice {name}: {addr:?} is not an IP address"))?;
+            let address: IpAddr = addr.parse().map_err(|_| ObjectError::BadAddress {
+                slice: name.to_string(),
+                address: addr.clone(),
+            })?;
             let entry = eps.entry(address).or_insert_with(|| EndpointSpec {
                 address,
                 ready,

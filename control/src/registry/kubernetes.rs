@@ -2,7 +2,7 @@
 //! `discovery.k8s.io/v1` EndpointSlices, in all namespaces or in the
 //! configured ones (`registry.namespaces`).
 //!
-//! Each watcher's events go into an [`ObjectSet`]; after every burst of
+//! Each watcher's events go into an `ObjectSet`; after every burst of
 //! events the registry rebuilds the local view with the same
 //! [`build::build`] as the static registry, so a Service gives the same
 //! table whichever way it arrives. Until every watcher has completed its
@@ -173,10 +173,14 @@ where
         .boxed()
 }
 
+/// The label every import Service carries: the registry skips what the
+/// control plane itself publishes.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedmesh");
+
 /// The import Services the control plane makes itself (Kubernetes mode)
 /// are not this cluster's services.
 fn ours(s: &Service) -> bool {
-    let managed = crate::import_services::plan::MANAGED_BY;
+    let managed = MANAGED_BY;
     s.metadata
         .labels
         .as_ref()

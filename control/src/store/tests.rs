@@ -1,10 +1,15 @@
 use super::*;
+use crate::model::Locality;
+
+fn k(name: &str) -> ServiceKey {
+    ServiceKey::new("demo", name)
+}
 
 fn peer(name: &str) -> PeerRecord {
     PeerRecord {
         name: name.into(),
         trust_domain: format!("{name}.fedmesh"),
-        locality: StoredLocality {
+        locality: Locality {
             region: "us-west".into(),
             zone: "us-west-2a".into(),
         },
@@ -114,35 +119,29 @@ fn imports_apply_in_full_and_incrementally_and_survive_a_reopen() {
                 "west",
                 pos(1),
                 true,
-                &[("demo/a".into(), import(1)), ("demo/b".into(), import(2))],
+                &[(k("a"), import(1)), (k("b"), import(2))],
                 &[],
             )
             .unwrap();
         store
-            .apply_imports(
-                "west",
-                pos(2),
-                false,
-                &[("demo/a".into(), import(9))],
-                &["demo/b".into()],
-            )
+            .apply_imports("west", pos(2), false, &[(k("a"), import(9))], &[k("b")])
             .unwrap();
         store
-            .apply_imports("eu", pos(1), true, &[("demo/c".into(), import(3))], &[])
+            .apply_imports("eu", pos(1), true, &[(k("c"), import(3))], &[])
             .unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     let all = store.imports().unwrap();
     assert_eq!(all["west"].pos, pos(2));
     assert_eq!(all["west"].services.len(), 1);
-    assert_eq!(all["west"].services["demo/a"].ports[0].1, 9);
+    assert_eq!(all["west"].services[&k("a")].ports[0].1, 9);
     assert_eq!(store.sync_pos("west").unwrap(), pos(2));
     // A full update replaces everything from that peer only.
     store
-        .apply_imports("west", pos(3), true, &[("demo/z".into(), import(4))], &[])
+        .apply_imports("west", pos(3), true, &[(k("z"), import(4))], &[])
         .unwrap();
     let all = store.imports().unwrap();
-    assert_eq!(all["west"].services.keys().collect::<Vec<_>>(), ["demo/z"]);
+    assert_eq!(all["west"].services.keys().collect::<Vec<_>>(), [&k("z")]);
     assert_eq!(all["eu"].services.len(), 1);
 }
 
@@ -159,7 +158,7 @@ fn removing_a_peer_drops_its_imports_and_sync_position() {
                 version: 1,
             },
             true,
-            &[("demo/a".into(), import(1))],
+            &[(k("a"), import(1))],
             &[],
         )
         .unwrap();
@@ -171,7 +170,7 @@ fn removing_a_peer_drops_its_imports_and_sync_position() {
                 version: 1,
             },
             true,
-            &[("demo/a".into(), import(1))],
+            &[(k("a"), import(1))],
             &[],
         )
         .unwrap();
@@ -190,21 +189,23 @@ fn export_times_and_vips_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .update_export_times(&[("demo/a".into(), 10), ("demo/b".into(), 20)], &[])
+        .update_export_times(&[(k("a"), 10), (k("b"), 20)], &[])
         .unwrap();
-    store.update_export_times(&[], &["demo/a".into()]).unwrap();
+    store.update_export_times(&[], &[k("a")]).unwrap();
     assert_eq!(
         store
             .export_times()
             .unwrap()
             .into_iter()
             .collect::<Vec<_>>(),
-        [("demo/b".to_string(), 20)]
+        [(k("b"), 20)]
     );
     let ip: std::net::Ipv4Addr = "127.77.0.1".parse().unwrap();
-    store.update_vips(&[("demo/b".into(), ip)], &[]).unwrap();
-    assert_eq!(store.vips().unwrap()["demo/b"], ip);
-    store.update_vips(&[], &["demo/b".into()]).unwrap();
+    store
+        .update_vips(&[(k("b").global_vip(), ip)], &[])
+        .unwrap();
+    assert_eq!(store.vips().unwrap()[&k("b").global_vip()], ip);
+    store.update_vips(&[], &[k("b").global_vip()]).unwrap();
     assert!(store.vips().unwrap().is_empty());
 }
 
@@ -223,9 +224,9 @@ fn an_import_written_before_endpoint_totals_reads_back_as_fully_healthy() {
         })
         .unwrap();
     let imports = store.imports().unwrap();
-    let record = &imports["west"].services["demo/hello"];
+    let record = &imports["west"].services[&k("hello")];
     assert_eq!((record.healthy_endpoints, record.total_endpoints), (3, 0));
-    let import = crate::peering::sync::import_from_record(record).unwrap();
+    let import = record.to_import().unwrap();
     assert_eq!(
         (import.healthy, import.total),
         (3, 3),

@@ -1,12 +1,11 @@
 use super::*;
 use crate::exports::ExportEntry;
 use crate::model::ExportSpec;
-use crate::store::{PeerRecord, Role};
 
 fn me() -> LocalCluster {
     LocalCluster {
         name: "east".into(),
-        locality: StoredLocality {
+        locality: Locality {
             region: "us-east".into(),
             zone: "us-east-1a".into(),
         },
@@ -42,25 +41,15 @@ fn exports(entries: &[(&str, i64, Affinity)]) -> ExportState {
     ExportState::new(1, 1, map)
 }
 
-fn peer(name: &str, state: LinkState) -> PeerView {
-    PeerView {
-        record: PeerRecord {
-            name: name.into(),
-            trust_domain: format!("{name}.fedmesh"),
-            locality: StoredLocality {
-                region: "us-west".into(),
-                zone: "us-west-2a".into(),
-            },
-            roots_pem: vec![],
-            role: Role::Acceptor,
-            endpoint: "127.0.2.1:15017".into(),
-            gateway_address: format!("{name}-gw:15443"),
-            joined_unix_ms: 0,
+fn peer(name: &str, state: LinkState) -> PeerLink {
+    PeerLink {
+        name: name.into(),
+        locality: Locality {
+            region: "us-west".into(),
+            zone: "us-west-2a".into(),
         },
+        gateway_address: format!("{name}-gw:15443"),
         state,
-        since_ms: 0,
-        last_heard_ms: None,
-        last_error: None,
     }
 }
 
@@ -201,11 +190,15 @@ fn vips_survive_a_rebuild() {
     assert_eq!(first, second);
 }
 
+fn hello_key() -> ServiceKey {
+    ServiceKey::new("demo", "hello")
+}
+
 #[test]
 fn external_vips_are_used_as_given_and_missing_ones_are_flagged() {
     let given = BTreeMap::from([
-        ("demo/hello".to_string(), Ipv4Addr::new(10, 96, 0, 10)),
-        ("demo/hello@east".to_string(), Ipv4Addr::new(10, 96, 0, 11)),
+        (hello_key().global_vip(), Ipv4Addr::new(10, 96, 0, 10)),
+        (hello_key().pinned_vip("east"), Ipv4Addr::new(10, 96, 0, 11)),
     ]);
     let mut external = vips::ExternalVips(Arc::new(given));
     let table = build(

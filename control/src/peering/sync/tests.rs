@@ -132,16 +132,36 @@ fn wire_fields_are_checked_and_named() {
     assert!(import_from_proto(&good).is_ok());
     let mut bad = good.clone();
     bad.namespace = "Demo!".into();
-    assert!(import_from_proto(&bad).unwrap_err().contains("namespace"));
+    assert!(
+        import_from_proto(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("namespace")
+    );
     let mut bad = good.clone();
     bad.ports[0].port = 70000;
-    assert!(import_from_proto(&bad).unwrap_err().contains("ports"));
+    assert!(
+        import_from_proto(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("ports")
+    );
     let mut bad = good.clone();
     bad.ports[0].protocol = "UDP".into();
-    assert!(import_from_proto(&bad).unwrap_err().contains("protocol"));
+    assert!(
+        import_from_proto(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("protocol")
+    );
     let mut bad = good;
     bad.affinity = 99;
-    assert!(import_from_proto(&bad).unwrap_err().contains("affinity"));
+    assert!(
+        import_from_proto(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("affinity")
+    );
 }
 
 #[tokio::test]
@@ -168,7 +188,7 @@ async fn receiver_persists_before_acking_and_refuses_a_gap() {
     assert!(
         store.imports().unwrap()["west"]
             .services
-            .contains_key("demo/a")
+            .contains_key(&ServiceKey::new("demo", "a"))
     );
     assert!(matches!(
         rx.try_recv(),
@@ -186,6 +206,7 @@ async fn receiver_persists_before_acking_and_refuses_a_gap() {
         r.receive(&store, &tx, gap)
             .await
             .unwrap_err()
+            .to_string()
             .contains("resyncing")
     );
     assert_eq!(
@@ -206,7 +227,7 @@ fn records_round_trip() {
             .to_proto(),
     )
     .unwrap();
-    assert_eq!(import_from_record(&import_to_record(&i)), Some(i));
+    assert_eq!(ImportRecord::from(&i).to_import(), Some(i));
 }
 
 /// One export of `demo/a` with `healthy` of `total` endpoints ready, as
@@ -225,9 +246,9 @@ fn endpoint_totals_cross_the_wire_and_the_store() {
     let decoded = v1::ServiceExport::decode(wire(4, 10).as_slice()).unwrap();
     let (_, i) = import_from_proto(&decoded).unwrap();
     assert_eq!((i.healthy, i.total), (4, 10));
-    let record = import_to_record(&i);
+    let record = ImportRecord::from(&i);
     assert_eq!(record.total_endpoints, 10);
-    assert_eq!(import_from_record(&record), Some(i));
+    assert_eq!(record.to_import(), Some(i));
 }
 
 #[test]

@@ -5,37 +5,77 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use fedmesh_proto::identity::inspect_cert;
 use fedmesh_proto::v1::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::checks;
 use crate::clock;
-use crate::context::Control;
-use crate::peering::info::{locality_to_proto, parse_roots};
-use crate::peering::join::{JoinError, join};
+use crate::peering::handles::Dialer;
+use crate::peering::info::parse_roots;
+use crate::peering::join::join;
 use crate::peering::leave::leave;
 use crate::peering::{PeerView, role_str};
 use crate::store::TokenRecord;
-use crate::table::GlobalService;
+use crate::table::{GlobalService, TableSnapshot};
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
+/// Largest admin answer `fedctl` accepts: `fedctl services` of tens of
+/// thousands of services.
+pub const MAX_ADMIN_MESSAGE: usize = 64 << 20;
 /// Default token lifetime (`fedctl token create` without `--ttl`).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Longest token lifetime accepted.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Runs `fedctl check`'s checks (they read most of the control plane, so
+/// the daemon hands them in ready to run).
+pub type CheckRunner = Arc<dyn Fn() -> Vec<v1::CheckResult> + Send + Sync>;
+
+/// What join tokens carry: where to dial, and which CA to pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIssuer {
+    /// The peering address put in tokens (host:port).
+    pub address: String,
+    /// SHA-256 of this cluster's CA public key.
+    pub pin: [u8; 32],
+}
+
 /// The `Admin` service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminService {
-    ctl: Arc<Control>,
+    /// Join, leave and the peer list.
+    dialer: Dialer,
+    /// The global services, for `fedctl services` and import counts.
+    table: watch::Receiver<Arc<TableSnapshot>>,
+    /// `fedctl token create`.
+    tokens: TokenIssuer,
+    /// `fedctl check`.
+    checks: CheckRunner,
+}
+
+impl std::fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminService").finish_non_exhaustive()
+    }
 }
 
 impl AdminService {
-    /// A service over the control plane's state.
-    pub fn new(ctl: Arc<Control>) -> Self {
-        Self { ctl }
+    /// A service over the handles it uses.
+    pub fn new(
+        dialer: Dialer,
+        table: watch::Receiver<Arc<TableSnapshot>>,
+        tokens: TokenIssuer,
+        checks: CheckRunner,
+    ) -> Self {
+        Self {
+            dialer,
+            table,
+            tokens,
+            checks,
+        }
     }
 }
 
@@ -55,8 +95,8 @@ impl Admin for AdminService {
                 ttl.as_secs()
             )));
         }
-        let token = JoinToken::generate(&self.ctl.peering_advertise, self.ctl.ca.pin())
-            .map_err(Status::internal)?;
+        let token =
+            JoinToken::generate(&self.tokens.address, self.tokens.pin).map_err(Status::internal)?;
         let now = clock::now_unix_ms();
         let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let record = TokenRecord {
@@ -65,7 +105,7 @@ impl Admin for AdminService {
             used_unix_ms: None,
             used_by: None,
         };
-        let store = self.ctl.store.clone();
+        let store = self.dialer.peering.store.clone();
         let hash = secret_hash_hex(&token.secret);
         tokio::task::spawn_blocking(move || store.put_token(&hash, &record))
             .await
@@ -84,15 +124,12 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::JoinPeerResponse>, Status> {
         let token = JoinToken::decode(&request.into_inner().token)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let record = join(&self.ctl, &token).await.map_err(|e| match e {
-            JoinError::Unreachable { .. } => Status::unavailable(e.to_string()),
-            JoinError::Refused { .. } => Status::permission_denied(e.to_string()),
-            JoinError::BadAnswer(_) | JoinError::Local(_) => {
-                Status::failed_precondition(e.to_string())
-            }
-        })?;
+        let record = join(&self.dialer, &token)
+            .await
+            .map_err(|e| e.to_status())?;
         let peer = self
-            .ctl
+            .dialer
+            .peering
             .peers
             .view(&record.name)
             .map(|v| peer_status(&v))
@@ -105,7 +142,9 @@ impl Admin for AdminService {
         request: Request<v1::LeavePeerRequest>,
     ) -> Result<Response<v1::LeavePeerResponse>, Status> {
         let peer = request.into_inner().peer;
-        let outcome = leave(&self.ctl, &peer).await.map_err(Status::not_found)?;
+        let outcome = leave(&self.dialer.peering, &peer)
+            .await
+            .map_err(|e| Status::not_found(e.to_string()))?;
         Ok(Response::new(v1::LeavePeerResponse {
             remote_notified: outcome.remote_notified,
             detail: outcome.detail,
@@ -116,9 +155,10 @@ impl Admin for AdminService {
         &self,
         _request: Request<v1::ListPeersRequest>,
     ) -> Result<Response<v1::ListPeersResponse>, Status> {
-        let table = self.ctl.table.borrow().clone();
+        let table = self.table.borrow().clone();
         let peers = self
-            .ctl
+            .dialer
+            .peering
             .peers
             .views()
             .iter()
@@ -137,7 +177,7 @@ impl Admin for AdminService {
         _request: Request<v1::CheckRequest>,
     ) -> Result<Response<v1::CheckResponse>, Status> {
         Ok(Response::new(v1::CheckResponse {
-            results: checks::run(&self.ctl),
+            results: (self.checks)(),
         }))
     }
 
@@ -145,8 +185,8 @@ impl Admin for AdminService {
         &self,
         _request: Request<v1::ListServicesRequest>,
     ) -> Result<Response<v1::ListServicesResponse>, Status> {
-        let table = self.ctl.table.borrow().clone();
-        let zone = &self.ctl.config.dns.zone;
+        let table = self.table.borrow().clone();
+        let zone = &self.dialer.peering.me.dns_zone;
         let services = table
             .services
             .values()
@@ -178,7 +218,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             .iter()
             .map(|c| v1::ClusterStatus {
                 name: c.cluster.clone(),
-                locality: Some(locality_to_proto(&c.locality)),
+                locality: Some(c.locality.to_proto()),
                 healthy_endpoints: c.healthy,
                 stale: c.stale,
                 pinned_vip: ip(c.pinned_vip),
@@ -188,7 +228,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             })
             .collect(),
         conflicts: s.conflicts.clone(),
-        affinity: crate::exports::affinity_to_proto(s.affinity) as i32,
+        affinity: s.affinity.to_proto(),
     }
 }
 
@@ -207,7 +247,7 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         name: r.name.clone(),
         endpoint: r.endpoint.clone(),
         role: role_str(r).to_string(),
-        locality: Some(locality_to_proto(&r.locality)),
+        locality: Some(r.locality.to_proto()),
         state: v.state.as_str().to_string(),
         since_unix_ms: v.since_ms,
         last_heartbeat_unix_ms: v.last_heard_ms.unwrap_or(0),
@@ -218,3 +258,6 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         last_error: v.last_error.clone().unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

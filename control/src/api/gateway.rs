@@ -9,32 +9,69 @@ use std::sync::Arc;
 
 use fedmesh_proto::v1::{self, gateway_config_server::GatewayConfig};
 use rustls_pki_types::CertificateDer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::ca::{LEAF_LIFETIME, pem_encode};
+use crate::ca::{ClusterCa, LEAF_LIFETIME, pem_encode};
 use crate::clock;
-use crate::context::Control;
-use crate::exports::affinity_to_proto;
 use crate::import_services::ListenPorts;
-use crate::model::{ExportSpec, LocalService, PortSpec};
-use crate::peering::info::locality_to_proto;
-use crate::table::GlobalService;
+use crate::model::{ExportSpec, LocalService, LocalSnapshot, Locality, PortSpec};
+use crate::peering::PeerSet;
+use crate::table::{GlobalService, TableSnapshot};
 use fedmesh_proto::token::{BootstrapToken, secrets_equal};
+
+/// Who this cluster is, as gateways are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayIdentity {
+    /// Cluster name.
+    pub cluster: String,
+    /// Trust domain.
+    pub trust_domain: String,
+    /// Locality.
+    pub locality: Locality,
+}
+
+/// What the gateway API reads: each snapshot is built from these.
+#[derive(Debug, Clone)]
+pub struct GatewayInputs {
+    /// The global service table.
+    pub table: watch::Receiver<Arc<TableSnapshot>>,
+    /// This cluster's services, from the registry.
+    pub local: watch::Receiver<Arc<LocalSnapshot>>,
+    /// Kubernetes mode: the gateway port of each VIP name and service port.
+    pub listen_ports: watch::Receiver<Arc<ListenPorts>>,
+    /// The peers, for the trust bundle.
+    pub peers: Arc<PeerSet>,
+}
 
 /// The `GatewayConfig` service.
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
-    ctl: Arc<Control>,
+    me: GatewayIdentity,
+    /// Signs gateway CSRs.
+    ca: Arc<ClusterCa>,
+    /// Every call must carry its secret.
+    bootstrap: BootstrapToken,
+    inputs: GatewayInputs,
 }
 
 impl GatewayApi {
-    /// A service over the control plane's state.
-    pub fn new(ctl: Arc<Control>) -> Self {
-        Self { ctl }
+    /// A service over the handles it uses.
+    pub fn new(
+        me: GatewayIdentity,
+        ca: Arc<ClusterCa>,
+        bootstrap: BootstrapToken,
+        inputs: GatewayInputs,
+    ) -> Self {
+        Self {
+            me,
+            ca,
+            bootstrap,
+            inputs,
+        }
     }
 
     fn authorize(&self, token: &str) -> Result<(), Status> {
@@ -44,7 +81,7 @@ impl GatewayApi {
             ))
         };
         let presented = BootstrapToken::decode(token).map_err(|e| refused(e.to_string()))?;
-        if secrets_equal(&presented.secret, &self.ctl.bootstrap.secret) {
+        if secrets_equal(&presented.secret, &self.bootstrap.secret) {
             Ok(())
         } else {
             Err(refused("wrong secret".into()))
@@ -52,10 +89,10 @@ impl GatewayApi {
     }
 
     fn snapshot(&self, version: u64) -> v1::GatewaySnapshot {
-        let table = self.ctl.table.borrow().clone();
-        let local = self.ctl.local.borrow().clone();
-        let listen = self.ctl.listen_ports.borrow().clone();
-        let trust = self.ctl.peers.trust().snapshot();
+        let table = self.inputs.table.borrow().clone();
+        let local = self.inputs.local.borrow().clone();
+        let listen = self.inputs.listen_ports.borrow().clone();
+        let trust = self.inputs.peers.trust().snapshot();
         let trust_bundle = trust
             .iter()
             .map(|p| v1::TrustAnchor {
@@ -70,9 +107,9 @@ impl GatewayApi {
             .collect();
         v1::GatewaySnapshot {
             version,
-            cluster: self.ctl.config.cluster.clone(),
-            trust_domain: self.ctl.config.trust_domain.clone(),
-            locality: Some(locality_to_proto(&self.ctl.locality())),
+            cluster: self.me.cluster.clone(),
+            trust_domain: self.me.trust_domain.clone(),
+            locality: Some(self.me.locality.to_proto()),
             trust_bundle,
             imports: table
                 .services
@@ -91,10 +128,10 @@ impl GatewayApi {
 /// A global service for the gateway's egress: its VIP, ports and every
 /// cluster able to serve it (and, in Kubernetes mode, its gateway ports).
 fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedService> {
-    let names = std::iter::once((String::new(), s.key.to_string())).chain(
+    let names = std::iter::once((String::new(), s.key.global_vip())).chain(
         s.clusters
             .iter()
-            .map(|c| (c.cluster.clone(), s.key.pinned_vip_name(&c.cluster))),
+            .map(|c| (c.cluster.clone(), s.key.pinned_vip(&c.cluster))),
     );
     let listen_ports = names
         .flat_map(|(cluster, name)| {
@@ -114,7 +151,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
         name: s.key.name.clone(),
         vip: s.vip?.to_string(),
         ports: ports(&s.ports),
-        affinity: affinity_to_proto(s.affinity) as i32,
+        affinity: s.affinity.to_proto(),
         weights: s
             .weights
             .iter()
@@ -128,7 +165,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
             .iter()
             .map(|c| v1::Target {
                 cluster: c.cluster.clone(),
-                locality: Some(locality_to_proto(&c.locality)),
+                locality: Some(c.locality.to_proto()),
                 healthy_endpoints: c.healthy,
                 total_endpoints: c.total,
                 gateway_address: c.gateway_address.clone(),
@@ -186,7 +223,6 @@ impl GatewayConfig for GatewayApi {
         let req = request.into_inner();
         self.authorize(&req.bootstrap_token)?;
         let issued = self
-            .ctl
             .ca
             .sign_gateway_csr(&req.gateway_name, &req.csr_der, LEAF_LIFETIME)
             .map_err(|e| {
@@ -210,10 +246,10 @@ impl GatewayConfig for GatewayApi {
         self.authorize(&req.bootstrap_token)?;
         let (tx, rx) = mpsc::channel(4);
         let api = self.clone();
-        let mut peers = self.ctl.peers.subscribe();
-        let mut table = self.ctl.table.clone();
-        let mut local = self.ctl.local.clone();
-        let mut listen = self.ctl.listen_ports.clone();
+        let mut peers = self.inputs.peers.subscribe();
+        let mut table = self.inputs.table.clone();
+        let mut local = self.inputs.local.clone();
+        let mut listen = self.inputs.listen_ports.clone();
         tokio::spawn(async move {
             let mut version = 0u64;
             loop {
@@ -245,8 +281,8 @@ impl GatewayConfig for GatewayApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Locality;
     use crate::model::{Affinity, ServiceKey};
-    use crate::store::StoredLocality;
     use crate::table::ClusterEntry;
     use prost::Message;
 
@@ -255,7 +291,7 @@ mod tests {
         let west = ClusterEntry {
             cluster: "west".into(),
             local: false,
-            locality: StoredLocality::default(),
+            locality: Locality::default(),
             healthy: 4,
             total: 10,
             stale: false,
@@ -277,5 +313,109 @@ mod tests {
         let got = v1::ImportedService::decode(sent.encode_to_vec().as_slice()).unwrap();
         let t = &got.targets[0];
         assert_eq!((t.healthy_endpoints, t.total_endpoints), (4, 10));
+    }
+
+    /// The senders behind a test API's inputs: a closed one would end
+    /// every watch.
+    struct Inputs {
+        table: watch::Sender<Arc<TableSnapshot>>,
+        _local: watch::Sender<Arc<LocalSnapshot>>,
+        _listen: watch::Sender<Arc<ListenPorts>>,
+    }
+
+    /// A gateway API of `east` with `west` as its one peer.
+    fn api() -> (GatewayApi, Inputs, BootstrapToken) {
+        let ca = ClusterCa::generate("east", "east.fedmesh").unwrap();
+        let west = ClusterCa::generate("west", "west.fedmesh").unwrap();
+        let record = crate::store::PeerRecord {
+            name: "west".into(),
+            trust_domain: "west.fedmesh".into(),
+            locality: Locality::default(),
+            roots_pem: vec![west.cert_pem().to_string()],
+            role: crate::store::Role::Dialer,
+            endpoint: "127.0.0.1:1".into(),
+            gateway_address: "127.0.0.1:2".into(),
+            joined_unix_ms: 0,
+        };
+        let (peers, errors) = PeerSet::new(vec![record]);
+        assert!(errors.is_empty());
+        let bootstrap = BootstrapToken::generate(ca.pin()).unwrap();
+        let (table_tx, table) = watch::channel(Arc::new(TableSnapshot::default()));
+        let (local_tx, local) = watch::channel(Arc::new(LocalSnapshot::default()));
+        let (listen_tx, listen_ports) = watch::channel(Arc::new(ListenPorts::new()));
+        let inputs = GatewayInputs {
+            table,
+            local,
+            listen_ports,
+            peers: Arc::new(peers),
+        };
+        let senders = Inputs {
+            table: table_tx,
+            _local: local_tx,
+            _listen: listen_tx,
+        };
+        let me = GatewayIdentity {
+            cluster: "east".into(),
+            trust_domain: "east.fedmesh".into(),
+            locality: Locality {
+                region: "us-east".into(),
+                zone: "us-east-1a".into(),
+            },
+        };
+        let api = GatewayApi::new(me, Arc::new(ca), bootstrap.clone(), inputs);
+        (api, senders, bootstrap)
+    }
+
+    #[tokio::test]
+    async fn a_call_without_the_bootstrap_secret_is_refused_and_names_the_file() {
+        let (api, _table, bootstrap) = api();
+        let other = BootstrapToken::generate(bootstrap.pin).unwrap();
+        let request = v1::WatchRequest {
+            bootstrap_token: other.encode(),
+            gateway_name: "gw-1".into(),
+        };
+        let status = api.watch(Request::new(request)).await.err().unwrap();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(
+            status.message().contains("wrong secret"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("gateway.bootstrapTokenFile"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_sends_a_snapshot_now_and_another_on_each_table_change() {
+        let (api, inputs, bootstrap) = api();
+        let request = v1::WatchRequest {
+            bootstrap_token: bootstrap.encode(),
+            gateway_name: "gw-1".into(),
+        };
+        let mut stream = api.watch(Request::new(request)).await.unwrap().into_inner();
+        let deadline = std::time::Duration::from_secs(10);
+        let first = tokio::time::timeout(deadline, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.version, first.cluster.as_str()), (1, "east"));
+        assert_eq!(first.locality.unwrap().zone, "us-east-1a");
+        let anchors: Vec<_> = first
+            .trust_bundle
+            .iter()
+            .map(|a| a.cluster.as_str())
+            .collect();
+        assert_eq!(
+            anchors,
+            ["west"],
+            "the peers' roots are the gateway's trust bundle"
+        );
+        inputs.table.send_modify(|t| Arc::make_mut(t).version += 1);
+        let second = tokio::time::timeout(deadline, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.version, 2);
     }
 }

@@ -14,16 +14,20 @@
 //! and stop it. A failing step names itself, shows the relevant log lines
 //! and exits non-zero.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod backend;
+mod cluster;
 
 use anyhow::{Context, anyhow, bail};
 use fedmesh_proto::v1::{self, admin_client::AdminClient};
+use hickory_proto::rr::RecordType;
 use tonic::transport::{Channel, Endpoint};
+
+use self::cluster::DemoCluster;
+use crate::harness::dns;
 
 /// The demo's clusters: name, region, zone.
 const CLUSTERS: [(&str, &str, &str); 3] = [
@@ -35,171 +39,8 @@ const CLUSTERS: [(&str, &str, &str); 3] = [
 /// How long any one step may take before the demo gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// One running demo cluster.
-struct DemoCluster {
-    name: &'static str,
-    region: &'static str,
-    zone: &'static str,
-    ip: Ipv4Addr,
-    vip_range: String,
-    dir: PathBuf,
-    child: Option<Child>,
-    backend: Option<Child>,
-}
-
-impl DemoCluster {
-    fn config(&self) -> PathBuf {
-        self.dir.join("config.yaml")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("fedctl.log")
-    }
-
-    fn admin(&self) -> String {
-        format!("{}:15000", self.ip)
-    }
-
-    fn dns(&self) -> std::net::SocketAddr {
-        (self.ip, 15053).into()
-    }
-
-    fn write_config(&self) -> anyhow::Result<()> {
-        let ip = self.ip;
-        let text = format!(
-            "cluster: {name}
-locality: {{ region: {region}, zone: {zone} }}
-dataDir: ./data
-control:
-  peeringListen: {ip}:15017
-  adminListen: {ip}:15000
-  gatewayListen: {ip}:15012
-  heartbeatInterval: 250ms
-  peerDeadAfter: 1s
-dns:
-  listen: {ip}:15053
-gateway:
-  embedded: true
-  ingressListen: {ip}:15443
-  adminListen: {ip}:15090
-  vipRange: {vips}
-  probeInterval: 100ms
-registry:
-  path: ./services
-",
-            name = self.name,
-            region = self.region,
-            zone = self.zone,
-            vips = self.vip_range,
-        );
-        std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.config(), text)?;
-        Ok(())
-    }
-
-    fn start(&mut self, exe: &Path) -> anyhow::Result<()> {
-        use std::os::unix::process::CommandExt;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())?;
-        let child = Command::new(exe)
-            .arg("run")
-            .arg("--config")
-            .arg(self.config())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Own process group: Ctrl-C in the terminal reaches the demo,
-            // which then stops the clusters itself (or keeps them, --keep).
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn kill(&mut self) {
-        for child in [self.child.take(), self.backend.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn backend_addr(&self) -> std::net::SocketAddr {
-        (self.ip, 18080).into()
-    }
-
-    /// Starts the cluster's HTTP backend and exports it as demo/hello.
-    fn start_backend(&mut self, exe: &Path) -> anyhow::Result<()> {
-        use std::os::unix::process::CommandExt;
-        let child = Command::new(exe)
-            .args([
-                "demo-backend",
-                "--listen",
-                &self.backend_addr().to_string(),
-                "--name",
-                self.name,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .context("cannot start the demo backend")?;
-        self.backend = Some(child);
-        let manifest = format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: hello
-  namespace: demo
-  annotations: {{ fedmesh.io/export: \"true\" }}
-spec:
-  ports: [ {{ name: http, port: 8080, protocol: TCP }} ]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: hello-{name}
-  namespace: demo
-  labels: {{ kubernetes.io/service-name: hello }}
-addressType: IPv4
-ports: [ {{ name: http, port: 18080, protocol: TCP }} ]
-endpoints: [ {{ addresses: [\"{ip}\"] }} ]
-",
-            name = self.name,
-            ip = self.ip
-        );
-        let dir = self.dir.join("services");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("hello.yaml"), manifest)?;
-        Ok(())
-    }
-
-    fn stop_backend(&mut self) {
-        if let Some(mut child) = self.backend.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
+/// The global name of the demo's service.
+const NAME: &str = "hello.demo.svc.clusterset.local";
 
 /// The demo's processes and temp dir; dropping it cleans up unless kept.
 struct Demo {
@@ -210,13 +51,16 @@ struct Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
         for c in &mut self.clusters {
-            c.kill();
+            if self.keep {
+                c.detach();
+            } else {
+                c.kill();
+            }
         }
-        let _ = std::fs::remove_dir_all(&self.root);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -235,15 +79,10 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     let clusters = CLUSTERS
         .iter()
         .zip(1u8..)
-        .map(|(&(name, region, zone), i)| DemoCluster {
-            name,
-            region,
-            zone,
-            ip: Ipv4Addr::new(127, block[0], block[1], i),
-            vip_range: format!("127.78.{}.{}/26", block[1], (i - 1) * 64),
-            dir: root.join(name),
-            child: None,
-            backend: None,
+        .map(|(&cluster, i)| {
+            let ip = Ipv4Addr::new(127, block[0], block[1], i);
+            let vips = format!("127.78.{}.{}/26", block[1], (i - 1) * 64);
+            DemoCluster::new(cluster, ip, vips, root.join(cluster.0))
         })
         .collect();
     let mut demo = Demo {
@@ -275,12 +114,37 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     }
 }
 
+/// The eight steps, each printed as it runs.
 async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     println!(
         "fedmesh demo: three clusters on this host, each a real `fedctl run` process with an embedded gateway"
     );
     println!("  working folder: {}\n", demo.root.display());
+    start_clusters(demo, exe).await?;
+    join_all(demo).await?;
+    show_peers(demo).await?;
+    let vip = export_hello(demo, exe).await?;
+    step(5, "DNS: east answers for the global name");
+    let answer = dns_a(demo.clusters[0].dns(), NAME).await?;
+    println!("      {NAME}. A {answer}  (east's VIP for the service)");
+    if answer != vip {
+        bail!("step 5: DNS answered {answer}, but east's VIP is {vip}");
+    }
+    let target = SocketAddr::new(vip.into(), 8080);
+    step(
+        6,
+        &format!("five requests from east to http://{NAME}:8080/ (the VIP {target})"),
+    );
+    let from = ask_five(target, NAME).await?;
+    println!("      answered by: {}", from.join(", "));
+    if from.iter().any(|f| f != "hello from east") {
+        bail!("step 6: requests from east should stay in east, got {from:?}");
+    }
+    fail_over_and_back(demo, exe, target).await
+}
 
+/// Step 1.
+async fn start_clusters(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
     step(1, "starting three control planes");
     for c in &mut demo.clusters {
@@ -292,7 +156,11 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
         wait_for_admin(demo, i).await?;
     }
     done(t);
+    Ok(())
+}
 
+/// Step 2.
+async fn join_all(demo: &Demo) -> anyhow::Result<()> {
     let t = Instant::now();
     step(
         2,
@@ -303,23 +171,32 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     }
     wait_all_connected(demo).await?;
     done(t);
+    Ok(())
+}
 
+/// Step 3.
+async fn show_peers(demo: &Demo) -> anyhow::Result<()> {
     step(3, "peers as east sees them (`fedctl peers`)");
     for p in &list_peers(demo, "east").await? {
-        let locality = p
-            .locality
-            .as_ref()
-            .map_or_else(String::new, |l| format!("{}/{}", l.region, l.zone));
         println!(
             "      {:<5} {:<9} {:<10} {:<25} heartbeat {} ms ago",
             p.name,
             p.role,
             p.state,
-            locality,
+            locality(p.locality.as_ref()),
             crate::clock::age(p.last_heartbeat_unix_ms).as_millis()
         );
     }
+    Ok(())
+}
 
+fn locality(l: Option<&v1::Locality>) -> String {
+    l.map_or_else(String::new, |l| format!("{}/{}", l.region, l.zone))
+}
+
+/// Step 4: the backends of east and west, and the global service as eu
+/// lists it. Returns east's VIP.
+async fn export_hello(demo: &mut Demo, exe: &Path) -> anyhow::Result<Ipv4Addr> {
     let t = Instant::now();
     step(
         4,
@@ -338,9 +215,7 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
             "      {} from {:<5} {:<26} healthy endpoints {}  pinned VIP {}",
             service.dns_name,
             c.name,
-            c.locality
-                .as_ref()
-                .map_or_else(String::new, |l| format!("{}/{}", l.region, l.zone)),
+            locality(c.locality.as_ref()),
             c.healthy_endpoints,
             c.pinned_vip
         );
@@ -349,44 +224,27 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
         "      listed by eu and east {} ms after the manifests were written",
         t.elapsed().as_millis()
     );
+    Ok(vip)
+}
 
-    step(5, "DNS: east answers for the global name");
-    let name = "hello.demo.svc.clusterset.local";
-    let answer = dns_a(demo.clusters[0].dns(), name).await?;
-    println!("      {name}. A {answer}  (east's VIP for the service)");
-    if answer != vip {
-        bail!("step 5: DNS answered {answer}, but east's VIP is {vip}");
-    }
-
-    let target = std::net::SocketAddr::new(vip.into(), 8080);
-    step(
-        6,
-        &format!("five requests from east to http://{name}:8080/ (the VIP {target})"),
-    );
-    let from = ask_five(target, name).await?;
-    println!("      answered by: {}", from.join(", "));
-    if from.iter().any(|f| f != "hello from east") {
-        bail!("step 6: requests from east should stay in east, got {from:?}");
-    }
-
+/// Steps 7 and 8: east's backend stops and west answers; it comes back.
+async fn fail_over_and_back(demo: &mut Demo, exe: &Path, target: SocketAddr) -> anyhow::Result<()> {
     step(
         7,
         "stopping east's backend: new requests move to the next locality",
     );
-    let t = Instant::now();
     demo.clusters[0].stop_backend();
-    let switched = wait_answer(target, name, "hello from west").await?;
+    let switched = wait_answer(target, NAME, "hello from west").await?;
     println!(
         "      first answer from west {} ms after east's backend stopped",
         switched.as_millis()
     );
-    let from = ask_five(target, name).await?;
+    let from = ask_five(target, NAME).await?;
     println!("      next five answered by: {}", from.join(", "));
-    let _ = t;
 
     step(8, "restoring east's backend: traffic comes home");
     demo.clusters[0].start_backend(exe)?;
-    let back = wait_answer(target, name, "hello from east").await?;
+    let back = wait_answer(target, NAME, "hello from east").await?;
     println!(
         "      east answers again {} ms after its backend restarted",
         back.as_millis()
@@ -429,35 +287,18 @@ async fn wait_service(
 }
 
 /// One A query over UDP.
-async fn dns_a(server: std::net::SocketAddr, name: &str) -> anyhow::Result<Ipv4Addr> {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::{Name, RData, RecordType};
-    let mut message = Message::new(4242, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    socket.send_to(&message.to_vec()?, server).await?;
-    let mut buf = vec![0u8; 4096];
-    let len = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+async fn dns_a(server: SocketAddr, name: &str) -> anyhow::Result<Ipv4Addr> {
+    let answer = dns::query(server, name, RecordType::A)
         .await
-        .map_err(|_| anyhow!("step 5: no DNS answer from {server}"))??;
-    let reply = Message::from_vec(&buf[..len])?;
-    reply
-        .answers
-        .iter()
-        .find_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            anyhow!(
-                "step 5: {server} answered {:?} with no A record",
-                reply.metadata.response_code
-            )
-        })
+        .map_err(|e| anyhow!("step 5: {e}"))?;
+    answer
+        .a
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow!("step 5: {server} answered {} with no A record", answer.code))
 }
 
-async fn ask_five(target: std::net::SocketAddr, host: &str) -> anyhow::Result<Vec<String>> {
+async fn ask_five(target: SocketAddr, host: &str) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for _ in 0..5 {
         out.push(backend::get(target, host).await?);
@@ -467,11 +308,7 @@ async fn ask_five(target: std::net::SocketAddr, host: &str) -> anyhow::Result<Ve
 
 /// Sends a request every 10 ms until one is answered with `want`; how long
 /// that took.
-async fn wait_answer(
-    target: std::net::SocketAddr,
-    host: &str,
-    want: &str,
-) -> anyhow::Result<Duration> {
+async fn wait_answer(target: SocketAddr, host: &str, want: &str) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let deadline = t + STEP_TIMEOUT;
     loop {
@@ -622,7 +459,7 @@ fn free_block() -> anyhow::Result<[u8; 2]> {
 fn print_keep_help(demo: &Demo) {
     let exe = std::env::current_exe().map_or_else(|_| "fedctl".into(), |p| p.display().to_string());
     let east = &demo.clusters[0];
-    let name = "hello.demo.svc.clusterset.local";
+    let name = NAME;
     println!("\nthe federation keeps running (--keep). Explore it:");
     println!("  dig -p 15053 @{} {name}", east.ip);
     println!("  dig -p 15053 @{} _http._tcp.{name} SRV", east.ip);
@@ -638,9 +475,8 @@ fn print_keep_help(demo: &Demo) {
     let pids: Vec<String> = demo
         .clusters
         .iter()
-        .flat_map(|c| [c.child.as_ref(), c.backend.as_ref()])
-        .flatten()
-        .map(|ch| ch.id().to_string())
+        .flat_map(DemoCluster::pids)
+        .map(|pid| pid.to_string())
         .collect();
     println!(
         "stop it with:\n  kill {} && rm -rf {}",

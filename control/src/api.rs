@@ -1,0 +1,7 @@
+//! The gRPC APIs this control plane serves to its own callers, readers of
+//! the layers below: [`admin`] for `fedctl` (loopback or a unix socket), and
+//! [`gateway`] for `fedgw` (TLS, bootstrap token). Each takes the handles it
+//! reads, not the whole control plane.
+
+pub mod admin;
+pub mod gateway;

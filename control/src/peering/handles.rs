@@ -1,0 +1,105 @@
+//! The handles the peering tasks share (session, join, leave, dialer and
+//! the peering server), built once by the daemon, and the TLS each side of
+//! a peering speaks. A task takes these, not the whole control plane, so
+//! it can be driven directly in tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedmesh_proto::identity::{
+    self, IdentityError, LiveCert, PathRule, PeerClientVerifier, PeerServerVerifier,
+    PinnedServerVerifier, SharedTrust,
+};
+use fedmesh_proto::v1;
+use tokio::sync::{mpsc, watch};
+
+use super::PeerSet;
+use super::sync::AckedViews;
+use crate::exports::ExportState;
+use crate::store::Store;
+use crate::table::TableEvent;
+
+/// ALPN for gRPC over TLS (RFC 7301; HTTP/2 is `h2`, RFC 9113 §3.2).
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// Connect timeout of peering and join dials.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a session sends a heartbeat, and how long a silent peer is
+/// tolerated (`control.heartbeatInterval`, `control.peerDeadAfter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// A peer silent this long is dead.
+    pub dead_after: Duration,
+}
+
+/// What every peering task reads and writes.
+#[derive(Debug, Clone)]
+pub struct PeeringHandles {
+    /// This cluster, as sent in Hello and in answers to Join.
+    pub me: Arc<v1::ClusterInfo>,
+    /// Heartbeats and the dead-peer deadline.
+    pub timing: Timing,
+    /// Every peer and its link state.
+    pub peers: Arc<PeerSet>,
+    /// Where peers, imports and sync positions persist.
+    pub store: Arc<Store>,
+    /// This cluster's exports, sent to each peer.
+    pub exports: watch::Receiver<Arc<ExportState>>,
+    /// The export view each peer acked (resume after a reconnect).
+    pub acked: Arc<AckedViews>,
+    /// Persisted import changes go to the service table here.
+    pub table: mpsc::Sender<TableEvent>,
+}
+
+/// What the dialer and `fedctl join` need beyond the shared handles: the
+/// control leaf they present.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    /// The shared peering handles.
+    pub peering: PeeringHandles,
+    /// This control plane's leaf (`spiffe://<td>/control`), renewed in place.
+    pub cert: LiveCert,
+    /// Connect timeout.
+    pub timeout: Duration,
+}
+
+/// TLS for the peering server: our control leaf; client certificates
+/// optional at the TLS layer (Join is served without one) and checked per
+/// RPC.
+///
+/// # Errors
+/// When rustls refuses the configuration.
+pub fn server_tls(
+    cert: &LiveCert,
+    trust: &SharedTrust,
+) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
+    let verifier = PeerClientVerifier::new(trust.clone(), false);
+    identity::server_config(cert, verifier, &[ALPN_H2]).map(Arc::new)
+}
+
+/// TLS for dialing `peer`'s control plane: our leaf as client certificate;
+/// the server must be `peer`'s control identity.
+///
+/// # Errors
+/// When rustls refuses the configuration.
+pub fn client_tls(
+    cert: &LiveCert,
+    trust: &SharedTrust,
+    peer: &str,
+) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
+    let verifier = PeerServerVerifier::new(trust.clone(), peer, PathRule::Exact("/control".into()));
+    identity::client_config(Some(cert), verifier, &[ALPN_H2]).map(Arc::new)
+}
+
+/// TLS for `fedctl join`: no client certificate; the server must chain to
+/// the CA pinned in the token.
+///
+/// # Errors
+/// When rustls refuses the configuration.
+pub fn join_tls(pin: [u8; 32]) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
+    let verifier = PinnedServerVerifier::new(pin);
+    identity::client_config(None, verifier, &[ALPN_H2]).map(Arc::new)
+}
