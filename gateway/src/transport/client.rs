@@ -15,7 +15,7 @@
 //! Dialing and the per-connection task live in `dial.rs`;
 //! the stream being opened is an [`Opening`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,17 +26,12 @@ use http::{HeaderMap, Method, Request, Uri};
 use rustls_pki_types::ServerName;
 use tokio::time::Instant;
 
-use super::dial::{Conn, ConnShared, DialTarget, dial};
+pub use super::dial::TlsSource;
+use super::dial::{Conn, ConnShared, Counters, DialTarget, dial};
 use super::stream::StreamSlot;
 use super::{PoolConfig, TransportError};
 
 pub use super::opening::{Opening, Response};
-
-/// Produces the client TLS configuration for each new connection (so a
-/// renewed certificate is used by the next one). Its ALPN list must offer
-/// `h2`.
-pub type TlsSource =
-    Arc<dyn Fn() -> Result<Arc<rustls::ClientConfig>, TransportError> + Send + Sync>;
 
 /// Rounds of pick-or-dial one `open` makes beyond `max_connections`
 /// before giving up; each dial (its own or another caller's) or refused
@@ -56,29 +51,6 @@ pub struct PoolStats {
     pub live_connections: usize,
     /// Streams open now over all connections.
     pub open_streams: usize,
-}
-
-/// Monotonic counters updated by dials.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    tcp_connects: AtomicU64,
-    tls_full: AtomicU64,
-    tls_resumed: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn tcp_connect(&self) {
-        self.tcp_connects.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn tls_handshake(&self, resumed: bool) {
-        let counter = if resumed {
-            &self.tls_resumed
-        } else {
-            &self.tls_full
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Connections to one peer gateway.

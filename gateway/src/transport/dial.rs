@@ -8,7 +8,7 @@
 //! ends, which is how [`PeerPool::close`](super::PeerPool::close) drains.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,8 +23,36 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tracing::{debug, warn};
 
-use super::client::{Counters, TlsSource};
 use super::{ALPN_H2, PoolConfig, TransportError, WindowConfig};
+
+/// Produces the client TLS configuration for each new connection (so a
+/// renewed certificate is used by the next one). Its ALPN list must offer
+/// `h2`.
+pub type TlsSource =
+    Arc<dyn Fn() -> Result<Arc<rustls::ClientConfig>, TransportError> + Send + Sync>;
+
+/// Monotonic counters updated by dials.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(super) tcp_connects: AtomicU64,
+    pub(super) tls_full: AtomicU64,
+    pub(super) tls_resumed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn tcp_connect(&self) {
+        self.tcp_connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tls_handshake(&self, resumed: bool) {
+        let counter = if resumed {
+            &self.tls_resumed
+        } else {
+            &self.tls_full
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// State a connection shares between the pool, its streams and its task.
 #[derive(Debug)]
