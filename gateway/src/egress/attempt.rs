@@ -221,3 +221,6 @@ fn feedback(
         warn!(gateway = %target.gateway, "peer gateway cannot be reached; routing around it");
     }
 }
+
+#[cfg(test)]
+mod tests;
