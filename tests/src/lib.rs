@@ -746,22 +746,17 @@ pub fn default_config(
     ip: Ipv4Addr,
     control_extra: &str,
 ) -> String {
-    format!(
-        "cluster: {name}
-locality: {{ region: {region}, zone: {zone} }}
-dataDir: ./data
-control:
-  peeringListen: {ip}:15017
-  adminListen: {ip}:15000
-  gatewayListen: {ip}:15012
-{control_extra}dns:
-  listen: {ip}:15053
-gateway:
-  ingressListen: {ip}:15443
-  advertise: {ip}:15443
-  adminListen: {ip}:15090
-"
-    )
+    let advertise = format!("  advertise: {ip}:15443\n");
+    fedmesh_control::harness::texts::ConfigText {
+        name,
+        region,
+        zone,
+        ip: Some(ip),
+        control_extra,
+        gateway_extra: &advertise,
+        tail: "",
+    }
+    .render()
 }
 
 /// A `Service` (with an `EndpointSlice` when `endpoints` is not empty) in
@@ -776,103 +771,34 @@ pub fn service_yaml(
     annotations: &[(&str, &str)],
     endpoints: &[&str],
 ) -> String {
-    let ann = annotations
-        .iter()
-        .map(|(k, v)| format!("{k}: \"{v}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut yaml = format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: {ns}
-  annotations: {{ {ann} }}
-spec:
-  ports:
-    - {{ name: {port_name}, port: {port}, protocol: TCP }}
-"
-    );
-    if !endpoints.is_empty() {
-        let eps = endpoints
-            .iter()
-            .map(|e| format!("  - addresses: [\"{e}\"]\n    conditions: {{ ready: true }}\n"))
-            .collect::<String>();
-        yaml.push_str(&format!(
-            "---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: {ns}
-  labels: {{ kubernetes.io/service-name: {name} }}
-addressType: IPv4
-ports: [ {{ name: {port_name}, port: {target}, protocol: TCP }} ]
-endpoints:
-{eps}"
-        ));
-    }
-    yaml
+    fedmesh_control::harness::texts::service_manifest(
+        ns,
+        name,
+        (port_name, port, target),
+        annotations,
+        endpoints,
+    )
 }
 
-/// The export annotation.
-pub const EXPORT: (&str, &str) = ("fedmesh.io/export", "true");
+pub use fedmesh_control::harness::texts::EXPORT;
 
-/// A DNS answer, reduced to what tests compare.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsAnswer {
-    /// `NoError`, `NXDomain`, `Refused`, …
-    pub code: String,
-    /// A records in the answer section.
-    pub a: Vec<Ipv4Addr>,
-    /// SRV records in the answer section: (priority, weight, port, target).
-    pub srv: Vec<(u16, u16, u16, String)>,
-    /// Whether the authority section holds the zone's SOA.
-    pub soa: bool,
-}
+pub use fedmesh_control::harness::dns::DnsAnswer;
 
 /// Asks `server` one question over UDP with a real DNS message (hickory's
 /// wire format) and returns the decoded answer.
 ///
 /// # Panics
-/// When no answer comes within 5 s or it does not decode.
+/// When no answer comes within 3 s or it does not decode; when called
+/// from inside an async runtime (it runs one of its own).
 pub fn dns_query(server: std::net::SocketAddr, name: &str, rtype: &str) -> DnsAnswer {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::{Name, RData, RecordType};
-    let rtype: RecordType = rtype.parse().expect("record type");
-    let id = u16::try_from(std::process::id() % 65_000).unwrap_or(1);
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
-    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    socket
-        .send_to(&message.to_vec().expect("encode"), server)
-        .expect("send");
-    let mut buf = vec![0u8; 65_535];
-    let len = socket.recv(&mut buf).expect("a DNS answer within 5 s");
-    let reply = Message::from_vec(&buf[..len]).expect("the answer decodes");
-    let mut out = DnsAnswer {
-        code: format!("{:?}", reply.metadata.response_code),
-        a: Vec::new(),
-        srv: Vec::new(),
-        soa: reply
-            .authorities
-            .iter()
-            .any(|r| matches!(r.data, RData::SOA(_))),
-    };
-    for r in &reply.answers {
-        match &r.data {
-            RData::A(a) => out.a.push(a.0),
-            RData::SRV(s) => out
-                .srv
-                .push((s.priority, s.weight, s.port, s.target.to_ascii())),
-            _ => {}
-        }
-    }
-    out
+    let rtype: hickory_proto::rr::RecordType = rtype.parse().expect("record type");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for one DNS question");
+    runtime
+        .block_on(fedmesh_control::harness::dns::query(server, name, rtype))
+        .unwrap_or_else(|e| panic!("DNS {name} {rtype} at {server}: {e}"))
 }
 
 /// A TCP backend that names itself: on every connection it first writes
