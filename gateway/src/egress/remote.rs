@@ -7,8 +7,6 @@
 //! TLS handshake: a new client connection reaches its first response in
 //! one round trip to the peer.
 
-use std::time::Instant;
-
 use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 
@@ -35,7 +33,6 @@ pub(super) async fn connect(
     early: &mut Early,
 ) -> Result<Upstream, AttemptError> {
     let addr = &target.gateway;
-    let started = Instant::now();
     let deadline = tokio::time::Instant::now() + egress.connect_timeout;
     let pool = egress.pools.get(&target.cluster, addr);
     // The ingress's share of the wait: what is left once the answer has
@@ -70,7 +67,6 @@ pub(super) async fn connect(
         }
     };
     if response.status == http::StatusCode::OK {
-        egress.health.connected_in(addr, started.elapsed());
         early.delivered();
         let tunnel = opening.into_tunnel().map_err(AttemptError::Transport)?;
         return Ok(Upstream::Tunnel(Box::new(tunnel)));
