@@ -24,11 +24,13 @@
 
 mod answer;
 mod error;
+mod fast;
 mod handler;
 mod names;
 mod router;
 mod server;
 mod snapshot;
+mod udp;
 
 pub use error::DnsError;
 pub use server::{DnsConfig, DnsServer};

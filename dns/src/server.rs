@@ -1,5 +1,6 @@
-//! Binding the sockets, starting hickory's `Server` with the
-//! [`ZoneRouter`], and stopping it.
+//! Binding the sockets, starting the UDP workers (`udp`), hickory's
+//! `Server` for TCP, and the task that pre-encodes each snapshot
+//! (`fast::publish`), all around one [`ZoneRouter`]; and stopping them.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,11 +10,14 @@ use std::time::Duration;
 use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::DnsError;
-use crate::router::ZoneRouter;
+use crate::fast::publish::{self, FastReader};
+use crate::router::{SharedRouter, ZoneRouter};
 use crate::snapshot::ZoneSnapshot;
+use crate::udp;
 
 /// Where the DNS server listens and where it forwards names outside the
 /// zone (`dns` in the cluster config).
@@ -36,7 +40,10 @@ const BIND_ATTEMPTS: usize = 8;
 /// A running server; dropping it or calling [`DnsServer::shutdown`] stops it.
 pub struct DnsServer {
     local_addr: SocketAddr,
-    server: Server<ZoneRouter>,
+    /// hickory's server, for TCP.
+    server: Server<SharedRouter>,
+    /// The UDP workers and the encoding task; dropping the set aborts them.
+    tasks: JoinSet<()>,
 }
 
 impl DnsServer {
@@ -58,17 +65,33 @@ impl DnsServer {
         config: DnsConfig,
         snapshots: watch::Receiver<Arc<ZoneSnapshot>>,
     ) -> Result<DnsServer, DnsError> {
-        let router = ZoneRouter::new(snapshots, &config.upstreams)?;
-        let (udp, tcp, local_addr) = bind(config.listen).await?;
-        let mut server = Server::new(router);
-        server.register_socket(udp);
+        let router = Arc::new(ZoneRouter::new(snapshots.clone(), &config.upstreams)?);
+        let workers = udp::workers();
+        let (udp, tcp, local_addr) = bind(config.listen, workers).await?;
+        let mut tasks = JoinSet::new();
+        let (tables, encoder) = publish::spawn(snapshots.clone());
+        tasks.spawn(async move {
+            // Ends when the snapshot sender is dropped; the workers then
+            // keep the last table.
+            let _ = encoder.await;
+        });
+        for socket in udp {
+            let reader = FastReader::new(snapshots.clone(), tables.clone());
+            tasks.spawn(udp::serve(socket, reader, Arc::clone(&router)));
+        }
+        let mut server = Server::new(SharedRouter(router));
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
         info!(
             listen = %local_addr,
             upstreams = ?config.upstreams,
+            udp_workers = workers,
             "DNS server listening"
         );
-        Ok(DnsServer { local_addr, server })
+        Ok(DnsServer {
+            local_addr,
+            server,
+            tasks,
+        })
     }
 
     /// The bound address (the same port for UDP and TCP).
@@ -78,6 +101,7 @@ impl DnsServer {
 
     /// Stops accepting queries and waits for the socket tasks to end.
     pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
         if let Err(error) = self.server.shutdown_gracefully().await {
             warn!(%error, "DNS server stopped with an error");
         }
@@ -93,8 +117,11 @@ impl std::fmt::Debug for DnsServer {
     }
 }
 
-/// Binds UDP on `listen`, then TCP on the UDP socket's address.
-async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+/// Binds `workers` UDP sockets on `listen`, then TCP on their address.
+async fn bind(
+    listen: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), DnsError> {
     let udp_error = |source| DnsError::Bind {
         proto: "udp",
         addr: listen,
@@ -102,12 +129,11 @@ async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr)
     };
     let mut attempt = 1;
     loop {
-        let udp = UdpSocket::bind(listen).await.map_err(udp_error)?;
-        let addr = udp.local_addr().map_err(udp_error)?;
+        let (udp, addr) = udp::bind(listen, workers).map_err(udp_error)?;
         match TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp, addr)),
             // The OS picked a UDP port whose TCP twin is taken: drop the UDP
-            // socket and let it pick another.
+            // sockets and let it pick another.
             Err(error)
                 if listen.port() == 0
                     && error.kind() == io::ErrorKind::AddrInUse
