@@ -69,12 +69,7 @@ impl DnsServer {
         let workers = udp::workers();
         let (udp, tcp, local_addr) = bind(config.listen, workers).await?;
         let mut tasks = JoinSet::new();
-        let (tables, encoder) = publish::spawn(snapshots.clone());
-        tasks.spawn(async move {
-            // Ends when the snapshot sender is dropped; the workers then
-            // keep the last table.
-            let _ = encoder.await;
-        });
+        let tables = publish::spawn(snapshots.clone(), &mut tasks);
         for socket in udp {
             let reader = FastReader::new(snapshots.clone(), tables.clone());
             tasks.spawn(udp::serve(socket, reader, Arc::clone(&router)));

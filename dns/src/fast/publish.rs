@@ -10,23 +10,24 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::FastZone;
 use crate::snapshot::{ZoneIndex, ZoneSnapshot, zone_name};
 
-/// Starts the task that encodes every snapshot published on `snapshots`,
-/// and returns the channel of the tables with its handle. Must be called
+/// Starts, in `tasks`, the task that encodes every snapshot published on
+/// `snapshots`, and returns the channel of the tables. Must be called
 /// within a tokio runtime. The task ends when `snapshots`' sender is
-/// dropped.
+/// dropped; the readers then keep the last table.
 pub(crate) fn spawn(
     snapshots: watch::Receiver<Arc<ZoneSnapshot>>,
-) -> (watch::Receiver<Arc<FastZone>>, JoinHandle<()>) {
+    tasks: &mut JoinSet<()>,
+) -> watch::Receiver<Arc<FastZone>> {
     let first = Arc::clone(&snapshots.borrow());
     let (tables, receiver) = watch::channel(Arc::new(encode(first)));
-    let task = tokio::spawn(run(snapshots, tables));
-    (receiver, task)
+    tasks.spawn(run(snapshots, tables));
+    receiver
 }
 
 async fn run(
