@@ -3,12 +3,13 @@
 //! (`fast::publish`), all around one [`ZoneRouter`]; and stopping them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -42,7 +43,9 @@ pub struct DnsServer {
     local_addr: SocketAddr,
     /// hickory's server, for TCP.
     server: Server<SharedRouter>,
-    /// The UDP workers and the encoding task; dropping the set aborts them.
+    /// The UDP worker threads; dropping one stops it.
+    workers: Vec<udp::Worker>,
+    /// The encoding task; dropping the set aborts it.
     tasks: JoinSet<()>,
 }
 
@@ -70,9 +73,17 @@ impl DnsServer {
         let (udp, tcp, local_addr) = bind(config.listen, workers).await?;
         let mut tasks = JoinSet::new();
         let tables = publish::spawn(snapshots.clone(), &mut tasks);
+        let runtime = Handle::current();
+        let mut threads = Vec::with_capacity(udp.len());
         for socket in udp {
             let reader = FastReader::new(snapshots.clone(), tables.clone());
-            tasks.spawn(udp::serve(socket, reader, Arc::clone(&router)));
+            let worker = udp::Worker::spawn(socket, reader, Arc::clone(&router), runtime.clone())
+                .map_err(|source| DnsError::Bind {
+                proto: "udp",
+                addr: local_addr,
+                source,
+            })?;
+            threads.push(worker);
         }
         let mut server = Server::new(SharedRouter(router));
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
@@ -85,6 +96,7 @@ impl DnsServer {
         Ok(DnsServer {
             local_addr,
             server,
+            workers: threads,
             tasks,
         })
     }
@@ -96,6 +108,9 @@ impl DnsServer {
 
     /// Stops accepting queries and waits for the socket tasks to end.
     pub async fn shutdown(mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop().await;
+        }
         self.tasks.shutdown().await;
         if let Err(error) = self.server.shutdown_gracefully().await {
             warn!(%error, "DNS server stopped with an error");
