@@ -24,6 +24,7 @@ pub(crate) mod query;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
 use tracing::debug;
@@ -76,8 +77,10 @@ struct Encoded {
     /// The zone's name on the wire, lowercase.
     wire: Vec<u8>,
     /// Every name that exists, by its lowercase wire form: the bodies of
-    /// its positive answers by type. A type not listed is NODATA.
-    names: HashMap<Box<[u8]>, Vec<(u16, Body)>>,
+    /// its positive answers by type. A type not listed is NODATA. The keys
+    /// are the zone's own names, so a fast unkeyed-quality hash will do:
+    /// a client chooses lookups, never insertions.
+    names: HashMap<Box<[u8]>, Vec<(u16, Body)>, RandomState>,
     /// NODATA: the SOA in the authority section (RFC 2308 §2.2).
     nodata: Body,
     /// NXDOMAIN: the SOA in the authority section (RFC 2308 §2.1).
@@ -167,7 +170,7 @@ impl Encoded {
         };
         let mut zone = Self {
             wire,
-            names: HashMap::new(),
+            names: HashMap::default(),
             nodata: negative(0),
             nxdomain: negative(NXDOMAIN),
         };
@@ -221,15 +224,17 @@ impl Encoded {
 
 /// Whether the wire name `name` ends, at a label boundary, with `zone`.
 fn in_zone(name: &[u8], zone: &[u8]) -> bool {
+    let Some(start) = name.len().checked_sub(zone.len()) else {
+        return false;
+    };
+    // Walk the length octets up to where the zone would start: the suffix
+    // only counts if a label begins there. Bounded: each turn moves past
+    // one label of a name `query` checked.
     let mut at = 0;
-    // Bounded: each turn moves past one label of a name `query` checked.
-    while at < name.len() {
-        if name[at..] == *zone {
-            return true;
-        }
+    while at < start {
         at += 1 + usize::from(name[at]);
     }
-    false
+    at == start && name[start..] == *zone
 }
 
 /// Every name that exists in the zone of `index`: the apex, the empty

@@ -226,3 +226,19 @@ fn a_response_larger_than_the_clients_buffer_is_left_to_hickory() {
     let packet = query(2, srv, RecordType::SRV, Some(edns), true);
     assert!(fast.respond(&packet, &mut out));
 }
+
+#[test]
+fn the_zone_must_start_at_a_label_boundary() {
+    let zone = b"\x0aclusterset\x05local\x00";
+    let mut below = b"\x03web".to_vec();
+    below.extend_from_slice(zone);
+    assert!(in_zone(&below, zone));
+    assert!(in_zone(zone, zone));
+    // One label whose bytes spell the zone: not under it.
+    let mut inside = vec![17];
+    inside.extend_from_slice(&zone[..17]);
+    inside.push(0);
+    assert_eq!(inside[1..], zone[..]);
+    assert!(!in_zone(&inside, zone));
+    assert!(!in_zone(b"\x05local\x00", zone));
+}
