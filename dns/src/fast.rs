@@ -20,11 +20,10 @@
 
 pub(crate) mod publish;
 pub(crate) mod query;
+mod table;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use foldhash::fast::RandomState;
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
 use tracing::debug;
@@ -32,6 +31,7 @@ use tracing::debug;
 use crate::answer::{Answer, answer};
 use crate::snapshot::{ZoneIndex, ZoneSnapshot};
 use query::{MAX_NAME, Query};
+use table::{AnswerTable, BodyRef, Lookup};
 
 /// The query types answered here. Each is either one of the zone's record
 /// types or answered NODATA/NXDOMAIN; meta types (ANY, AXFR, IXFR, OPT)
@@ -77,10 +77,8 @@ struct Encoded {
     /// The zone's name on the wire, lowercase.
     wire: Vec<u8>,
     /// Every name that exists, by its lowercase wire form: the bodies of
-    /// its positive answers by type. A type not listed is NODATA. The keys
-    /// are the zone's own names, so a fast unkeyed-quality hash will do:
-    /// a client chooses lookups, never insertions.
-    names: HashMap<Box<[u8]>, Vec<(u16, Body)>, RandomState>,
+    /// its positive answers by type. A type not listed is NODATA.
+    names: AnswerTable,
     /// NODATA: the SOA in the authority section (RFC 2308 §2.2).
     nodata: Body,
     /// NXDOMAIN: the SOA in the authority section (RFC 2308 §2.1).
@@ -94,6 +92,16 @@ struct Body {
     /// ANCOUNT, NSCOUNT, ARCOUNT.
     counts: [u16; 3],
     bytes: Box<[u8]>,
+}
+
+impl Body {
+    fn as_ref(&self) -> BodyRef<'_> {
+        BodyRef {
+            rcode: self.rcode,
+            counts: self.counts,
+            bytes: &self.bytes,
+        }
+    }
 }
 
 impl FastZone {
@@ -146,7 +154,7 @@ impl FastZone {
             out.extend_from_slice(&count.to_be_bytes());
         }
         out.extend_from_slice(query.question);
-        out.extend_from_slice(&body.bytes);
+        out.extend_from_slice(body.bytes);
         if let Some(opt) = query.opt {
             // Root owner, type OPT, our payload, RCODE 0, version 0, and
             // the query's DO bit (RFC 3225 §3), no options.
@@ -170,7 +178,7 @@ impl Encoded {
         };
         let mut zone = Self {
             wire,
-            names: HashMap::default(),
+            names: AnswerTable::default(),
             nodata: negative(0),
             nxdomain: negative(NXDOMAIN),
         };
@@ -195,11 +203,14 @@ impl Encoded {
                 ));
             }
         }
-        self.names.insert(wire(name).into(), bodies);
+        let refs: Vec<(u16, BodyRef<'_>)> = bodies.iter().map(|(t, b)| (*t, b.as_ref())).collect();
+        if !self.names.insert(&wire(name), &refs) {
+            debug!(%name, "answers too large to pre-encode; hickory answers them");
+        }
     }
 
     /// The body answering `query`, or `None` when hickory must answer.
-    fn body(&self, query: &Query<'_>) -> Option<&Body> {
+    fn body(&self, query: &Query<'_>) -> Option<BodyRef<'_>> {
         if !FAST_TYPES.iter().any(|t| u16::from(*t) == query.qtype) {
             return None;
         }
@@ -212,13 +223,11 @@ impl Encoded {
         if !in_zone(lower, &self.wire) {
             return None;
         }
-        Some(match self.names.get(&*lower) {
-            Some(bodies) => bodies
-                .iter()
-                .find(|(t, _)| *t == query.qtype)
-                .map_or(&self.nodata, |(_, body)| body),
-            None => &self.nxdomain,
-        })
+        match self.names.get(lower) {
+            Lookup::Exists(entry) => Some(entry.body(query.qtype).unwrap_or(self.nodata.as_ref())),
+            Lookup::Absent => Some(self.nxdomain.as_ref()),
+            Lookup::Ambiguous => None,
+        }
     }
 }
 
