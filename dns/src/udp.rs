@@ -159,7 +159,13 @@ impl Serving {
                     return;
                 }
             }
-            batch.answer(|query, src, out| self.answer(query, src, out));
+            let table = self.fast.current().map(Arc::clone);
+            let warm = |query: &[u8]| {
+                if let Some(table) = &table {
+                    table.warm(query);
+                }
+            };
+            batch.answer(warm, |query, src, out| self.answer(query, src, out));
             batch.send(&self.socket);
         }
     }

@@ -94,7 +94,7 @@ impl FastReader {
     /// The common case is one atomic load (`has_changed`); the watch
     /// channels' read locks are taken only after a publish, and only to
     /// clone an `Arc`.
-    pub(crate) fn current(&mut self) -> Option<&FastZone> {
+    pub(crate) fn current(&mut self) -> Option<&Arc<FastZone>> {
         if self.fresh && !self.snapshots.has_changed().unwrap_or(false) {
             return Some(&self.current);
         }
@@ -103,6 +103,6 @@ impl FastReader {
             self.current = Arc::clone(&self.tables.borrow());
         }
         self.fresh = Arc::ptr_eq(self.current.snapshot(), &latest);
-        self.fresh.then_some(&*self.current)
+        self.fresh.then_some(&self.current)
     }
 }

@@ -74,12 +74,17 @@ impl Batch {
         Ok(())
     }
 
-    /// Runs `answer(query, source, out)` on each query received; those it
-    /// answers (`true`) are queued for [`Batch::send`].
+    /// Runs `warm(query)` on every query received, then
+    /// `answer(query, source, out)` on each; those it answers (`true`) are
+    /// queued for [`Batch::send`].
     pub(super) fn answer(
         &mut self,
+        mut warm: impl FnMut(&[u8]),
         mut answer: impl FnMut(&[u8], SocketAddr, &mut Vec<u8>) -> bool,
     ) {
+        for (i, &(len, _)) in self.received.iter().enumerate() {
+            warm(&self.queries[i][..len]);
+        }
         self.ready = 0;
         for (i, &(len, src)) in self.received.iter().enumerate() {
             let Some(src) = src else {
