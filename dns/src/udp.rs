@@ -5,7 +5,7 @@
 //!
 //! A worker hands each packet of a batch to the pre-encoded table of the
 //! latest snapshot ([`crate::fast`]). The common query is answered there,
-//! on the worker thread, with no allocation. Everything else (other
+//! on the worker thread, with no allocation per query. Everything else (other
 //! opcodes, unusual EDNS, names outside the zone, meta types, answers that
 //! need truncation, and every query while the newest snapshot is still
 //! being encoded) goes to hickory ([`hickory`]) as a task on the tokio
