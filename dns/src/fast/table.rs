@@ -82,7 +82,8 @@ impl AnswerTable {
         self.arena.extend_from_slice(name);
         self.arena.push(count);
         for (qtype, body) in bodies {
-            let len = u16::try_from(body.bytes.len()).expect("checked above");
+            let len =
+                u16::try_from(body.bytes.len()).expect("bodies over 64 KiB are refused above");
             self.arena.extend_from_slice(&qtype.to_be_bytes());
             self.arena.push(body.rcode);
             for value in body.counts.into_iter().chain([len]) {
