@@ -9,6 +9,7 @@
 #   DNS_BENCH_SECONDS=10           dnsperf run length per server
 #   DNS_BENCH_CLIENTS=8            dnsperf -c (sockets)
 #   DNS_BENCH_OUTSTANDING=500      dnsperf -q (queries in flight)
+#   DNS_BENCH_ROUNDS=3             rounds per size (medians and spread)
 #   BENCH_SKIP_BUILD=1             use the release binaries already built
 #   CARGO_TARGET_DIR               default target/
 set -euo pipefail
@@ -19,6 +20,7 @@ SIZES=${DNS_BENCH_SIZES:-"10000 30000"}
 SECONDS_PER_RUN=${DNS_BENCH_SECONDS:-10}
 CLIENTS=${DNS_BENCH_CLIENTS:-8}
 OUTSTANDING=${DNS_BENCH_OUTSTANDING:-500}
+ROUNDS=${DNS_BENCH_ROUNDS:-3}
 PORT=15053
 PER_FILE=1000  # services per manifest file
 
@@ -30,6 +32,7 @@ for n in $SIZES; do
   [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 30000)) || die "sizes must be 1..30000 (the VIP range holds 65k addresses, 2 per service)"
 done
 ((SECONDS_PER_RUN >= 1 && SECONDS_PER_RUN <= 120)) || die "DNS_BENCH_SECONDS must be 1..120"
+[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 9)) || die "DNS_BENCH_ROUNDS must be 1..9"
 
 # ---- tools ---------------------------------------------------------------
 need_pkgs=()
@@ -254,19 +257,24 @@ EOF
     die "fedmesh and Knot answer differently"
   }
 
-  row=()
   for server in fedmesh knot; do
     if [[ $server == fedmesh ]]; then ip=$FED_IP; pid=$FED_PID; else ip=$KNOT_IP; pid=$KNOT_PID; fi
     log "$server: warm-up 2 s…"
     measure "$ip" "$pid" 2 >/dev/null
-    log "$server: dnsperf -l $SECONDS_PER_RUN -c $CLIENTS -q $OUTSTANDING…"
-    m=$(measure "$ip" "$pid" "$SECONDS_PER_RUN")
-    log "$server: latency percentiles (3 s verbose run)…"
-    p=$(percentiles "$ip")
-    row+=("$server $m $p")
+  done
+  # Rounds alternate the servers, so a burst of other work on the machine
+  # spreads over both.
+  for round in $(seq "$ROUNDS"); do
+    for server in fedmesh knot; do
+      if [[ $server == fedmesh ]]; then ip=$FED_IP; pid=$FED_PID; else ip=$KNOT_IP; pid=$KNOT_PID; fi
+      log "$server, round $round/$ROUNDS: dnsperf -l $SECONDS_PER_RUN -c $CLIENTS -q $OUTSTANDING…"
+      m=$(measure "$ip" "$pid" "$SECONDS_PER_RUN")
+      log "$server, round $round/$ROUNDS: latency percentiles (3 s verbose run)…"
+      p=$(percentiles "$ip")
+      RESULTS+=("$N $server $round $m $p")
+    done
   done
   stop_all
-  for r in "${row[@]}"; do RESULTS+=("$N $r"); done
 done
 
 # ---- report ----------------------------------------------------------------
@@ -275,25 +283,46 @@ echo "DNS: queries per server CPU-second, fedmesh vs Knot DNS $(knotd -V | awk '
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), loopback; $PINNING"
 echo "load average (1/5/15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'): -l $SECONDS_PER_RUN -c $CLIENTS -T 1 -q $OUTSTANDING, UDP, A queries, names shuffled; CPU from /proc/PID/stat (utime+stime)"
+echo "rounds: $ROUNDS per size, servers alternating; medians with the spread (min–max) across rounds"
 echo
-printf '| %6s | %-7s | %9s | %9s | %6s | %8s | %8s | %8s | %8s | %8s | %7s | %12s |\n' \
-  names server sent completed lost QPS "avg ms" "sd ms" "p50 ms" "p99 ms" "CPU s" "q/CPU-s"
-printf '|%s|\n' "--------|---------|-----------|-----------|--------|----------|----------|----------|----------|----------|---------|--------------"
-declare -A QPC
+printf '| %6s | %-7s | %5s | %9s | %9s | %6s | %8s | %8s | %8s | %8s | %8s | %7s | %9s |\n' \
+  names server round sent completed lost QPS "avg ms" "sd ms" "p50 ms" "p99 ms" "CPU s" "q/CPU-s"
+printf '|%s|\n' "--------|---------|-------|-----------|-----------|--------|----------|----------|----------|----------|----------|---------|-----------"
+declare -A QPC P99
 for r in "${RESULTS[@]}"; do
   # shellcheck disable=SC2086
   set -- $r
-  n=$1 server=$2 sent=$3 done=$4 lost=$5 qps=$6 avg=$7 sd=$8 cpu=${10} p50=${11} p99=${12}
+  n=$1 server=$2 round=$3 sent=$4 done=$5 lost=$6 qps=$7 avg=$8 sd=$9 cpu=${11} p50=${12} p99=${13}
   qpc=$(awk -v d="$done" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", d / c; else print "inf" }')
-  QPC[$n.$server]=$qpc
-  printf '| %6s | %-7s | %9s | %9s | %6s | %8s | %8s | %8s | %8s | %8s | %7s | %12s |\n' \
-    "$n" "$server" "$sent" "$done" "$lost" "$qps" "$avg" "$sd" "$p50" "$p99" "$cpu" "$qpc"
+  QPC[$n.$server]+="$qpc "
+  P99[$n.$server]+="$p99 "
+  printf '| %6s | %-7s | %5s | %9s | %9s | %6s | %8s | %8s | %8s | %8s | %8s | %7s | %9s |\n' \
+    "$n" "$server" "$round" "$sent" "$done" "$lost" "$qps" "$avg" "$sd" "$p50" "$p99" "$cpu" "$qpc"
+done
+
+# "median min max" of the numbers in $1 ("-" when a value is missing).
+stats() {
+  tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -g |
+    awk '{v[NR]=$1} END { if (NR == 0) { print "- - -"; exit }
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%s %s %s\n", m, v[1], v[NR] }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo
+printf '| %6s | %-26s | %-26s | %8s | %-22s | %-22s | %8s |\n' names \
+  "fedmesh q/CPU-s" "Knot q/CPU-s" "ratio" "fedmesh p99 ms" "Knot p99 ms" "ratio"
+printf '|%s|\n' "--------|----------------------------|----------------------------|----------|------------------------|------------------------|----------"
+for n in $SIZES; do
+  read -r fq fq_lo fq_hi <<<"$(stats "${QPC[$n.fedmesh]}")"
+  read -r kq kq_lo kq_hi <<<"$(stats "${QPC[$n.knot]}")"
+  read -r fp fp_lo fp_hi <<<"$(stats "${P99[$n.fedmesh]}")"
+  read -r kp kp_lo kp_hi <<<"$(stats "${P99[$n.knot]}")"
+  printf '| %6s | %-26s | %-26s | %8s | %-22s | %-22s | %8s |\n' "$n" \
+    "$(printf '%.0f (%.0f–%.0f)' "$fq" "$fq_lo" "$fq_hi")" \
+    "$(printf '%.0f (%.0f–%.0f)' "$kq" "$kq_lo" "$kq_hi")" \
+    "$(ratio "$fq" "$kq")" \
+    "$fp ($fp_lo–$fp_hi)" "$kp ($kp_lo–$kp_hi)" "$(ratio "$fp" "$kp")"
 done
 echo
-printf '| %6s | %22s | %22s | %14s |\n' names "fedmesh q/CPU-s" "Knot q/CPU-s" "fedmesh/Knot"
-printf '|%s|\n' "--------|------------------------|------------------------|----------------"
-for n in $SIZES; do
-  f=${QPC[$n.fedmesh]} k=${QPC[$n.knot]}
-  printf '| %6s | %22s | %22s | %14s |\n' "$n" "$f" "$k" \
-    "$(awk -v f="$f" -v k="$k" 'BEGIN { if (k > 0) printf "%.3f", f / k; else print "-" }')"
-done
+echo "ratio: fedmesh ÷ Knot of the medians; q/CPU-s higher is better, p99 lower is better"

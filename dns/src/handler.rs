@@ -133,6 +133,12 @@ impl ZoneHandler for SnapshotZoneHandler {
             let refused = LookupError::from(ResponseCode::Refused);
             return (LookupControlFlow::Break(Err(refused)), None);
         }
+        // RFC 1995 §2 has IXFR fall back to AXFR, which is refused (RFC
+        // 5936 §2.2.1): refuse IXFR the same way rather than answer NODATA.
+        if query.query_type() == RecordType::IXFR {
+            let refused = LookupError::from(ResponseCode::Refused);
+            return (LookupControlFlow::Break(Err(refused)), None);
+        }
         (self.answer(query.name(), query.query_type()), None)
     }
 

@@ -23,12 +23,14 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hickory_server::net::NetError;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::rr::{LowerName, Name};
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::{LowerName, Name, Record};
 use hickory_server::resolver::config::{ConnectionConfig, NameServerConfig, ResolverOpts};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
-use hickory_server::zone_handler::{Catalog, ZoneHandler};
+use hickory_server::zone_handler::{Catalog, MessageResponse, ZoneHandler};
 use tokio::sync::watch;
 use tracing::{Instrument, field, info, info_span, warn};
 
@@ -106,10 +108,78 @@ impl RequestHandler for ZoneRouter {
             span.record("qtype", field::display(query.query_type()));
         }
         let catalog = self.catalog();
+        let response_handle = Compliant {
+            inner: response_handle,
+            dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        };
         catalog
-            .handle_request::<R, T>(request, response_handle)
+            .handle_request::<_, T>(request, response_handle)
             .instrument(span)
             .await
+    }
+}
+
+/// The router shared by hickory's TCP server and the UDP workers.
+#[derive(Clone)]
+pub(crate) struct SharedRouter(pub(crate) Arc<ZoneRouter>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedRouter {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+/// Fixes hickory's responses where they break an RFC, on their way out:
+///
+/// - the OPT record echoes the query's DO bit (RFC 3225 §3: "the DO bit of
+///   the query MUST be copied in the response"); hickory copies it only
+///   when built with DNSSEC;
+/// - REFUSED is not authoritative: hickory's catalog sets AA on every
+///   answer of a zone handler, refusals included, but a server refusing a
+///   question asserts no data (RFC 1035 §4.1.1, AA "specifies that the
+///   responding name server is an authority for the domain name in
+///   question").
+#[derive(Clone)]
+struct Compliant<R> {
+    inner: R,
+    dnssec_ok: bool,
+}
+
+#[async_trait::async_trait]
+impl<R: ResponseHandler> ResponseHandler for Compliant<R> {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let edns = response.edns().map(|edns| {
+            let mut edns = edns.clone();
+            edns.set_dnssec_ok(self.dnssec_ok);
+            edns
+        });
+        // A shorter borrow of the question and OPT (the type is covariant),
+        // so the OPT can be our copy.
+        let mut response = response;
+        if let Some(edns) = &edns {
+            response.set_edns(edns);
+        }
+        if response.metadata().response_code == ResponseCode::Refused {
+            response.metadata_mut().authoritative = false;
+        }
+        self.inner.send_response(response).await
     }
 }
 

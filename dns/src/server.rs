@@ -1,19 +1,24 @@
-//! Binding the sockets, starting hickory's `Server` with the
-//! [`ZoneRouter`], and stopping it.
+//! Binding the sockets, starting the UDP workers (`udp`), hickory's
+//! `Server` for TCP, and the task that pre-encodes each snapshot
+//! (`fast::publish`), all around one [`ZoneRouter`]; and stopping them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::DnsError;
-use crate::router::ZoneRouter;
+use crate::fast::publish::{self, FastReader};
+use crate::router::{SharedRouter, ZoneRouter};
 use crate::snapshot::ZoneSnapshot;
+use crate::udp;
 
 /// Where the DNS server listens and where it forwards names outside the
 /// zone (`dns` in the cluster config).
@@ -36,7 +41,12 @@ const BIND_ATTEMPTS: usize = 8;
 /// A running server; dropping it or calling [`DnsServer::shutdown`] stops it.
 pub struct DnsServer {
     local_addr: SocketAddr,
-    server: Server<ZoneRouter>,
+    /// hickory's server, for TCP.
+    server: Server<SharedRouter>,
+    /// The UDP worker threads; dropping one stops it.
+    workers: Vec<udp::Worker>,
+    /// The encoding task; dropping the set aborts it.
+    tasks: JoinSet<()>,
 }
 
 impl DnsServer {
@@ -58,17 +68,37 @@ impl DnsServer {
         config: DnsConfig,
         snapshots: watch::Receiver<Arc<ZoneSnapshot>>,
     ) -> Result<DnsServer, DnsError> {
-        let router = ZoneRouter::new(snapshots, &config.upstreams)?;
-        let (udp, tcp, local_addr) = bind(config.listen).await?;
-        let mut server = Server::new(router);
-        server.register_socket(udp);
+        let router = Arc::new(ZoneRouter::new(snapshots.clone(), &config.upstreams)?);
+        let workers = udp::workers();
+        let (udp, tcp, local_addr) = bind(config.listen, workers).await?;
+        let mut tasks = JoinSet::new();
+        let tables = publish::spawn(snapshots.clone(), &mut tasks);
+        let runtime = Handle::current();
+        let mut threads = Vec::with_capacity(udp.len());
+        for socket in udp {
+            let reader = FastReader::new(snapshots.clone(), tables.clone());
+            let worker = udp::Worker::spawn(socket, reader, Arc::clone(&router), runtime.clone())
+                .map_err(|source| DnsError::Bind {
+                proto: "udp",
+                addr: local_addr,
+                source,
+            })?;
+            threads.push(worker);
+        }
+        let mut server = Server::new(SharedRouter(router));
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
         info!(
             listen = %local_addr,
             upstreams = ?config.upstreams,
+            udp_workers = workers,
             "DNS server listening"
         );
-        Ok(DnsServer { local_addr, server })
+        Ok(DnsServer {
+            local_addr,
+            server,
+            workers: threads,
+            tasks,
+        })
     }
 
     /// The bound address (the same port for UDP and TCP).
@@ -78,6 +108,10 @@ impl DnsServer {
 
     /// Stops accepting queries and waits for the socket tasks to end.
     pub async fn shutdown(mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop().await;
+        }
+        self.tasks.shutdown().await;
         if let Err(error) = self.server.shutdown_gracefully().await {
             warn!(%error, "DNS server stopped with an error");
         }
@@ -93,8 +127,11 @@ impl std::fmt::Debug for DnsServer {
     }
 }
 
-/// Binds UDP on `listen`, then TCP on the UDP socket's address.
-async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+/// Binds `workers` UDP sockets on `listen`, then TCP on their address.
+async fn bind(
+    listen: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), DnsError> {
     let udp_error = |source| DnsError::Bind {
         proto: "udp",
         addr: listen,
@@ -102,12 +139,11 @@ async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr)
     };
     let mut attempt = 1;
     loop {
-        let udp = UdpSocket::bind(listen).await.map_err(udp_error)?;
-        let addr = udp.local_addr().map_err(udp_error)?;
+        let (udp, addr) = udp::bind(listen, workers).map_err(udp_error)?;
         match TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp, addr)),
             // The OS picked a UDP port whose TCP twin is taken: drop the UDP
-            // socket and let it pick another.
+            // sockets and let it pick another.
             Err(error)
                 if listen.port() == 0
                     && error.kind() == io::ErrorKind::AddrInUse

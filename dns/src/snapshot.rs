@@ -191,6 +191,11 @@ impl ZoneIndex {
         self.namespaces.get(ns).is_some_and(|s| !s.is_empty())
     }
 
+    /// Every namespace (lowercase) and its services by lowercase name.
+    pub(crate) fn namespaces(&self) -> &HashMap<String, HashMap<String, ServiceEntry>> {
+        &self.namespaces
+    }
+
     /// The service `svc` in namespace `ns` (both lowercase).
     pub(crate) fn service(&self, ns: &str, svc: &str) -> Option<&ServiceEntry> {
         self.namespaces.get(ns)?.get(svc)

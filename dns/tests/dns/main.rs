@@ -3,6 +3,8 @@
 //! hickory's resolver, and with `dig` when installed. Malformed packets
 //! have their own test binary (`tests/malformed.rs`).
 
+mod burst;
+mod compliance;
 mod dig;
 mod forwarding;
 mod lifecycle;

@@ -1,0 +1,142 @@
+//! The slow path of a UDP query: what hickory's own UDP server does with a
+//! packet, up to the encoded response, which the worker then sends.
+//!
+//! Responses (QR = 1) are dropped, as hickory drops them (no reflection);
+//! a packet too short for a header is dropped; one hickory cannot parse is
+//! answered FORMERR; other opcodes than QUERY get NOTIMP and EDNS versions
+//! above 0 get BADVERS (RFC 6891 §6.1.3) here, because hickory's catalog
+//! logs those at warn and a client should not be able to fill the
+//! operator's log. Everything else goes to the [`ZoneRouter`], as over TCP.
+//! Every line logged about a client's packet is at debug.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Header, MessageType, OpCode, ResponseCode};
+use hickory_server::proto::rr::Record;
+use hickory_server::proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use tracing::debug;
+
+use crate::router::ZoneRouter;
+
+/// RFC 1035 §4.2.1: without EDNS a UDP response is at most 512 octets.
+const CLASSIC_UDP: u16 = 512;
+
+/// hickory's response to the UDP query `packet` from `src`, encoded and
+/// truncated to fit the client's buffer, or `None` when no response is
+/// due.
+pub(crate) async fn answer(router: &ZoneRouter, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let mut decoder = BinDecoder::new(packet);
+    let Ok(header) = Header::read(&mut decoder) else {
+        debug!(%src, len = packet.len(), "DNS packet shorter than a header; dropped");
+        return None;
+    };
+    if header.metadata.message_type == MessageType::Response {
+        debug!(%src, id = header.metadata.id, "DNS response sent as a query; dropped");
+        return None;
+    }
+    let reply = Reply::default();
+    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+        Ok(request) => answer_request(router, &request, reply.clone()).await,
+        Err(error) => {
+            debug!(%src, id = header.metadata.id, %error, "malformed DNS query; answering FORMERR");
+            let none = no_queries();
+            let response = MessageResponseBuilder::new(&none, None);
+            send(
+                reply.clone(),
+                response.error_msg(&header.metadata, ResponseCode::FormErr),
+            )
+            .await;
+        }
+    }
+    reply.take()
+}
+
+async fn answer_request(router: &ZoneRouter, request: &Request, reply: Reply) {
+    let metadata = &request.metadata;
+    if metadata.op_code != OpCode::Query {
+        debug!(id = metadata.id, op = %metadata.op_code, "DNS opcode not implemented; answering NOTIMP");
+        let response = MessageResponseBuilder::new(&request.queries, None);
+        send(reply, response.error_msg(metadata, ResponseCode::NotImp)).await;
+        return;
+    }
+    if let Some(edns) = request.edns.as_ref().filter(|e| e.version() > 0) {
+        debug!(
+            id = metadata.id,
+            version = edns.version(),
+            "EDNS version not supported; answering BADVERS"
+        );
+        let mut ours = Edns::new();
+        ours.set_max_payload(edns.max_payload().max(CLASSIC_UDP));
+        ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        let response = MessageResponseBuilder::new(&request.queries, Some(&ours));
+        send(reply, response.error_msg(metadata, ResponseCode::BADVERS)).await;
+        return;
+    }
+    router.handle_request::<_, TokioTime>(request, reply).await;
+}
+
+async fn send<'a>(
+    mut reply: Reply,
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) {
+    if let Err(error) = reply.send_response(response).await {
+        debug!(%error, "DNS error response not encodable");
+    }
+}
+
+/// An empty question section, for FORMERR to a packet without a readable
+/// one.
+fn no_queries() -> Queries {
+    Queries::read(&mut BinDecoder::new(&[]), 0)
+        .expect("reading zero questions reads no bytes, so cannot fail")
+}
+
+/// Where hickory's response lands: encoded as hickory's UDP server encodes
+/// it (truncated to the client's buffer, RFC 6891 §7), to be sent by the
+/// worker.
+#[derive(Clone, Default)]
+struct Reply(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Reply {
+    fn take(&self) -> Option<Vec<u8>> {
+        // Only a panic while storing bytes poisons the lock; the bytes
+        // stored before are whole.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Reply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        // RFC 1035 §4.2.1 and RFC 6891 §6.2.5, as hickory's `encode`.
+        encoder.set_max_size(response.edns().map_or(CLASSIC_UDP, Edns::max_payload));
+        let info = response.destructive_emit(&mut encoder)?;
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+        Ok(info)
+    }
+}
