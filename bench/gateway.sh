@@ -17,6 +17,7 @@
 #   GATEWAY_BENCH_BULK_MIB=1024      single-stream transfer size
 #   GATEWAY_BENCH_IDLE=10000         idle connections (0: skip; at most what
 #                                    the open-file limit allows)
+#   GATEWAY_BENCH_IDLE_CONCURRENCY=200  idle connections opened at once
 #   GATEWAY_BENCH_ROUNDS=3           repetitions (medians reported)
 #   GATEWAY_BENCH_FAILOVER_RATE=200  requests per second during failover
 #   GATEWAY_BENCH_FAILOVER=1         0: skip the failover runs

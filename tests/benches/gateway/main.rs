@@ -82,6 +82,9 @@ pub(crate) struct Knobs {
     pub(crate) bulk_mib: u64,
     /// `GATEWAY_BENCH_IDLE` (0..=20000, default 10000): idle connections.
     pub(crate) idle: usize,
+    /// `GATEWAY_BENCH_IDLE_CONCURRENCY` (1..=1000, default 200): idle
+    /// connections being opened at once.
+    pub(crate) idle_concurrency: usize,
     /// `GATEWAY_BENCH_ROUNDS` (1..=9, default 3): repetitions.
     pub(crate) rounds: usize,
     /// `GATEWAY_BENCH_FAILOVER_RATE` (10..=2000, default 200): requests per
@@ -116,6 +119,7 @@ impl Knobs {
             conn_rate: u("GATEWAY_BENCH_CONN_RATE", 300, 10, 5_000),
             bulk_mib: n("GATEWAY_BENCH_BULK_MIB", 1024, 1, 4096) as u64,
             idle: n("GATEWAY_BENCH_IDLE", 10_000, 0, 20_000),
+            idle_concurrency: n("GATEWAY_BENCH_IDLE_CONCURRENCY", 200, 1, 1000),
             rounds: n("GATEWAY_BENCH_ROUNDS", 3, 1, 9),
             failover_rate: u("GATEWAY_BENCH_FAILOVER_RATE", 200, 10, 2_000),
             nft_table: std::env::var("GATEWAY_BENCH_NFT_TABLE")
@@ -251,7 +255,7 @@ fn main() {
         .map(|p| {
             (!p.pids.is_empty() && knobs.idle > 0).then(|| {
                 say(&format!("{}: {} idle connections…", p.name, knobs.idle));
-                idle(&rt, p, knobs.idle)
+                idle(&rt, p, knobs.idle, knobs.idle_concurrency)
             })
         })
         .collect();
@@ -517,7 +521,7 @@ fn saturate(path: &Path, knobs: &Knobs) -> Option<Saturated> {
 /// RSS of the path's proxies before, with `n` idle connections through
 /// them, and after those closed; twice, so that memory not given back
 /// after the first time shows as a leak only if it grows again.
-fn idle(rt: &Runtime, path: &Path, n: usize) -> Idle {
+fn idle(rt: &Runtime, path: &Path, n: usize, concurrency: usize) -> Idle {
     let rss = || path.pids.iter().map(|&p| tree_rss_kib(p)).sum::<u64>();
     let mut out = Idle {
         before_kib: rss(),
@@ -526,19 +530,24 @@ fn idle(rt: &Runtime, path: &Path, n: usize) -> Idle {
     for cycle in 0..2 {
         let t = std::time::Instant::now();
         let deadline = Instant::now() + Duration::from_secs(120);
-        let opened = rt.block_on(load::open_idle(path.addr, n, 200, deadline));
+        let (conns, failed) = rt.block_on(load::open_idle(path.addr, n, concurrency, deadline));
         let open_time = t.elapsed();
+        let opened = conns.len();
+        if let Some(f) = failed {
+            let e = format!("cycle {}: {opened} of {n} opened, then {f:?}", cycle + 1);
+            say(&format!("{}: {e}", path.name));
+            out.error = out.error.or(Some(e));
+        }
         std::thread::sleep(Duration::from_secs(1));
         let during = rss();
-        match opened {
-            Ok(conns) => rt.block_on(async move { drop(conns) }),
-            Err(e) => out.error = out.error.or(Some(e)),
-        }
+        rt.block_on(async move { drop(conns) });
         std::thread::sleep(Duration::from_secs(3));
         if cycle == 0 {
             (out.during_kib, out.after_kib, out.open_time) = (during, rss(), open_time);
+            out.opened = opened;
         } else {
             (out.during_again_kib, out.after_again_kib) = (during, rss());
+            out.opened_again = opened;
         }
     }
     out

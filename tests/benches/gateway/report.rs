@@ -104,6 +104,10 @@ pub(crate) struct Idle {
     pub(crate) during_again_kib: u64,
     /// 3 s after those were closed.
     pub(crate) after_again_kib: u64,
+    /// How many opened the first time.
+    pub(crate) opened: usize,
+    /// How many opened the second time.
+    pub(crate) opened_again: usize,
     /// How long opening them took.
     pub(crate) open_time: Duration,
     /// Why not all opened, if so.
@@ -303,9 +307,11 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         println!("(idle connections: not measured, GATEWAY_BENCH_IDLE=0)\n");
         return;
     };
-    let n = knobs.idle as f64;
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let per_conn = |i: &Idle| (i.during_kib as f64 - i.before_kib as f64) / n;
+    // Per connection that actually opened (a path may carry fewer).
+    let per_conn = |i: &Idle| (i.during_kib as f64 - i.before_kib as f64) / i.opened as f64;
+    let per_conn_again =
+        |i: &Idle| (i.during_again_kib as f64 - i.before_kib as f64) / i.opened_again as f64;
     println!(
         "{} idle connections through the proxies (each carried one request first); RSS = sum of the two proxies' VmRSS",
         knobs.idle
@@ -328,7 +334,18 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         mib(h.during_kib),
         1,
     );
-    row("added KiB per connection", per_conn(&m), per_conn(&h), 2);
+    row(
+        "connections open (first time)",
+        m.opened as f64,
+        h.opened as f64,
+        0,
+    );
+    row(
+        "added KiB per open connection",
+        per_conn(&m),
+        per_conn(&h),
+        2,
+    );
     row(
         "RSS 3 s after they closed, MiB",
         mib(m.after_kib),
@@ -342,13 +359,28 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         1,
     );
     row(
+        "connections open (second time)",
+        m.opened_again as f64,
+        h.opened_again as f64,
+        0,
+    );
+    row(
+        "KiB per open connection, second time (over RSS before)",
+        per_conn_again(&m),
+        per_conn_again(&h),
+        2,
+    );
+    row(
         "RSS 3 s after those closed, MiB",
         mib(m.after_again_kib),
         mib(h.after_again_kib),
         1,
     );
     row(
-        "time to open them the first time (200 at a time), s",
+        &format!(
+            "time to open them the first time ({} at a time), s",
+            knobs.idle_concurrency
+        ),
         m.open_time.as_secs_f64(),
         h.open_time.as_secs_f64(),
         2,
