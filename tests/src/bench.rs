@@ -1,6 +1,7 @@
 //! Helpers shared by the benches under `tests/benches/` (run through the
 //! `bench/*.sh` scripts): bounded environment knobs, cleanup when a signal
-//! ends the bench, and what `/proc` says about a process (CPU time, RSS).
+//! ends the bench, and what `/proc` says about a process or its whole tree
+//! (CPU time, RSS).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -108,6 +109,52 @@ pub fn cpu_time(pid: u32) -> Duration {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
     let total = ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0);
     Duration::from_secs_f64(total as f64 / clock_ticks_per_second())
+}
+
+/// `pid` and every process below it (children, their children, …), from
+/// the parent pid of every process in `/proc`; just `pid` when it has none.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, parent_pid(p)?)))
+        .collect();
+    let mut tree = vec![pid];
+    // Each pass adds the children of what is in the tree; a tree is at
+    // most as deep as there are processes.
+    for _ in 0..parents.len() {
+        let more: Vec<u32> = parents
+            .iter()
+            .filter(|(p, parent)| tree.contains(parent) && !tree.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        tree.extend(more);
+    }
+    tree
+}
+
+/// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time of `pid` and every process below it ([`process_tree`]).
+pub fn tree_cpu_time(pid: u32) -> Duration {
+    process_tree(pid).into_iter().map(cpu_time).sum()
+}
+
+/// VmRSS of `pid` and every process below it, KiB.
+pub fn tree_rss_kib(pid: u32) -> u64 {
+    process_tree(pid)
+        .into_iter()
+        .map(|p| Mem::of(p).rss_kib)
+        .sum()
 }
 
 /// USER_HZ, from `getconf CLK_TCK` (100 on every Linux this runs on).

@@ -9,6 +9,15 @@
 //! [`MAX_CONNECTIONS`] connections at once and [`QUEUED_CHUNKS`] chunks in
 //! flight per direction — and [`Relay::stop`] (or dropping it) closes the
 //! listener and every relayed connection.
+//!
+//! The delay can be changed while the relay runs ([`Relay::set_delay`]); it
+//! applies to every chunk read after the change, on open connections too,
+//! so a long-lived connection through the relay sees the new round trip.
+//! Connecting to the relay is a loopback handshake, which costs no round
+//! trip; [`Relay::start_with_handshake`] adds it back: a new connection's
+//! bytes towards the upstream are held one extra round trip after the
+//! accept, as if the client had waited for the SYN-ACK (RFC 9293 §3.5) —
+//! without it a request sent at once would arrive a round trip early.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +45,7 @@ const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 pub struct Relay {
     addr: SocketAddr,
     accepted: Arc<AtomicU64>,
+    delay: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -50,23 +60,58 @@ impl Relay {
         upstream: SocketAddr,
         delay: Duration,
     ) -> std::io::Result<Self> {
+        Self::spawn(listen, upstream, delay, false).await
+    }
+
+    /// As [`Relay::start`], and also charges each new connection the round
+    /// trip of a TCP handshake: bytes from the client reach the upstream no
+    /// sooner than three one-way delays after the accept.
+    ///
+    /// # Errors
+    /// When `listen` cannot be bound.
+    pub async fn start_with_handshake(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        delay: Duration,
+    ) -> std::io::Result<Self> {
+        Self::spawn(listen, upstream, delay, true).await
+    }
+
+    async fn spawn(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        delay: Duration,
+        handshake: bool,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicU64::new(0));
+        let delay = Arc::new(AtomicU64::new(nanos(delay)));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(
-            listener,
+        let link = Link {
             upstream,
-            delay,
-            accepted.clone(),
-            stopped,
-        ));
+            delay: delay.clone(),
+            handshake,
+        };
+        let task = tokio::spawn(accept_loop(listener, link, accepted.clone(), stopped));
         Ok(Self {
             addr,
             accepted,
+            delay,
             stop,
             task: Some(task),
         })
+    }
+
+    /// Changes the one-way delay for every chunk read from now on, on new
+    /// and open connections alike (chunks already held keep their time).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay.store(nanos(delay), Ordering::Relaxed);
+    }
+
+    /// The one-way delay now.
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay.load(Ordering::Relaxed))
     }
 
     /// Where it listens.
@@ -98,10 +143,29 @@ impl Drop for Relay {
     }
 }
 
+/// What every relayed connection shares: where to, and how slow.
+#[derive(Debug, Clone)]
+struct Link {
+    upstream: SocketAddr,
+    /// One-way delay in nanoseconds, read for every chunk.
+    delay: Arc<AtomicU64>,
+    /// Charge new connections a handshake round trip.
+    handshake: bool,
+}
+
+impl Link {
+    fn delay(&self) -> Duration {
+        Duration::from_nanos(self.delay.load(Ordering::Relaxed))
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    upstream: SocketAddr,
-    delay: Duration,
+    link: Link,
     accepted: Arc<AtomicU64>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -127,17 +191,21 @@ async fn accept_loop(
             continue;
         };
         accepted.fetch_add(1, Ordering::Relaxed);
+        let link = link.clone();
         connections.spawn(async move {
-            relay_one(client, upstream, delay).await;
+            relay_one(client, link).await;
             drop(permit);
         });
     }
 }
 
 /// Carries one connection both ways until both directions have ended.
-async fn relay_one(client: TcpStream, upstream: SocketAddr, delay: Duration) {
-    let Ok(Ok(server)) = tokio::time::timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)).await
-    else {
+async fn relay_one(client: TcpStream, link: Link) {
+    // The client's SYN-ACK would arrive one round trip after its SYN; its
+    // first bytes leave no sooner.
+    let first = Instant::now() + link.delay() * 2 * u32::from(link.handshake);
+    let connect = TcpStream::connect(link.upstream);
+    let Ok(Ok(server)) = tokio::time::timeout(UPSTREAM_CONNECT, connect).await else {
         // The client sees its connection closed, as with a dead upstream.
         return;
     };
@@ -145,15 +213,22 @@ async fn relay_one(client: TcpStream, upstream: SocketAddr, delay: Duration) {
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
+    let now = Instant::now();
     tokio::join!(
-        one_way(client_read, server_write, delay),
-        one_way(server_read, client_write, delay),
+        one_way(client_read, server_write, &link, first),
+        one_way(server_read, client_write, &link, now),
     );
 }
 
-/// Reads chunks from `from` and writes each to `to` once it is `delay`
-/// old; a FIN is passed on the same way, after the bytes before it.
-async fn one_way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+/// Reads chunks from `from` and writes each to `to` once it is the link's
+/// delay old (counted from `not_before` at the earliest); a FIN is passed
+/// on the same way, after the bytes before it.
+async fn one_way(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    link: &Link,
+    not_before: Instant,
+) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUED_CHUNKS);
     let reader = async move {
         let mut buf = vec![0u8; CHUNK];
@@ -161,7 +236,8 @@ async fn one_way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duratio
             let n = from.read(&mut buf).await.unwrap_or(0);
             // An empty chunk stands for the end of the stream.
             let chunk = buf.get(..n).unwrap_or_default().to_vec();
-            if tx.send((Instant::now() + delay, chunk)).await.is_err() || n == 0 {
+            let due = Instant::now().max(not_before) + link.delay();
+            if tx.send((due, chunk)).await.is_err() || n == 0 {
                 return;
             }
         }
@@ -232,6 +308,54 @@ mod tests {
             assert!(sent.elapsed() >= delay * 2, "{:?}", sent.elapsed());
         }
         assert_eq!(relay.accepted(), 1);
+    }
+
+    /// Sends a line on `w` and reads it back from `lines`; how long it took.
+    async fn echo_time(
+        w: &mut OwnedWriteHalf,
+        lines: &mut tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    ) -> Duration {
+        let sent = Instant::now();
+        w.write_all(b"x\n").await.expect("write");
+        let line = lines.next_line().await.expect("read").expect("a line");
+        assert_eq!(line, "x");
+        sent.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_new_delay_applies_to_connections_already_open() {
+        let relay = relay_to(echo().await, Duration::from_millis(1)).await;
+        let (r, mut w) = TcpStream::connect(relay.addr())
+            .await
+            .expect("connect")
+            .into_split();
+        let mut lines = BufReader::new(r).lines();
+        echo_time(&mut w, &mut lines).await;
+        let delay = Duration::from_millis(80);
+        relay.set_delay(delay);
+        assert_eq!(relay.delay(), delay);
+        // A lower bound only: the open connection now waits the new delay.
+        let took = echo_time(&mut w, &mut lines).await;
+        assert!(took >= delay * 2, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn with_handshake_the_first_bytes_wait_one_more_round_trip() {
+        let delay = Duration::from_millis(50);
+        let relay =
+            Relay::start_with_handshake("127.0.0.1:0".parse().expect("addr"), echo().await, delay)
+                .await
+                .expect("relay starts");
+        let (r, mut w) = TcpStream::connect(relay.addr())
+            .await
+            .expect("connect")
+            .into_split();
+        let mut lines = BufReader::new(r).lines();
+        // Lower bounds only: the handshake's round trip, then the echo's.
+        let first = echo_time(&mut w, &mut lines).await;
+        assert!(first >= delay * 4, "{first:?}");
+        let second = echo_time(&mut w, &mut lines).await;
+        assert!(second >= delay * 2, "{second:?}");
     }
 
     #[tokio::test]

@@ -6,6 +6,9 @@
 //! other cluster's back HAProxy as a `backup` server, and checks both with
 //! the same timings as fedmesh's probes (every 200 ms, 3 to fall or rise).
 //! The certificates (ECDSA P-256, like fedmesh's) are made here with rcgen.
+//! A second frontend on the front one (`rtt`) dials west's back HAProxy
+//! through a delaying relay, for the new-connection latency across a long
+//! link ([`crate::rtt`]); it has no backup and no checks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -112,6 +115,9 @@ pub(crate) struct Addrs {
     pub(crate) west: (SocketAddr, SocketAddr),
     /// Eu's back HAProxy (mTLS) and eu's backend.
     pub(crate) eu: (SocketAddr, SocketAddr),
+    /// The front's `rtt` listener, and the relay in front of west's back
+    /// HAProxy that it dials.
+    pub(crate) rtt: (SocketAddr, SocketAddr),
 }
 
 impl Pair {
@@ -200,20 +206,28 @@ backend local
 fn front_config(dir: &Path, addrs: Addrs, maxconn: usize) -> String {
     let d = dir.display();
     let tls = format!(
-        "ssl crt {d}/front.pem ca-file {d}/ca.pem verify required sni str({BACK_NAME}) verifyhost {BACK_NAME} check inter 200ms fall 3 rise 3"
+        "ssl crt {d}/front.pem ca-file {d}/ca.pem verify required sni str({BACK_NAME}) verifyhost {BACK_NAME}"
     );
+    let check = "check inter 200ms fall 3 rise 3";
     format!(
         "{}frontend clients
     bind {}
     default_backend remote
 backend remote
+    server west {} {tls} {check}
+    server eu {} {tls} {check} backup
+frontend rtt
+    bind {}
+    default_backend rtt
+backend rtt
     server west {} {tls}
-    server eu {} {tls} backup
 ",
         global(maxconn),
         addrs.front,
         addrs.west.0,
-        addrs.eu.0
+        addrs.eu.0,
+        addrs.rtt.0,
+        addrs.rtt.1,
     )
 }
 

@@ -1,7 +1,8 @@
 //! A tiny HTTP/1.1 backend and client, enough for the load over the TCP
-//! tunnels: `GET /` answers with the backend's name (so the client sees
-//! which cluster served), `GET /bulk` with [`Backend::bulk`] bytes of
-//! zeros ([`start_backend`]). Keep-alive unless the request says `Connection: close`.
+//! tunnels: `GET /` answers with a [`BODY`]-byte body whose first line is
+//! the backend's name (so the client sees which cluster served), `GET
+//! /bulk` with the bulk size in zeros ([`start_backend`]). Keep-alive
+//! unless the request says `Connection: close`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 const CHUNK: usize = 256 * 1024;
 /// Longest request or response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// Size of the body of `GET /`: the name line, padded.
+pub(crate) const BODY: usize = 1024;
 
 /// Starts a backend on `addr` as `name`, answering `/bulk` with `bulk`
 /// bytes; it runs until the runtime stops.
@@ -24,7 +27,13 @@ pub(crate) async fn start_backend(addr: SocketAddr, name: &str, bulk: u64) {
     let listener = TcpListener::bind(addr)
         .await
         .unwrap_or_else(|e| panic!("backend bind {addr}: {e}"));
-    let name: Arc<str> = Arc::from(format!("{name}\n"));
+    let mut body = format!("{name}\n");
+    body.extend(std::iter::repeat_n(
+        '.',
+        BODY.saturating_sub(body.len() + 1),
+    ));
+    body.push('\n');
+    let name: Arc<str> = Arc::from(body);
     tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
@@ -108,8 +117,8 @@ pub(crate) enum Failure {
     Timeout,
 }
 
-/// One `GET /` on `conn`; the body (the backend's name). `close` asks the
-/// server to close after it.
+/// One `GET /` on `conn`; the body's first line (the backend's name).
+/// `close` asks the server to close after it.
 ///
 /// # Errors
 /// When the exchange fails or the answer is not a 200.
@@ -142,7 +151,7 @@ pub(crate) async fn get(conn: &mut TcpStream, close: bool) -> Result<Arc<str>, F
     if !status_ok {
         return Err(Failure::Exchange);
     }
-    Ok(Arc::from(String::from_utf8_lossy(&body).trim()))
+    Ok(Arc::from(first_line(&body)))
 }
 
 /// One `GET /bulk` on a fresh connection to `addr`; the body's length.
@@ -196,5 +205,11 @@ pub(crate) fn served_by(addr: SocketAddr) -> Option<String> {
     let _ = conn.read_to_string(&mut text);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let (ok, _) = parse_head(head.as_bytes())?;
-    ok.then(|| body.trim().to_string())
+    ok.then(|| first_line(body.as_bytes()).to_string())
+}
+
+/// The first line of a body, trimmed: the backend's name.
+fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.lines().next().unwrap_or("").trim().to_string()
 }

@@ -7,7 +7,9 @@ use fedmesh_tests::bench::{median, quantile};
 
 use crate::failover::Failover;
 use crate::load::Sample;
-use crate::{Knobs, Path};
+use crate::rtt::RttResult;
+use crate::tools::{Closed, Open};
+use crate::{Knobs, Path, TOOL_CONNECTIONS};
 
 /// One fixed-rate run.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,32 @@ pub(crate) struct Round {
     pub(crate) bulk_time: Duration,
     /// The proxies' CPU time during it.
     pub(crate) bulk_cpu: Duration,
+    /// Keep-alive at saturation (wrk), when it ran.
+    pub(crate) saturated: Option<Saturated>,
+    /// Keep-alive at a fixed rate (oha, latency corrected), when it ran.
+    pub(crate) open: Option<Open>,
+}
+
+/// A saturation run and the proxies' CPU time during it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Saturated {
+    /// What wrk counted.
+    pub(crate) closed: Closed,
+    /// The proxies' CPU time.
+    pub(crate) cpu: Duration,
+}
+
+impl Saturated {
+    /// Requests answered per second.
+    fn rate(&self) -> f64 {
+        self.closed.requests as f64 / self.closed.seconds
+    }
+
+    /// Good answers per proxy CPU-second.
+    fn per_cpu_second(&self) -> f64 {
+        let good = self.closed.requests.saturating_sub(self.closed.errors);
+        per_second(good as f64, self.cpu)
+    }
 }
 
 /// Memory with idle connections through a path's proxies.
@@ -76,6 +104,10 @@ pub(crate) struct Idle {
     pub(crate) during_again_kib: u64,
     /// 3 s after those were closed.
     pub(crate) after_again_kib: u64,
+    /// How many opened the first time.
+    pub(crate) opened: usize,
+    /// How many opened the second time.
+    pub(crate) opened_again: usize,
     /// How long opening them took.
     pub(crate) open_time: Duration,
     /// Why not all opened, if so.
@@ -118,6 +150,7 @@ pub(crate) fn print(
     paths: &[Path],
     rounds: &[Vec<Round>],
     idle: &[Option<Idle>],
+    rtts: &[RttResult],
     failovers: &[Failover],
 ) {
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
@@ -130,13 +163,20 @@ pub(crate) fn print(
         "machine: {cpus} CPUs, loopback, shared; clients, load and backend in one process; CPU and RSS of the two proxies on the path (fedmesh: east's and west's fedgw; HAProxy: front and west's back)"
     );
     println!(
-        "load: open loop (latency from each request's due time), {} s per run; keep-alive: {} req/s on 32 connections; new connection per request: {} req/s",
+        "load: open loop (latency from each request's due time), {} s per run; keep-alive: {} req/s on 32 connections; new connection per request: {} req/s; 1 KB responses",
         knobs.seconds, knobs.rate, knobs.conn_rate
+    );
+    println!(
+        "saturation: wrk -t1 -c{TOOL_CONNECTIONS} (closed loop); oha: {} req/s on {TOOL_CONNECTIONS} connections, --latency-correction (open loop); {} s each",
+        knobs.rate, knobs.seconds
     );
     println!();
     main_table(knobs, rounds);
     idle_table(knobs, paths, idle);
-    failover_table(knobs, failovers);
+    rtt_table(rtts);
+    if !failovers.is_empty() {
+        failover_table(knobs, failovers);
+    }
     raw_rounds(paths, rounds);
 }
 
@@ -177,6 +217,31 @@ fn main_table(knobs: &Knobs, rounds: &[Vec<Round>]) {
         &|r| r.keep_alive.per_cpu_second(),
         0,
     );
+    let sat = format!("saturation, wrk -c{TOOL_CONNECTIONS}");
+    let nan = f64::NAN;
+    line(
+        &format!("{sat}: requests/s"),
+        &|r| r.saturated.map_or(nan, |s| s.rate()),
+        0,
+    );
+    line(
+        &format!("{sat}: requests per proxy CPU-second"),
+        &|r| r.saturated.map_or(nan, |s| s.per_cpu_second()),
+        0,
+    );
+    let oha = format!("oha, {} req/s", knobs.rate);
+    let p50 = line(
+        &format!("{oha}: p50 ms"),
+        &|r| r.open.map_or(nan, |o| o.p50_ms),
+        3,
+    );
+    let p99 = line(
+        &format!("{oha}: p99 ms"),
+        &|r| r.open.map_or(nan, |o| o.p99_ms),
+        3,
+    );
+    added(&format!("{oha}: added p50 ms (vs direct)"), p50);
+    added(&format!("{oha}: added p99 ms (vs direct)"), p99);
     let nc = format!("new connection per request, {} req/s", knobs.conn_rate);
     let p50 = line(&format!("{nc}: p50 ms"), &|r| r.new_conn.p50_ms, 3);
     let p99 = line(&format!("{nc}: p99 ms"), &|r| r.new_conn.p99_ms, 3);
@@ -212,7 +277,14 @@ fn main_table(knobs: &Knobs, rounds: &[Vec<Round>]) {
     let failed = |i: usize| {
         rounds[i]
             .iter()
-            .map(|r| r.keep_alive.failed + r.new_conn.failed + usize::from(r.bulk_bytes == 0))
+            .map(|r| {
+                let tools =
+                    r.saturated.map_or(0, |s| s.closed.errors) + r.open.map_or(0, |o| o.failed);
+                r.keep_alive.failed
+                    + r.new_conn.failed
+                    + usize::from(r.bulk_bytes == 0)
+                    + usize::try_from(tools).unwrap_or(usize::MAX)
+            })
             .sum::<usize>()
     };
     println!(
@@ -235,9 +307,11 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         println!("(idle connections: not measured, GATEWAY_BENCH_IDLE=0)\n");
         return;
     };
-    let n = knobs.idle as f64;
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let per_conn = |i: &Idle| (i.during_kib as f64 - i.before_kib as f64) / n;
+    // Per connection that actually opened (a path may carry fewer).
+    let per_conn = |i: &Idle| (i.during_kib as f64 - i.before_kib as f64) / i.opened as f64;
+    let per_conn_again =
+        |i: &Idle| (i.during_again_kib as f64 - i.before_kib as f64) / i.opened_again as f64;
     println!(
         "{} idle connections through the proxies (each carried one request first); RSS = sum of the two proxies' VmRSS",
         knobs.idle
@@ -260,7 +334,18 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         mib(h.during_kib),
         1,
     );
-    row("added KiB per connection", per_conn(&m), per_conn(&h), 2);
+    row(
+        "connections open (first time)",
+        m.opened as f64,
+        h.opened as f64,
+        0,
+    );
+    row(
+        "added KiB per open connection",
+        per_conn(&m),
+        per_conn(&h),
+        2,
+    );
     row(
         "RSS 3 s after they closed, MiB",
         mib(m.after_kib),
@@ -274,13 +359,28 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
         1,
     );
     row(
+        "connections open (second time)",
+        m.opened_again as f64,
+        h.opened_again as f64,
+        0,
+    );
+    row(
+        "KiB per open connection, second time (over RSS before)",
+        per_conn_again(&m),
+        per_conn_again(&h),
+        2,
+    );
+    row(
         "RSS 3 s after those closed, MiB",
         mib(m.after_again_kib),
         mib(h.after_again_kib),
         1,
     );
     row(
-        "time to open them the first time (200 at a time), s",
+        &format!(
+            "time to open them the first time ({} at a time), s",
+            knobs.idle_concurrency
+        ),
         m.open_time.as_secs_f64(),
         h.open_time.as_secs_f64(),
         2,
@@ -288,6 +388,57 @@ fn idle_table(knobs: &Knobs, paths: &[Path], idle: &[Option<Idle>]) {
     for (name, i) in [("fedmesh", &m), ("HAProxy", &h)] {
         if let Some(e) = &i.error {
             println!("\n{name}: {e}");
+        }
+    }
+    println!();
+}
+
+fn rtt_table(rtts: &[RttResult]) {
+    if rtts.is_empty() {
+        println!(
+            "(new connections across a long link: not measured, GATEWAY_BENCH_RTT_MS empty)\n"
+        );
+        return;
+    }
+    println!(
+        "new connection across a long link: connect() to the first response byte of a GET sent at once, one connection at a time, paths interleaved; the relay adds the round trip (half each way, plus one for the TCP handshake); fedmesh's pool is warm, HAProxy dials (TCP + resumed TLS) per client connection"
+    );
+    println!();
+    println!(
+        "| round trip | path | connections | failed | p50 ms | p50 RTTs | p99 ms | p99 RTTs | TCP connections at the relay |"
+    );
+    println!("|--:|---|--:|--:|--:|--:|--:|--:|--:|");
+    for r in rtts {
+        let rtts = |ms: f64| cell(ms / r.rtt_ms as f64, 2);
+        println!(
+            "| {} ms | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.rtt_ms,
+            r.path,
+            r.total,
+            r.failed,
+            cell(r.p50_ms, 1),
+            rtts(r.p50_ms),
+            cell(r.p99_ms, 1),
+            rtts(r.p99_ms),
+            r.relay_connections
+        );
+    }
+    println!();
+    println!(
+        "| round trip | fedmesh ÷ HAProxy, p50 | fedmesh ÷ HAProxy, p99 | fedmesh ÷ direct, p50 |"
+    );
+    println!("|--:|--:|--:|--:|");
+    let mut ms: Vec<u64> = rtts.iter().map(|r| r.rtt_ms).collect();
+    ms.dedup();
+    for rtt in ms {
+        let get = |p: &str| rtts.iter().find(|r| r.rtt_ms == rtt && r.path == p);
+        if let (Some(d), Some(m), Some(h)) = (get("direct"), get("fedmesh"), get("HAProxy")) {
+            println!(
+                "| {rtt} ms | {} | {} | {} |",
+                ratio(m.p50_ms, h.p50_ms),
+                ratio(m.p99_ms, h.p99_ms),
+                ratio(m.p50_ms, d.p50_ms)
+            );
         }
     }
     println!();
@@ -328,13 +479,13 @@ fn failover_table(knobs: &Knobs, failovers: &[Failover]) {
 /// Every round's figures, for judging the noise behind the medians.
 fn raw_rounds(paths: &[Path], rounds: &[Vec<Round>]) {
     println!(
-        "every round: keep-alive p50/p99 ms, req/CPU-s | new-conn p50/p99 ms, conn/CPU-s | bulk MB/s"
+        "every round: keep-alive p50/p99 ms, req/CPU-s | new-conn p50/p99 ms, conn/CPU-s | bulk MB/s | wrk req/s, req/CPU-s | oha p50/p99 ms"
     );
     println!();
     for (p, rs) in paths.iter().zip(rounds) {
         for (i, r) in rs.iter().enumerate() {
             println!(
-                "- {} round {}: {} / {}, {} | {} / {}, {} | {}",
+                "- {} round {}: {} / {}, {} | {} / {}, {} | {} | {}, {} | {} / {}",
                 p.name,
                 i + 1,
                 cell(r.keep_alive.p50_ms, 3),
@@ -344,6 +495,10 @@ fn raw_rounds(paths: &[Path], rounds: &[Vec<Round>]) {
                 cell(r.new_conn.p99_ms, 3),
                 cell(r.new_conn.per_cpu_second(), 0),
                 cell(per_second(mb(r.bulk_bytes), r.bulk_time), 0),
+                cell(r.saturated.map_or(f64::NAN, |s| s.rate()), 0),
+                cell(r.saturated.map_or(f64::NAN, |s| s.per_cpu_second()), 0),
+                cell(r.open.map_or(f64::NAN, |o| o.p50_ms), 3),
+                cell(r.open.map_or(f64::NAN, |o| o.p99_ms), 3),
             );
         }
     }
