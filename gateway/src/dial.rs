@@ -38,9 +38,16 @@ pub fn candidates(export: &Export, port: u16) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// How long one endpoint dial may take inside `budget`.
-pub fn per_dial(budget: Duration) -> Duration {
-    (budget / ENDPOINTS_PER_BUDGET).max(MIN_DIAL)
+/// How long one endpoint dial may take inside `budget` when there are
+/// `candidates` endpoints: a share that leaves room for the next ones (at
+/// most [`ENDPOINTS_PER_BUDGET`] shares), the whole budget for a single
+/// endpoint (nothing to save room for: a slow accept under a burst is not a
+/// dead endpoint).
+pub fn per_dial(budget: Duration, candidates: usize) -> Duration {
+    let shares = u32::try_from(candidates)
+        .unwrap_or(u32::MAX)
+        .clamp(1, ENDPOINTS_PER_BUDGET);
+    (budget / shares).max(MIN_DIAL)
 }
 
 /// Dials `candidates` until one connects or `budget` runs out.
@@ -58,7 +65,7 @@ pub async fn dial(
     }
     let started = Instant::now();
     let deadline = started + budget;
-    let each = per_dial(budget);
+    let each = per_dial(budget, candidates.len());
     let mut last = AttemptError::NoEndpoint;
     for addr in order(health, candidates, started) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -127,8 +134,10 @@ mod tests {
     #[test]
     fn a_budget_leaves_room_for_two_endpoints_and_the_answer() {
         let b = Duration::from_secs(1);
-        assert!(per_dial(b) * 2 < b);
-        assert_eq!(per_dial(Duration::from_millis(3)), MIN_DIAL);
+        assert!(per_dial(b, 2) * 2 <= b);
+        assert!(per_dial(b, 10) * 2 < b);
+        assert_eq!(per_dial(b, 1), b, "one endpoint gets the whole wait");
+        assert_eq!(per_dial(Duration::from_millis(3), 5), MIN_DIAL);
     }
 
     #[tokio::test]

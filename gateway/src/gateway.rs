@@ -136,7 +136,11 @@ pub async fn run(
         trust.clone(),
         &[wire::ALPN_H2, wire::ALPN_TUNNEL],
     );
-    let pools = Arc::new(Pools::new(dial_tls, gw_config.connect_timeout));
+    let pools = Arc::new(Pools::new(
+        dial_tls,
+        gw_config.connect_timeout,
+        gw_config.max_connections_per_target,
+    ));
     let health = Arc::new(Health::new(&gw_config));
     let egress = Arc::new(Egress {
         states: state_rx.clone(),

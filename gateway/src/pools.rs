@@ -19,6 +19,14 @@ use crate::transport::{PeerPool, PoolConfig, PoolStats, TransportError};
 /// ingress routes by `:authority`, not by SNI.
 const SERVER_NAME: &str = "gateway.fedmesh";
 
+/// Streams one pooled connection carries; a peer ingress announces as
+/// many (SETTINGS_MAX_CONCURRENT_STREAMS, [`crate::transport::ServerConfig`]).
+pub const STREAMS_PER_CONNECTION: usize = 1000;
+
+/// Connections a pool may open whatever the stream count, so that a few
+/// busy streams spread over more than one connection (and TLS task).
+const MIN_CONNECTIONS: usize = 4;
+
 /// The longest wait between dials of a peer gateway that failed.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -38,10 +46,16 @@ struct Entry {
 
 impl Pools {
     /// No pool yet; `tls` must offer ALPN `h2`; connections are dialed
-    /// within `connect_timeout`.
-    pub fn new(tls: GatewayTls, connect_timeout: Duration) -> Self {
+    /// within `connect_timeout`; a peer gateway carries up to
+    /// `max_per_target` client connections (`gateway.maxConnectionsPerTarget`).
+    pub fn new(tls: GatewayTls, connect_timeout: Duration, max_per_target: u32) -> Self {
+        let wanted = usize::try_from(max_per_target).unwrap_or(usize::MAX);
         let config = PoolConfig {
             connect_timeout,
+            // Enough connections for maxConnectionsPerTarget streams, each
+            // within what a peer ingress allows on one connection.
+            max_streams_per_connection: STREAMS_PER_CONNECTION,
+            max_connections: wanted.div_ceil(STREAMS_PER_CONNECTION).max(MIN_CONNECTIONS),
             // A peer gateway that comes back is dialed again within this,
             // so failback is not held up by a long backoff; meanwhile
             // opens fail at once and egress moves on.

@@ -342,6 +342,12 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE announced to the client.
     pub max_header_list_size: u32,
+    /// Streams the client may reset before this side accepted them, at
+    /// once, before the connection is closed as abusive (the rapid-reset
+    /// guard, CVE-2023-44487). h2's default of 20 is for the open
+    /// internet; an egress that gives up on many streams at once under a
+    /// burst (its `connectTimeout`) is an authenticated peer doing its job.
+    pub max_pending_resets: usize,
     /// After shutdown, how long open streams may run before the connection
     /// is closed anyway.
     pub drain_timeout: Duration,
@@ -354,6 +360,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_concurrent_streams: 1000,
             max_header_list_size: 16 << 10,
+            max_pending_resets: 1000,
             drain_timeout: Duration::from_secs(30),
             window: WindowConfig::default(),
         }

@@ -161,6 +161,7 @@ fn server_builder(config: &ServerConfig) -> h2::server::Builder {
     builder
         .max_concurrent_streams(config.max_concurrent_streams)
         .max_header_list_size(config.max_header_list_size)
+        .max_pending_accept_reset_streams(config.max_pending_resets)
         .initial_window_size(window.stream_window)
         .initial_connection_window_size(window.connection_window)
         .max_frame_size(window.max_frame_size)
