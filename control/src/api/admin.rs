@@ -229,6 +229,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             .collect(),
         conflicts: s.conflicts.clone(),
         affinity: s.affinity.to_proto(),
+        ..Default::default()
     }
 }
 
