@@ -215,7 +215,8 @@ fn serve(
             pin: id.ca.pin(),
         },
         check_runner(config, id, peers, flows, gateways),
-    );
+    )
+    .with_local(flows.local.clone());
     Ok(vec![
         tokio::spawn(peering),
         tokio::spawn(gateway),
