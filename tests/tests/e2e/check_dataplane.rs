@@ -84,7 +84,11 @@ fn an_export_conflict_is_a_warning_that_does_not_fail_the_check() {
     let mut fed = Federation::standard(2, "");
     fed.join("west", "east");
     fed.wait_connected("east", "west", SYNC);
-    fed.get_mut("east").start_gateway();
+    // Both gateways run: east's probes west's (it serves an import from
+    // west), and a dead one would fail the check on its own.
+    for c in &mut fed.clusters {
+        c.start_gateway();
+    }
     for (cluster, port) in [("east", 8080), ("west", 9090)] {
         fed.get(cluster).write_manifest(
             "hello.yaml",
