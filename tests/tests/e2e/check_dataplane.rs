@@ -200,3 +200,17 @@ fn services_json_shows_the_effective_split_and_how_a_dead_cluster_loses_its_shar
         weights(&fed, "eu") == Some(serde_json::json!({"west": 100}))
     });
 }
+
+#[test]
+fn an_embedded_gateway_counts_as_this_clusters_gateway() {
+    let mut fed = Federation::new();
+    fed.add("east", "us-east", "us-east-1a", "");
+    let east = fed.get_mut("east");
+    east.set_gateway_option("embedded", "true");
+    east.start();
+    let east = fed.get("east");
+    wait_until("east's check passes on its embedded gateway", SYNC, || {
+        let c = east.fedctl(&["check"]);
+        c.ok && line(&c.stdout, "gateway gw-1").is_some_and(|l| l.contains("connected and ready"))
+    });
+}
