@@ -84,3 +84,91 @@ impl StatusSources {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Affinity, Import, Locality, Target};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn cert() -> LiveCert {
+        let key = rcgen::KeyPair::generate().expect("test key generation");
+        let params = rcgen::CertificateParams::new(vec!["gw-1".to_string()])
+            .expect("test certificate parameters");
+        let leaf = params.self_signed(&key).expect("test self-signed leaf");
+        let chain = vec![CertificateDer::from(leaf.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        LiveCert::new(chain, key).expect("a matching test key and leaf")
+    }
+
+    fn target(cluster: &str, gateway: &str, local: bool) -> Target {
+        Target {
+            cluster: cluster.into(),
+            locality: Locality::default(),
+            healthy: 1,
+            total: 1,
+            gateway: gateway.into(),
+            local,
+        }
+    }
+
+    fn import(name: &str, targets: Vec<Target>) -> Import {
+        Import {
+            key: ("demo".into(), name.into()),
+            vip: std::net::Ipv4Addr::new(127, 77, 0, 1),
+            ports: vec![],
+            affinity: Affinity::Local,
+            weights: Default::default(),
+            targets,
+            pinned: Default::default(),
+            listen_ports: Default::default(),
+        }
+    }
+
+    #[test]
+    fn each_peer_gateway_is_reported_once_with_its_probe_verdict() {
+        let config = fedmesh_proto::config::Config::from_yaml(
+            "cluster: east\nlocality: { region: r, zone: z }\ndataDir: ./d\n",
+            std::path::Path::new("fedmesh.yaml"),
+        )
+        .expect("a minimal config");
+        let health = Arc::new(Health::new(&config.gateway));
+        let west = "127.0.2.1:15443";
+        for _ in 0..config.gateway.probe_failures {
+            health.probed(west, false);
+        }
+        let mut state = GatewayState {
+            version: 7,
+            ..GatewayState::default()
+        };
+        for name in ["hello", "world"] {
+            let targets = vec![
+                target("east", "", true),
+                target("west", west, false),
+                target("eu", "127.0.3.1:15443", false),
+            ];
+            state
+                .imports
+                .insert(("demo".into(), name.into()), import(name, targets));
+        }
+        let (_tx, states) = watch::channel(Arc::new(state));
+        let admin = Arc::new(AdminState::default());
+        admin.ready.store(true, Ordering::Relaxed);
+        let sources = StatusSources {
+            admin,
+            health,
+            states,
+            cert: cert(),
+        };
+        let s = sources.sample();
+        assert!(s.ready);
+        assert_eq!(s.snapshot_version, 7);
+        assert!(s.cert_not_after_unix_ms > 0);
+        let probes: Vec<(&str, bool)> = s
+            .probes
+            .iter()
+            .map(|p| (p.cluster.as_str(), p.up))
+            .collect();
+        assert_eq!(probes, [("eu", true), ("west", false)]);
+    }
+}
