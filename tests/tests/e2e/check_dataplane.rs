@@ -34,11 +34,13 @@ fn a_killed_gateway_fails_the_check_by_name_and_passes_again_after_a_restart() {
     assert!(gw.contains("connected and ready"), "{gw}");
 
     fed.get_mut("east").kill_gateway();
+    let killed = Instant::now();
     let east = fed.get("east");
     wait_until("east's check fails naming gw-1", SYNC, || {
         let c = east.fedctl(&["check"]);
         !c.ok && line(&c.stdout, "gateway gw-1").is_some_and(|l| l.starts_with("FAIL"))
     });
+    println!("check failed {:?} after the kill", killed.elapsed());
     let bad = east.fedctl(&["check", "-o", "json"]);
     assert!(!bad.ok);
     let failing: Vec<String> = bad
