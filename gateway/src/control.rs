@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::state::GatewayState;
 
@@ -206,10 +206,19 @@ impl ControlLink {
     /// the current one every [`REPORT_EVERY`]; redials with backoff.
     pub async fn report(&self, status: watch::Receiver<v1::GatewayStatus>) {
         let mut wait = Duration::from_millis(100);
+        // A control plane of an earlier release answers Unimplemented on
+        // every redial: say so once per new error, not every 5 s.
+        let mut last_error = String::new();
         loop {
             match self.report_once(status.clone()).await {
                 Ok(()) => wait = Duration::from_millis(100),
-                Err(error) => warn!(%error, "status stream ended; redialing"),
+                Err(error) if error == last_error => {
+                    debug!(%error, "status stream ended again; redialing");
+                }
+                Err(error) => {
+                    warn!(%error, "status stream ended; redialing");
+                    last_error = error;
+                }
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(MAX_BACKOFF);
