@@ -1,5 +1,7 @@
 //! `fedctl check`: health checks of this cluster and its peerings, each a
-//! named pass/fail line with a reason and, on failure, what to do.
+//! named pass/fail line with a reason and, on failure, what to do. The
+//! control plane's own state is checked here; the data plane (gateways,
+//! peers' gateways as probed, export conflicts) in [`dataplane`].
 
 use std::time::Duration;
 
@@ -7,6 +9,8 @@ use fedmesh_proto::v1::CheckResult;
 use time::OffsetDateTime;
 
 use crate::clock;
+
+pub mod dataplane;
 use crate::context::Control;
 use crate::peering::LinkState;
 use fedmesh_proto::token::BootstrapToken;
@@ -24,6 +28,18 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
     ];
     out.extend(check_registry(ctl));
     out.extend(check_peers(ctl));
+    let now_ms = clock::now_unix_ms();
+    let gateway = &ctl.config.gateway.name;
+    let views = ctl.gateways.views(gateway, now_ms);
+    out.extend(dataplane::gateways(gateway, &views, now_ms));
+    let peers: Vec<String> = ctl
+        .peers
+        .views()
+        .into_iter()
+        .map(|v| v.record.name)
+        .collect();
+    out.extend(dataplane::peer_gateways(&peers, &views, now_ms));
+    out.extend(dataplane::conflicts(&ctl.table.borrow()));
     out
 }
 
@@ -32,6 +48,7 @@ fn result(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check
         name: name.into(),
         ok,
         detail: detail.into(),
+        warn: false,
     }
 }
 

@@ -75,8 +75,15 @@ pub enum Command {
     Peers,
     /// List global services as this cluster sees them.
     Services,
-    /// Check this cluster's certificates and peerings; non-zero exit on failure.
-    Check,
+    /// Check this cluster's certificates, peerings and data plane
+    /// (gateways, peers' gateways as probed); non-zero exit on failure.
+    /// WARN lines (export conflicts) alone do not fail it.
+    Check {
+        /// Retry until every check passes or this much time is up (e.g.
+        /// 30s), printing progress; for scripts waiting on a restart.
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<Duration>,
+    },
     /// The quickstart: three clusters on this host, joined, a service
     /// exported in two, DNS answered, traffic sent, a failover shown.
     Demo {
@@ -169,7 +176,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Leave { peer } => client::leave(&mut client, &peer, cli.output).await,
         Command::Peers => client::peers(&mut client, cli.output).await,
         Command::Services => client::services(&mut client, cli.output).await,
-        Command::Check => client::check(&mut client, cli.output).await,
+        Command::Check { wait } => client::check(&mut client, wait, cli.output).await,
     }
 }
 

@@ -1,6 +1,6 @@
 //! What `fedctl check` reads: the one bundle of control-plane state left,
 //! because the checks look at nearly all of it (CA, leaf, bootstrap token,
-//! registry, peers). Every other task takes only the handles it uses
+//! registry, peers, the service table, this cluster's gateways). Every other task takes only the handles it uses
 //! ([`crate::peering::handles`], [`crate::api`]).
 
 use std::sync::Arc;
@@ -10,9 +10,11 @@ use fedmesh_proto::identity::LiveCert;
 use fedmesh_proto::token::BootstrapToken;
 use tokio::sync::watch;
 
+use crate::api::gateways::GatewayRegistry;
 use crate::ca::ClusterCa;
 use crate::model::LocalSnapshot;
 use crate::peering::PeerSet;
+use crate::table::TableSnapshot;
 
 /// The state the health checks read.
 #[derive(Debug)]
@@ -30,4 +32,8 @@ pub struct Control {
     pub bootstrap: BootstrapToken,
     /// This cluster's services, from the registry.
     pub local: watch::Receiver<Arc<LocalSnapshot>>,
+    /// The global service table (export conflicts).
+    pub table: watch::Receiver<Arc<TableSnapshot>>,
+    /// This cluster's gateways as the gateway API saw them.
+    pub gateways: Arc<GatewayRegistry>,
 }

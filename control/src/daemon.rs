@@ -33,6 +33,7 @@ use self::listen::{Listeners, serve_admin};
 use self::services::Flows;
 use crate::api::admin::{AdminService, CheckRunner, TokenIssuer};
 use crate::api::gateway::{GatewayApi, GatewayIdentity, GatewayInputs};
+use crate::api::gateways::GatewayRegistry;
 use crate::ca::LEAF_LIFETIME;
 use crate::context::Control;
 use crate::model::Locality;
@@ -180,6 +181,8 @@ fn serve(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<ServerTask>> {
     let peers = &dialer.peering.peers;
+    // The gateway API fills it; `fedctl check` reads it.
+    let gateways = GatewayRegistry::new();
     let peering_tls =
         handles::server_tls(&id.cert, peers.trust()).context("while building peering TLS")?;
     let peering = Server::builder()
@@ -194,7 +197,11 @@ fn serve(
         );
     let gateway = Server::builder()
         .add_service(GatewayConfigServer::new(gateway_api(
-            config, id, dialer, flows,
+            config,
+            id,
+            dialer,
+            flows,
+            gateways.clone(),
         )))
         .serve_with_incoming_shutdown(
             tls_incoming(listeners.gateway, gateway_api_tls(id)?, "gateway API"),
@@ -207,8 +214,9 @@ fn serve(
             address: dialer.peering.me.peering_endpoint.clone(),
             pin: id.ca.pin(),
         },
-        check_runner(config, id, peers, flows),
-    );
+        check_runner(config, id, peers, flows, gateways),
+    )
+    .with_local(flows.local.clone());
     Ok(vec![
         tokio::spawn(peering),
         tokio::spawn(gateway),
@@ -220,7 +228,13 @@ fn serve(
     ])
 }
 
-fn gateway_api(config: &Config, id: &Identity, dialer: &Dialer, flows: &Flows) -> GatewayApi {
+fn gateway_api(
+    config: &Config,
+    id: &Identity,
+    dialer: &Dialer,
+    flows: &Flows,
+    gateways: Arc<GatewayRegistry>,
+) -> GatewayApi {
     let me = GatewayIdentity {
         cluster: config.cluster.clone(),
         trust_domain: config.trust_domain.clone(),
@@ -231,6 +245,7 @@ fn gateway_api(config: &Config, id: &Identity, dialer: &Dialer, flows: &Flows) -
         local: flows.local.clone(),
         listen_ports: flows.listen_ports.clone(),
         peers: dialer.peering.peers.clone(),
+        gateways,
     };
     GatewayApi::new(me, id.ca.clone(), id.bootstrap.clone(), inputs)
 }
@@ -241,6 +256,7 @@ fn check_runner(
     id: &Identity,
     peers: &Arc<PeerSet>,
     flows: &Flows,
+    gateways: Arc<GatewayRegistry>,
 ) -> CheckRunner {
     let ctl = Control {
         config: config.clone(),
@@ -249,6 +265,8 @@ fn check_runner(
         peers: peers.clone(),
         bootstrap: id.bootstrap.clone(),
         local: flows.local.clone(),
+        table: flows.table.clone(),
+        gateways,
     };
     Arc::new(move || crate::checks::run(&ctl))
 }

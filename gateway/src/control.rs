@@ -2,8 +2,9 @@
 //! dial `control.gatewayListen` over TLS, accepting only the CA pinned in
 //! the bootstrap token, then (with the token's secret on every call) get a
 //! certificate for a locally made key by CSR, and watch configuration
-//! snapshots. When the control plane is down the last snapshot keeps
-//! serving and the watch redials with backoff.
+//! snapshots, and report this gateway's status (readiness, probes of peer
+//! gateways) on a stream of its own. When the control plane is down the
+//! last snapshot keeps serving and both streams redial with backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +16,19 @@ use fedmesh_proto::v1::{self, gateway_config_client::GatewayConfigClient};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::state::GatewayState;
 
 /// Longest wait between redials.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The status is sent at least this often even when unchanged, so the
+/// control plane can tell a silent gateway from a steady one.
+pub const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 /// How the gateway reaches its control plane.
 #[derive(Debug, Clone)]
@@ -193,6 +199,57 @@ impl ControlLink {
                 }
                 Err(error) => warn!(%error, "renewed certificate unusable; keeping the old one"),
             }
+        }
+    }
+
+    /// Sends the status on the status stream forever: each change, and
+    /// the current one every [`REPORT_EVERY`]; redials with backoff.
+    pub async fn report(&self, status: watch::Receiver<v1::GatewayStatus>) {
+        let mut wait = Duration::from_millis(100);
+        // A control plane of an earlier release answers Unimplemented on
+        // every redial: say so once per new error, not every 5 s.
+        let mut last_error = String::new();
+        loop {
+            match self.report_once(status.clone()).await {
+                Ok(()) => wait = Duration::from_millis(100),
+                Err(error) if error == last_error => {
+                    debug!(%error, "status stream ended again; redialing");
+                }
+                Err(error) => {
+                    warn!(%error, "status stream ended; redialing");
+                    last_error = error;
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn report_once(
+        &self,
+        mut status: watch::Receiver<v1::GatewayStatus>,
+    ) -> Result<(), String> {
+        let mut client = self.client().await?;
+        let (tx, rx) = mpsc::channel(2);
+        let feed = async {
+            loop {
+                let mut next = status.borrow_and_update().clone();
+                next.bootstrap_token.clone_from(&self.token_text);
+                next.gateway_name.clone_from(&self.name);
+                if tx.send(next).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    r = status.changed() => if r.is_err() { return },
+                    () = tokio::time::sleep(REPORT_EVERY) => {}
+                }
+            }
+        };
+        let call = client.report_status(ReceiverStream::new(rx));
+        tokio::select! {
+            r = call => r.map(|_| ()).map_err(|s| format!("status stream refused: {}", s.message())),
+            // The sampler stopped: this gateway is shutting down.
+            () = feed => Ok(()),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pools::Pools;
+use crate::status::StatusSources;
 use crate::tls::GatewayTls;
 use crate::wire;
 
@@ -142,6 +143,15 @@ pub async fn run(
         gw_config.max_connections_per_target,
     ));
     let health = Arc::new(Health::new(&gw_config));
+    // What `fedctl check` learns of this gateway, sampled and reported.
+    let sources = StatusSources {
+        admin: admin_state.clone(),
+        health: health.clone(),
+        states: state_rx.clone(),
+        cert: cert.clone(),
+    };
+    let (status_tx, status_rx) = watch::channel(sources.sample());
+    let reporter = link.clone();
     let egress = Arc::new(Egress {
         states: state_rx.clone(),
         health: health.clone(),
@@ -176,6 +186,8 @@ pub async fn run(
             gw_config.probe_interval,
         )),
         tokio::spawn(async move { link.keep_renewed(cert, issued.not_after).await }),
+        tokio::spawn(sources.publish(status_tx)),
+        tokio::spawn(async move { reporter.report(status_rx).await }),
     ];
     admin_state.ready.store(true, Ordering::Relaxed);
     info!("gateway ingress listening on {}", bound.ingress);

@@ -10,7 +10,8 @@
 //! one loop in [`dial`], fed by [`health`] (probes, outlier detection per
 //! cluster and per endpoint). What gateways say to each other is in
 //! [`wire`]; what can fail in an attempt is [`error`]. [`gateway::run`]
-//! wires it all and serves [`admin`] with [`metrics`].
+//! wires it all and serves [`admin`] with [`metrics`]; [`status`] is what
+//! the gateway reports of itself to the control plane.
 //!
 //! Start reading at `egress.rs`: its module doc lists the stages in order.
 //!
@@ -31,6 +32,7 @@ pub mod pools;
 pub mod select;
 pub mod splice;
 pub mod state;
+pub mod status;
 pub mod tls;
 pub mod transport;
 pub mod wire;

@@ -12,7 +12,9 @@ use fedmesh_proto::v1::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::api::split::effective_split;
 use crate::clock;
+use crate::model::{ExportSpec, LocalSnapshot};
 use crate::peering::handles::Dialer;
 use crate::peering::info::parse_roots;
 use crate::peering::join::join;
@@ -54,6 +56,8 @@ pub struct AdminService {
     tokens: TokenIssuer,
     /// `fedctl check`.
     checks: CheckRunner,
+    /// This cluster's services: export-to of its own exports.
+    local: Option<watch::Receiver<Arc<LocalSnapshot>>>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -75,7 +79,16 @@ impl AdminService {
             table,
             tokens,
             checks,
+            local: None,
         }
+    }
+
+    /// Adds this cluster's services, so `fedctl services` shows the
+    /// export-to of its own exports and which peers it excludes.
+    #[must_use]
+    pub fn with_local(mut self, local: watch::Receiver<Arc<LocalSnapshot>>) -> Self {
+        self.local = Some(local);
+        self
     }
 }
 
@@ -187,10 +200,29 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::ListServicesResponse>, Status> {
         let table = self.table.borrow().clone();
         let zone = &self.dialer.peering.me.dns_zone;
+        let local = self.local.as_ref().map(|l| l.borrow().clone());
+        let peers: Vec<String> = self
+            .dialer
+            .peering
+            .peers
+            .views()
+            .into_iter()
+            .map(|v| v.record.name)
+            .collect();
         let services = table
             .services
             .values()
-            .map(|s| service_status(s, zone))
+            .map(|s| {
+                let mut status = service_status(s, zone);
+                let spec = local
+                    .as_ref()
+                    .and_then(|l| l.services.get(&s.key))
+                    .and_then(|svc| svc.export.as_ref());
+                if let Some(spec) = spec {
+                    add_delivery(&mut status, spec, &peers);
+                }
+                status
+            })
             .collect();
         Ok(Response::new(v1::ListServicesResponse { services }))
     }
@@ -229,7 +261,33 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             .collect(),
         conflicts: s.conflicts.clone(),
         affinity: s.affinity.to_proto(),
+        effective_weights: effective_split(&s.weights, &s.clusters)
+            .into_iter()
+            .map(|(cluster, weight)| v1::ClusterWeight { cluster, weight })
+            .collect(),
+        ..Default::default()
     }
+}
+
+/// This cluster's export-to of the service, and per peer whether it is
+/// left out. Whether a peer acknowledged the export is not shown yet: the
+/// acked views belong to the peering layer.
+fn add_delivery(status: &mut v1::GlobalServiceStatus, spec: &ExportSpec, peers: &[String]) {
+    status.export_to = (!spec.to.is_empty()).then(|| v1::ExportTo {
+        peers: spec.to.clone(),
+    });
+    status.delivery = peers
+        .iter()
+        .map(|peer| v1::PeerDelivery {
+            peer: peer.clone(),
+            state: if spec.allows(peer) {
+                "eligible"
+            } else {
+                "excluded"
+            }
+            .into(),
+        })
+        .collect();
 }
 
 /// A peer as the admin API shows it.

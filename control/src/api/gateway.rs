@@ -12,9 +12,10 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use crate::api::gateways::GatewayRegistry;
 use crate::ca::{ClusterCa, LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::import_services::ListenPorts;
@@ -45,6 +46,9 @@ pub struct GatewayInputs {
     pub listen_ports: watch::Receiver<Arc<ListenPorts>>,
     /// The peers, for the trust bundle.
     pub peers: Arc<PeerSet>,
+    /// What this API learns of the gateways (streams, status, certificate
+    /// ends), for `fedctl check`.
+    pub gateways: Arc<GatewayRegistry>,
 }
 
 /// The `GatewayConfig` service.
@@ -229,6 +233,9 @@ impl GatewayConfig for GatewayApi {
                 warn!(gateway = %req.gateway_name, error = %e, "CSR refused");
                 Status::invalid_argument(e.to_string())
             })?;
+        self.inputs
+            .gateways
+            .issued(&req.gateway_name, clock::datetime_unix_ms(issued.not_after));
         info!(gateway = %req.gateway_name, not_after = %clock::rfc3339_ms(clock::datetime_unix_ms(issued.not_after)), "gateway certificate issued");
         Ok(Response::new(v1::SignCertificateResponse {
             cert_chain_pem: issued.chain_pem,
@@ -250,7 +257,10 @@ impl GatewayConfig for GatewayApi {
         let mut table = self.inputs.table.clone();
         let mut local = self.inputs.local.clone();
         let mut listen = self.inputs.listen_ports.clone();
+        let guard = self.inputs.gateways.watch_opened(&req.gateway_name);
         tokio::spawn(async move {
+            // Held while the stream is open: `fedctl check` counts it.
+            let _guard = guard;
             let mut version = 0u64;
             loop {
                 peers.borrow_and_update();
@@ -268,6 +278,9 @@ impl GatewayConfig for GatewayApi {
                     r = table.changed() => r.is_ok(),
                     r = local.changed() => r.is_ok(),
                     r = listen.changed() => r.is_ok(),
+                    // The gateway went away (a closed connection drops the
+                    // response stream): record it now, not at the next change.
+                    () = tx.closed() => false,
                 };
                 if !changed {
                     return;
@@ -275,6 +288,31 @@ impl GatewayConfig for GatewayApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<Streaming<v1::GatewayStatus>>,
+    ) -> Result<Response<v1::ReportStatusResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut name: Option<String> = None;
+        let end = loop {
+            match stream.message().await {
+                Ok(Some(status)) => {
+                    if let Err(refused) = self.authorize(&status.bootstrap_token) {
+                        break Err(refused);
+                    }
+                    name.get_or_insert_with(|| status.gateway_name.clone());
+                    self.inputs.gateways.reported(status);
+                }
+                Ok(None) => break Ok(Response::new(v1::ReportStatusResponse {})),
+                Err(status) => break Err(status),
+            }
+        };
+        if let Some(name) = name {
+            self.inputs.gateways.report_closed(&name);
+        }
+        end
     }
 }
 
@@ -348,6 +386,7 @@ mod tests {
             local,
             listen_ports,
             peers: Arc::new(peers),
+            gateways: GatewayRegistry::new(),
         };
         let senders = Inputs {
             table: table_tx,

@@ -165,42 +165,78 @@ pub(super) async fn services(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How often `fedctl check --wait` asks again.
+const CHECK_RETRY: Duration = Duration::from_secs(1);
+
 pub(super) async fn check(
     client: &mut AdminClient<Channel>,
+    wait: Option<Duration>,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
-    let r = client
-        .check(v1::CheckRequest {})
-        .await
-        .map_err(status)?
-        .into_inner();
-    let failed = r.results.iter().filter(|c| !c.ok).count();
-    match out {
-        Output::Json => output::print_json(&serde_json::Value::Array(
-            r.results
-                .iter()
-                .map(|c| serde_json::json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
-                .collect(),
-        )),
-        Output::Table => {
-            for c in &r.results {
-                println!(
-                    "{:<4} {}: {}",
-                    if c.ok { "ok" } else { "FAIL" },
-                    c.name,
-                    c.detail
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    // Bounded by the deadline: every pass sleeps, and the last one breaks.
+    let mut attempt = 1u32;
+    let r = loop {
+        let answer = client.check(v1::CheckRequest {}).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let why = match &answer {
+            Ok(r) => failing_names(&r.get_ref().results),
+            Err(s) => Some(format!("the control plane did not answer: {}", s.message())),
+        };
+        match why {
+            Some(why) if wait.is_some() && !left.is_zero() => {
+                eprintln!(
+                    "check {attempt}: {why}; retrying for {}s more",
+                    left.as_secs()
                 );
+                tokio::time::sleep(CHECK_RETRY.min(left)).await;
+                attempt += 1;
             }
-            if failed > 0 {
-                eprintln!("{failed} check(s) failed");
-            }
+            _ => break answer.map_err(status)?.into_inner(),
         }
-    }
-    Ok(if failed > 0 {
+    };
+    print_checks(&r.results, out);
+    Ok(if failing_names(&r.results).is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `None` when every check passes, else the failing ones' names.
+fn failing_names(results: &[v1::CheckResult]) -> Option<String> {
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    (!failed.is_empty()).then(|| format!("{} failing ({})", failed.len(), failed.join(", ")))
+}
+
+fn print_checks(results: &[v1::CheckResult], out: Output) {
+    match out {
+        Output::Json => output::print_json(&serde_json::Value::Array(
+            results
+                .iter()
+                .map(|c| {
+                    serde_json::json!({"name": c.name, "ok": c.ok, "warn": c.warn, "detail": c.detail})
+                })
+                .collect(),
+        )),
+        Output::Table => {
+            for c in results {
+                let label = match (c.ok, c.warn) {
+                    (false, _) => "FAIL",
+                    (true, true) => "WARN",
+                    (true, false) => "ok",
+                };
+                println!("{label:<4} {}: {}", c.name, c.detail);
+            }
+            if let Some(why) = failing_names(results) {
+                eprintln!("{why}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

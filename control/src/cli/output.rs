@@ -126,7 +126,21 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
             "local": c.local,
         })).collect::<Vec<_>>(),
         "conflicts": s.conflicts,
+        "affinity": affinity_name(s.affinity),
+        "weights": s.effective_weights.iter().map(|w| (w.cluster.clone(), json!(w.weight))).collect::<serde_json::Map<_, _>>(),
+        "exportTo": s.export_to.as_ref().map_or(Value::Null, |t| json!(t.peers)),
+        "delivery": s.delivery.iter().map(|d| json!({"peer": d.peer, "state": d.state})).collect::<Vec<_>>(),
     })
+}
+
+/// The annotation form of an affinity: `local`, `remote` or `none`.
+fn affinity_name(wire: i32) -> &'static str {
+    match v1::Affinity::try_from(wire) {
+        Ok(v1::Affinity::Remote) => "remote",
+        Ok(v1::Affinity::None) => "none",
+        // Unknown values decode as the default, as the table does.
+        _ => "local",
+    }
 }
 
 /// The `fedctl services` table.
@@ -185,6 +199,46 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
         for c in &s.conflicts {
             text.push_str(&format!("conflict {}/{}: {c}\n", s.namespace, s.name));
         }
+        text.push_str(&split_line(s));
+    }
+    text
+}
+
+/// `split ns/name: east=70% west=30%` for a weighted service (what the
+/// gateways do now), and the peers its export-to leaves out.
+fn split_line(s: &v1::GlobalServiceStatus) -> String {
+    let mut text = String::new();
+    if !s.effective_weights.is_empty() {
+        let split: Vec<String> = s
+            .effective_weights
+            .iter()
+            .map(|w| format!("{}={}%", w.cluster, w.weight))
+            .collect();
+        text.push_str(&format!(
+            "split {}/{}: {}\n",
+            s.namespace,
+            s.name,
+            split.join(" ")
+        ));
+    }
+    let excluded: Vec<&str> = s
+        .delivery
+        .iter()
+        .filter(|d| d.state == "excluded")
+        .map(|d| d.peer.as_str())
+        .collect();
+    if let Some(to) = &s.export_to {
+        text.push_str(&format!(
+            "export-to {}/{}: {} (excluded: {})\n",
+            s.namespace,
+            s.name,
+            to.peers.join(","),
+            if excluded.is_empty() {
+                "none".to_string()
+            } else {
+                excluded.join(",")
+            }
+        ));
     }
     text
 }
@@ -292,9 +346,17 @@ mod tests {
             "ports",
             "clusters",
             "conflicts",
+            "affinity",
+            "weights",
+            "exportTo",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
+        // Unweighted and unrestricted (DESIGN.md, Operations).
+        assert_eq!(
+            (&v["affinity"], &v["weights"], &v["exportTo"]),
+            (&json!("local"), &json!({}), &Value::Null)
+        );
         assert_eq!(
             v["ports"][0],
             json!({"name": "http", "port": 8080, "protocol": "TCP"})

@@ -47,7 +47,9 @@ fn kubernetes_watch_events_reach_a_peers_table() {
     for doc in hello(&[EXPORT], &["10.1.0.1", "10.1.0.2"]).split("---") {
         api.apply(doc);
     }
-    let fed = federation(&api);
+    let mut fed = federation(&api);
+    // The check at the end covers the data plane: east's gateway must serve.
+    fed.get_mut("east").start_gateway();
     wait_until("west imports demo/hello from east's API", SYNC, || {
         west_sees(&fed, "demo/hello") == ["east"]
     });

@@ -9,9 +9,14 @@ const FAST: &str = "  heartbeatInterval: 200ms\n  peerDeadAfter: 1s\n  staleGrac
 
 #[test]
 fn a_silent_peer_is_marked_stale_and_check_fails_until_it_returns() {
-    let fed = Federation::standard(2, FAST);
+    let mut fed = Federation::standard(2, FAST);
     fed.join("west", "east");
     fed.wait_connected("east", "west", Duration::from_secs(15));
+    // The check covers the data plane: east's gateway must serve.
+    fed.get_mut("east").start_gateway();
+    wait_until("east's check passes", Duration::from_secs(15), || {
+        fed.get("east").fedctl(&["check"]).ok
+    });
     let ok = fed.get("east").fedctl(&["check"]);
     assert!(ok.ok, "check should pass: {}{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("ok   peer west"), "{}", ok.stdout);
@@ -51,7 +56,11 @@ fn a_stale_peer_turns_disconnected_after_the_grace_period() {
 
 #[test]
 fn check_json_lists_every_check() {
-    let fed = Federation::standard(1, "");
+    let mut fed = Federation::standard(1, "");
+    fed.get_mut("east").start_gateway();
+    wait_until("east's check passes", Duration::from_secs(15), || {
+        fed.get("east").fedctl(&["check"]).ok
+    });
     let out = fed.get("east").fedctl(&["check", "-o", "json"]);
     assert!(out.ok, "{}", out.stderr);
     let names: Vec<String> = out
@@ -67,7 +76,9 @@ fn check_json_lists_every_check() {
             "ca",
             "control certificate",
             "gateway bootstrap token",
-            "registry"
+            "registry",
+            "gateways",
+            "gateway gw-1"
         ]
     );
 }

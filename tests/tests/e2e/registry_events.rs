@@ -32,7 +32,9 @@ fn answers(fed: &Federation, cluster: &str, name: &str) -> bool {
 
 #[test]
 fn an_unreadable_registry_folder_keeps_its_exports_and_is_reported() {
-    let fed = Federation::standard(2, "");
+    let mut fed = Federation::standard(2, "");
+    // The check covers the data plane: east's gateway must serve.
+    fed.get_mut("east").start_gateway();
     fed.join("west", "east");
     fed.wait_connected("east", "west", SYNC);
     let east = fed.get("east");

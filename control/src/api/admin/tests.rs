@@ -24,6 +24,7 @@ fn admin(east: &Side) -> AdminService {
             name: "ca".into(),
             ok: true,
             detail: "valid".into(),
+            warn: false,
         }]
     });
     let tokens = TokenIssuer {
