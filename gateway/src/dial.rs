@@ -21,6 +21,11 @@ use crate::state::Export;
 /// `connectTimeout`); a third share is kept for the answer's way back.
 pub const ENDPOINTS_PER_BUDGET: u32 = 3;
 
+/// One part in this many of a budget is kept for the answer's way back
+/// (and the work around the dials), so that an ingress whose endpoints
+/// all fail answers "endpoint failed" before the egress stops waiting.
+const ANSWER_RESERVE: u32 = 10;
+
 /// The shortest dial worth making, whatever the budget.
 const MIN_DIAL: Duration = Duration::from_millis(20);
 
@@ -64,6 +69,8 @@ pub async fn dial(
         return Err(AttemptError::NoEndpoint);
     }
     let started = Instant::now();
+    // The answer must still reach the egress before it gives up.
+    let budget = budget - budget / ANSWER_RESERVE;
     let deadline = started + budget;
     let each = per_dial(budget, candidates.len());
     let mut last = AttemptError::NoEndpoint;
