@@ -224,3 +224,52 @@ async fn a_join_whose_pin_is_another_ca_fails_before_the_secret_is_sent() {
     let eu = side("eu", SLOW);
     accept(&east.h, request(&eu, token.secret)).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_same_join_again_gets_the_same_answer_not_token_used() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    issue(&east, [1; 32], FAR_FUTURE);
+    let first = accept(&east.h, request(&west, [1; 32])).await.unwrap();
+    // The joiner lost the answer (crash, timeout) and runs the join again.
+    let retry = accept(&east.h, request(&west, [1; 32])).await.unwrap();
+    assert_eq!(first, retry);
+    assert_eq!(east.h.store.peers().unwrap().len(), 1);
+    assert_eq!(east.state("west"), Some(LinkState::Disconnected));
+}
+
+#[tokio::test]
+async fn a_join_over_tls_retried_after_it_succeeded_is_done_not_refused() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let first = join(&west.dialer(), &token).await.unwrap();
+    let again = join(&west.dialer(), &token).await.unwrap();
+    assert_eq!(first, again, "the retry returns the stored peering");
+    assert_eq!(west.h.store.peers().unwrap(), vec![first]);
+}
+
+#[tokio::test]
+async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    // West already peers with a cluster named east (another CA).
+    let old_east = side("east", SLOW);
+    west.add_peer(&old_east, Role::Dialer);
+    let before = west.h.store.peers().unwrap();
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let err = join(&west.dialer(), &token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinError::Clash(crate::store::JoinRefusal::NameTaken { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(west.h.store.peers().unwrap(), before, "the live peer stays");
+    assert_eq!(
+        west.h.peers.record("east").map(|r| r.roots_pem),
+        Some(before[0].roots_pem.clone())
+    );
+}
