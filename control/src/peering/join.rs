@@ -115,13 +115,16 @@ impl JoinError {
 pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, JoinError> {
     let h = &dialer.peering;
     let address = token.address.clone();
-    let tls = join_tls(token.pin).map_err(JoinError::Tls)?;
+    let (tls, verifier) = join_tls(token.pin).map_err(JoinError::Tls)?;
     let channel = connect(&address, tls, dialer.timeout)
         .await
         .map_err(|source| JoinError::Unreachable {
             address: address.clone(),
             source,
         })?;
+    if let Some(td) = verifier.server_trust_domain() {
+        precheck_trust_domain(h, &td, token.pin)?;
+    }
     let request = v1::JoinRequest {
         secret: token.secret.to_vec(),
         joiner: Some((*h.me).clone()),
@@ -169,6 +172,31 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
     dialer.spawn(record.name.clone());
     info!(peer = %record.name, endpoint = %record.endpoint, "joined; dialing the peer");
     Ok(record)
+}
+
+/// Refuses, before the secret is sent (so before the issuer stores
+/// anything), an issuer whose TLS leaf names this cluster's trust domain or
+/// that of another peer. A stored peer with that trust domain whose roots
+/// include the pinned CA is the issuer itself: a retry, not a clash.
+fn precheck_trust_domain(h: &PeeringHandles, td: &str, pin: [u8; 32]) -> Result<(), JoinError> {
+    if td == h.me.trust_domain {
+        return Err(JoinError::SameTrustDomain(td.to_string()));
+    }
+    for view in h.peers.views() {
+        let r = &view.record;
+        if r.trust_domain != td {
+            continue;
+        }
+        let same_ca = parse_roots(&r.roots_pem)
+            .is_ok_and(|roots| roots.iter().any(|c| spki_sha256(c).is_ok_and(|p| p == pin)));
+        if !same_ca {
+            return Err(JoinError::Clash(JoinRefusal::TrustDomainTaken {
+                trust_domain: td.to_string(),
+                peer: r.name.clone(),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// The roots the acceptor sent must include the CA the token pinned.

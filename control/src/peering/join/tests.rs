@@ -1,6 +1,7 @@
 //! The join handshake: the acceptor's refusals driven directly, and a whole
 //! join over TLS against a real tonic server on 127.0.0.1:0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
@@ -252,8 +253,10 @@ async fn a_join_over_tls_retried_after_it_succeeded_is_done_not_refused() {
 #[tokio::test]
 async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
     let (east, west) = (side("east", SLOW), side("west", SLOW));
-    // West already peers with a cluster named east (another CA).
-    let old_east = side("east", SLOW);
+    // West already peers with another cluster named east (own CA and
+    // trust domain), so only the name in the answer clashes.
+    let mut old_east = side("east", SLOW);
+    Arc::make_mut(&mut old_east.h.me).trust_domain = "old-east.fedmesh".into();
     west.add_peer(&old_east, Role::Dialer);
     let before = west.h.store.peers().unwrap();
     let addr = serve(&east).await;
@@ -272,4 +275,37 @@ async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
         west.h.peers.record("east").map(|r| r.roots_pem),
         Some(before[0].roots_pem.clone())
     );
+}
+
+#[tokio::test]
+async fn a_joiner_refuses_a_clashing_trust_domain_before_the_issuer_stores() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    // West already peers with "old", which has east's trust domain.
+    let mut old = side("old", SLOW);
+    Arc::make_mut(&mut old.h.me).trust_domain = "east.fedmesh".into();
+    west.add_peer(&old, Role::Dialer);
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let err = join(&west.dialer(), &token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinError::Clash(crate::store::JoinRefusal::TrustDomainTaken { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        east.h.store.peers().unwrap().is_empty(),
+        "no ghost on the issuer"
+    );
+    assert_eq!(
+        west.h.store.peers().unwrap().len(),
+        1,
+        "the live peer stays"
+    );
+    // The token was never presented, so it still works for another cluster.
+    accept(&east.h, request(&side("eu", SLOW), token.secret))
+        .await
+        .unwrap();
 }
