@@ -309,3 +309,26 @@ async fn a_joiner_refuses_a_clashing_trust_domain_before_the_issuer_stores() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_joiner_with_a_huge_or_unsafe_region_is_refused_by_field() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    issue(&east, [1; 32], FAR_FUTURE);
+    for region in ["r".repeat(65_536), "eu\u{1b}[31m".into()] {
+        let mut req = request(&west, [1; 32]);
+        req.joiner.as_mut().unwrap().locality = Some(v1::Locality {
+            region,
+            zone: "z".into(),
+        });
+        let status = refusal(&east, req).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status
+                .message()
+                .starts_with("field joiner.locality is refused: field locality.region"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() < 400, "the value is cut");
+    }
+}
