@@ -110,3 +110,41 @@ fn a_join_killed_on_either_side_is_all_or_nothing_and_a_retry_completes_it() {
         "{TRIALS} killed joins, {half_joins} left only the issuer's commit, all completed by a retry"
     );
 }
+
+#[test]
+fn a_join_refused_for_a_clash_leaves_both_sides_and_the_token_as_they_were() {
+    let mut fed = Federation::new();
+    fed.add("east", "us-east", "us-east-1a", "");
+    fed.add("west", "us-west", "us-west-2a", "");
+    // A new cluster configured with east's trust domain.
+    fed.add("eu", "eu-central", "eu-central-1a", "");
+    fed.add("twin", "eu-central", "eu-central-1b", "");
+    let twin = fed.get("twin");
+    let config = std::fs::read_to_string(&twin.config).expect("read twin's config");
+    twin.write_config(&format!("trustDomain: east.fedmesh\n{config}"));
+    for name in ["east", "west", "eu", "twin"] {
+        fed.get_mut(name).start();
+    }
+    fed.join("west", "east");
+    fed.wait_connected("east", "west", Duration::from_secs(15));
+
+    let token = fed.get("twin").token(None);
+    let refused = fed.get("west").fedctl(&["join", &token]);
+    assert!(!refused.ok, "a trust-domain clash must fail the join");
+    assert!(
+        refused
+            .stderr
+            .contains("trust domain east.fedmesh already belongs to peer east"),
+        "{}",
+        refused.stderr
+    );
+    assert!(fed.get("twin").peers().is_empty(), "no ghost on the issuer");
+    let west_peers = fed.get("west").peers();
+    assert_eq!(west_peers.len(), 1);
+    assert_eq!(west_peers[0]["name"], "east");
+    assert_eq!(west_peers[0]["state"], "connected", "the live peer stays");
+    // The token was never presented: a cluster without the clash uses it.
+    let joined = fed.get("eu").fedctl(&["join", &token]);
+    assert!(joined.ok, "the token is still unused: {}", joined.stderr);
+    fed.wait_connected("eu", "twin", Duration::from_secs(15));
+}
