@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
+mod joins;
 mod records;
 
+pub use joins::{JoinRefusal, JoinStored};
 pub use records::{
     ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,
 };
@@ -247,41 +249,6 @@ impl Store {
             }
             drop(table);
             put_json(txn, TOKENS, hash_hex, token)
-        })
-    }
-
-    /// In one transaction: checks the token (known, unused, unexpired),
-    /// marks it used by `peer.name`, and stores the peer. Nothing is written
-    /// when the token is refused.
-    ///
-    /// # Errors
-    /// `Ok(Err(refusal))` when the token is refused; `Err` on store failure.
-    pub fn accept_join(
-        &self,
-        hash_hex: &str,
-        now_unix_ms: i64,
-        peer: &PeerRecord,
-    ) -> Result<Result<(), TokenRefusal>, StoreError> {
-        self.write(|txn| {
-            let Some(mut token) = get_json::<TokenRecord>(txn, TOKENS, "tokens", hash_hex)? else {
-                return Ok(Err(TokenRefusal::Unknown));
-            };
-            if let Some(at) = token.used_unix_ms {
-                return Ok(Err(TokenRefusal::Used {
-                    by: token.used_by.clone().unwrap_or_default(),
-                    at: crate::clock::rfc3339_ms(at),
-                }));
-            }
-            if now_unix_ms > token.expires_unix_ms {
-                return Ok(Err(TokenRefusal::Expired {
-                    at: crate::clock::rfc3339_ms(token.expires_unix_ms),
-                }));
-            }
-            token.used_unix_ms = Some(now_unix_ms);
-            token.used_by = Some(peer.name.clone());
-            put_json(txn, TOKENS, hash_hex, &token)?;
-            put_json(txn, PEERS, &peer.name, peer)?;
-            Ok(Ok(()))
         })
     }
 

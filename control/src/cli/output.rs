@@ -1,5 +1,11 @@
 //! Rendering for `fedctl`: the fixed `-o json` shapes of DESIGN.md and
 //! aligned tables for people.
+//!
+//! Table text comes partly from peers, so every cell goes through
+//! [`safe_text`]: control characters (ANSI escapes, newlines) are printed
+//! escaped, never interpreted by the terminal, and a cell is cut to a
+//! bounded width. JSON needs neither: serde_json escapes control
+//! characters (RFC 8259 §7) and a script wants the whole value.
 
 use fedmesh_proto::v1;
 use serde_json::{Value, json};
@@ -14,9 +20,37 @@ pub(super) fn print_json(v: &Value) {
     );
 }
 
-/// `region/zone`.
+/// Widest table cell, in characters; longer text is cut with `…`.
+const MAX_CELL_CHARS: usize = 120;
+
+/// `text` safe to print on a terminal: each control character escaped
+/// (`\u{1b}`, `\n`), then cut to [`MAX_CELL_CHARS`] characters.
+pub(super) fn safe_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for c in text.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let n = piece.chars().count();
+        if chars + n > MAX_CELL_CHARS {
+            out.push('…');
+            return out;
+        }
+        chars += n;
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// `region/zone`, safe to print.
 pub(super) fn locality_text(l: Option<&v1::Locality>) -> String {
-    l.map_or_else(|| "-".into(), |l| format!("{}/{}", l.region, l.zone))
+    l.map_or_else(
+        || "-".into(),
+        |l| safe_text(&format!("{}/{}", l.region, l.zone)),
+    )
 }
 
 fn time_or_null(unix_ms: i64) -> Value {
@@ -197,7 +231,9 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
     let mut text = table(&header, &rows);
     for s in services {
         for c in &s.conflicts {
-            text.push_str(&format!("conflict {}/{}: {c}\n", s.namespace, s.name));
+            let line = format!("conflict {}/{}: {c}", s.namespace, s.name);
+            text.push_str(&safe_text(&line));
+            text.push('\n');
         }
         text.push_str(&split_line(s));
     }
@@ -243,19 +279,27 @@ fn split_line(s: &v1::GlobalServiceStatus) -> String {
     text
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces; every cell made safe
+/// ([`safe_text`]), so widths stay bounded and padding is by characters.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe_text(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| {
+                let pad = w.saturating_sub(c.chars().count());
+                format!("{c}{}", " ".repeat(pad))
+            })
             .collect::<Vec<_>>()
             .join("  ");
         s.truncate(s.trim_end().len());
@@ -263,7 +307,7 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         s
     };
     let mut out = line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
@@ -381,5 +425,18 @@ mod tests {
     fn tables_align_columns() {
         let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn peer_text_is_escaped_and_cut_in_tables() {
+        let huge = "p".repeat(65_536);
+        let t = table(&["A", "B"], &[vec![huge, "red\u{1b}[31m\nnext".into()]]);
+        assert!(!t.contains('\u{1b}'), "no raw escape: {t:?}");
+        assert!(t.contains("red\\u{1b}[31m\\nnext"), "{t:?}");
+        assert_eq!(t.lines().count(), 2, "no injected line: {t:?}");
+        assert!(t.len() < 400, "the cell is cut: {} bytes", t.len());
+        assert!(t.contains('…'));
+        let aligned = table(&["N", "X"], &[vec!["é".into(), "1".into()]]);
+        assert_eq!(aligned, "N  X\né  1\n", "padding counts characters");
     }
 }

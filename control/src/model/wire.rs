@@ -1,6 +1,12 @@
 //! The one adapter between the vocabulary and the wire types of
 //! `fedmesh-proto`: `From` towards the wire, `TryFrom` (whose errors name
 //! the bad field) from it.
+//!
+//! Everything a peer sends is bounded here, where it is decoded: names are
+//! DNS labels (RFC 1035 §2.3.4: at most 63 octets), regions and zones at
+//! most 63 characters of a safe set, lists at most a fixed length. A value
+//! quoted in an error is cut and escaped ([`shown`]), so a hostile peer
+//! cannot flood a log or a terminal through the error either.
 
 use fedmesh_proto::v1;
 
@@ -18,11 +24,11 @@ pub enum WireError {
         value: i32,
     },
     /// A service key part that is not a DNS label.
-    #[error("field {field} {value:?} is not a DNS label")]
+    #[error("field {field} {value} is not a DNS label")]
     NotALabel {
-        /// `namespace` or `name`.
+        /// `namespace`, `name` or another name's field path.
         field: &'static str,
-        /// What was sent.
+        /// What was sent, cut and escaped ([`shown`]).
         value: String,
     },
     /// A locality without a region or a zone.
@@ -31,6 +37,81 @@ pub enum WireError {
         /// The field path.
         field: String,
     },
+    /// A region or zone that is too long or has an unsafe character.
+    #[error(
+        "field {field}.{part} {value} must be 1 to {MAX_LOCALITY_LEN} characters of a-z, A-Z, 0-9, '-', '_' or '.'"
+    )]
+    BadLocality {
+        /// The locality's field path.
+        field: String,
+        /// `region` or `zone`.
+        part: &'static str,
+        /// What was sent, cut and escaped.
+        value: String,
+    },
+    /// A list longer than this release accepts.
+    #[error("field {field} has {count} entries; at most {max} are accepted")]
+    TooMany {
+        /// The field path.
+        field: &'static str,
+        /// How many were sent.
+        count: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// Longest region or zone accepted from a peer (a DNS label's length).
+pub const MAX_LOCALITY_LEN: usize = 63;
+
+/// How many characters of a refused value an error quotes.
+const SHOWN_CHARS: usize = 64;
+
+/// `value` as an error quotes it: escaped (no control character reaches a
+/// log or a terminal) and cut to 64 characters, with its full length.
+pub fn shown(value: &str) -> String {
+    let count = value.chars().count();
+    let head: String = value.chars().take(SHOWN_CHARS).collect();
+    if count > SHOWN_CHARS {
+        format!("{:?}… ({count} characters)", head)
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// Refuses `value` unless it is a DNS label.
+///
+/// # Errors
+/// [`WireError::NotALabel`] naming `field`.
+pub fn check_label(field: &'static str, value: &str) -> Result<(), WireError> {
+    if is_dns_label(value) {
+        Ok(())
+    } else {
+        Err(WireError::NotALabel {
+            field,
+            value: shown(value),
+        })
+    }
+}
+
+/// Refuses a list of `count` entries when it is longer than `max`.
+///
+/// # Errors
+/// [`WireError::TooMany`] naming `field`.
+pub fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), WireError> {
+    if count > max {
+        Err(WireError::TooMany { field, count, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a region or zone is safe to store, route on and print.
+fn is_safe_locality_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_LOCALITY_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl From<Affinity> for v1::Affinity {
@@ -79,14 +160,8 @@ impl TryFrom<&v1::ServiceKey> for ServiceKey {
     type Error = WireError;
 
     fn try_from(k: &v1::ServiceKey) -> Result<Self, WireError> {
-        for (field, value) in [("namespace", &k.namespace), ("name", &k.name)] {
-            if !is_dns_label(value) {
-                return Err(WireError::NotALabel {
-                    field,
-                    value: value.clone(),
-                });
-            }
-        }
+        check_label("namespace", &k.namespace)?;
+        check_label("name", &k.name)?;
         Ok(ServiceKey::new(&k.namespace, &k.name))
     }
 }
@@ -106,19 +181,30 @@ impl Locality {
         self.into()
     }
 
-    /// A locality from a message field named `field`; both parts required.
+    /// A locality from a message field named `field`; both parts required,
+    /// each at most 63 characters of a safe set.
     ///
     /// # Errors
-    /// A missing locality, region or zone.
+    /// A missing locality, region or zone; a part too long or unsafe.
     pub fn from_proto(l: Option<&v1::Locality>, field: &str) -> Result<Self, WireError> {
-        l.filter(|l| !l.region.is_empty() && !l.zone.is_empty())
-            .map(|l| Locality {
-                region: l.region.clone(),
-                zone: l.zone.clone(),
-            })
+        let l = l
+            .filter(|l| !l.region.is_empty() && !l.zone.is_empty())
             .ok_or_else(|| WireError::IncompleteLocality {
                 field: field.to_string(),
-            })
+            })?;
+        for (part, value) in [("region", &l.region), ("zone", &l.zone)] {
+            if !is_safe_locality_part(value) {
+                return Err(WireError::BadLocality {
+                    field: field.to_string(),
+                    part,
+                    value: shown(value),
+                });
+            }
+        }
+        Ok(Locality {
+            region: l.region.clone(),
+            zone: l.zone.clone(),
+        })
     }
 }
 
@@ -168,5 +254,41 @@ mod tests {
             Locality::from_proto(Some(&whole.to_proto()), "l"),
             Ok(whole)
         );
+    }
+
+    #[test]
+    fn a_long_or_unsafe_region_is_refused_with_the_field_and_a_cut_value() {
+        for region in ["r".repeat(65_536), "eu\u{1b}[31m".into(), "eu\nwest".into()] {
+            let l = v1::Locality {
+                region: region.clone(),
+                zone: "z".into(),
+            };
+            let err = Locality::from_proto(Some(&l), "hello.info.locality").unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("field hello.info.locality.region "),
+                "{text}"
+            );
+            assert!(text.len() < 300, "the value is cut: {} bytes", text.len());
+            assert!(!text.chars().any(char::is_control), "escaped: {text:?}");
+        }
+        let longest = v1::Locality {
+            region: "r".repeat(63),
+            zone: "us-west-2a".into(),
+        };
+        assert!(Locality::from_proto(Some(&longest), "l").is_ok());
+    }
+
+    #[test]
+    fn a_huge_name_is_quoted_cut_and_a_long_list_is_refused() {
+        let err = check_label("ports.name", &"x".repeat(70_000)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("(70000 characters)"), "{text}");
+        assert!(text.len() < 200, "{text}");
+        assert_eq!(
+            check_count("ports", 65, 64).unwrap_err().to_string(),
+            "field ports has 65 entries; at most 64 are accepted"
+        );
+        assert!(check_count("ports", 64, 64).is_ok());
     }
 }

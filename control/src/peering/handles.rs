@@ -3,14 +3,17 @@
 //! a peering speaks. A task takes these, not the whole control plane, so
 //! it can be driven directly in tests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fedmesh_proto::identity::{
     self, IdentityError, LiveCert, PathRule, PeerClientVerifier, PeerServerVerifier,
-    PinnedServerVerifier, SharedTrust,
+    PinnedServerVerifier, SharedTrust, inspect_cert,
 };
 use fedmesh_proto::v1;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{mpsc, watch};
 
 use super::PeerSet;
@@ -95,11 +98,90 @@ pub fn client_tls(
 }
 
 /// TLS for `fedctl join`: no client certificate; the server must chain to
-/// the CA pinned in the token.
+/// the CA pinned in the token. The returned verifier tells, after the
+/// handshake, which trust domain the server's leaf names, so the joiner can
+/// refuse a clash before it sends the secret (and so before the issuer
+/// stores anything).
 ///
 /// # Errors
 /// When rustls refuses the configuration.
-pub fn join_tls(pin: [u8; 32]) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-    let verifier = PinnedServerVerifier::new(pin);
-    identity::client_config(None, verifier, &[ALPN_H2]).map(Arc::new)
+pub fn join_tls(
+    pin: [u8; 32],
+) -> Result<(Arc<rustls::ClientConfig>, Arc<JoinVerifier>), IdentityError> {
+    let verifier = Arc::new(JoinVerifier {
+        pinned: PinnedServerVerifier::new(pin),
+        trust_domain: Mutex::new(None),
+    });
+    let config = identity::client_config(None, verifier.clone(), &[ALPN_H2])?;
+    Ok((Arc::new(config), verifier))
+}
+
+/// [`PinnedServerVerifier`], remembering the SPIFFE trust domain of the
+/// server leaf it accepted.
+#[derive(Debug)]
+pub struct JoinVerifier {
+    pinned: Arc<PinnedServerVerifier>,
+    trust_domain: Mutex<Option<String>>,
+}
+
+impl JoinVerifier {
+    /// The trust domain in the accepted server leaf's SPIFFE ID, once a
+    /// handshake succeeded (`None` when the leaf has no SPIFFE ID).
+    pub fn server_trust_domain(&self) -> Option<String> {
+        // Only ever holds a complete value; poisoning changes nothing.
+        self.trust_domain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl ServerCertVerifier for JoinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.pinned.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let td = inspect_cert(end_entity)
+            .ok()
+            .and_then(|info| info.spiffe_id)
+            .map(|id| id.trust_domain().to_string());
+        *self
+            .trust_domain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = td;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.pinned.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.pinned.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.pinned.supported_verify_schemes()
+    }
 }

@@ -53,7 +53,7 @@ impl PeerInfo {
         validate_trust_domain(&info.trust_domain)
             .map_err(|e| bad("trust_domain", e.to_string()))?;
         let locality = Locality::from_proto(info.locality.as_ref(), "locality")
-            .map_err(|_| bad("locality", "needs a region and a zone".into()))?;
+            .map_err(|e| bad("locality", format!("is refused: {e}")))?;
         check_host_port(&info.gateway_address)
             .map_err(|p| bad("gateway_address", p.to_string()))?;
         check_host_port(&info.peering_endpoint)

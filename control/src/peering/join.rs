@@ -2,13 +2,21 @@
 //!
 //! Joiner ([`join`]): dial the address in the token over TLS, accept the
 //! server only if its chain ends in the pinned CA (before the secret is
-//! sent), call Join with the secret and this cluster's info, store the
-//! acceptor as a peer and start dialing it.
+//! sent), call Join with the secret and this cluster's info, check the
+//! answer in full, and only then store the acceptor in one transaction
+//! (refusing a name or trust-domain clash) and start dialing it.
 //!
 //! Acceptor ([`accept`]): check the request field by field, refuse a
 //! clashing name, trust domain or DNS zone, then check and consume the
 //! token and store the joiner in one store transaction; answer with this
 //! cluster's info.
+//!
+//! Commit order, so a join is all-or-nothing and safe to retry: the
+//! acceptor commits first (token used + joiner stored, one transaction);
+//! the joiner commits only after that answer. A crash of either side, or
+//! a lost answer, leaves at most the acceptor's commit; the same
+//! `fedctl join` again is answered as the first time (the token is "used by
+//! this joiner", see `Store::accept_join`) and completes the joiner's side.
 
 use fedmesh_proto::identity::spki_sha256;
 use fedmesh_proto::v1::{self, peering_client::PeeringClient};
@@ -20,7 +28,7 @@ use super::PeerSetError;
 use super::handles::{Dialer, PeeringHandles, join_tls};
 use super::info::{InfoError, PeerInfo, RootError, parse_roots};
 use crate::clock;
-use crate::store::{PeerRecord, Role, StoreError};
+use crate::store::{JoinRefusal, JoinStored, PeerRecord, Role, StoreError};
 use fedmesh_proto::identity::IdentityError;
 use fedmesh_proto::token::{JoinToken, hex, secret_hash_hex};
 use fedmesh_proto::transport::{connect, error_chain};
@@ -67,6 +75,14 @@ pub enum JoinError {
     /// The issuer has this cluster's name.
     #[error("the issuing cluster is named {0:?} like this one; every cluster needs its own name")]
     SameName(String),
+    /// The issuer has this cluster's trust domain.
+    #[error(
+        "the issuing cluster has this cluster's trust domain {0}; every cluster needs its own trustDomain"
+    )]
+    SameTrustDomain(String),
+    /// The issuer clashes with a stored peer (name or trust domain).
+    #[error("refusing to store the issuing cluster: {0}")]
+    Clash(#[source] JoinRefusal),
     /// Our own TLS configuration was refused.
     #[error("cannot build join TLS: {0}")]
     Tls(#[source] IdentityError),
@@ -99,13 +115,16 @@ impl JoinError {
 pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, JoinError> {
     let h = &dialer.peering;
     let address = token.address.clone();
-    let tls = join_tls(token.pin).map_err(JoinError::Tls)?;
+    let (tls, verifier) = join_tls(token.pin).map_err(JoinError::Tls)?;
     let channel = connect(&address, tls, dialer.timeout)
         .await
         .map_err(|source| JoinError::Unreachable {
             address: address.clone(),
             source,
         })?;
+    if let Some(td) = verifier.server_trust_domain() {
+        precheck_trust_domain(h, &td, token.pin)?;
+    }
     let request = v1::JoinRequest {
         secret: token.secret.to_vec(),
         joiner: Some((*h.me).clone()),
@@ -124,6 +143,9 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
     if info.name == h.me.name {
         return Err(JoinError::SameName(info.name));
     }
+    if info.trust_domain == h.me.trust_domain {
+        return Err(JoinError::SameTrustDomain(info.trust_domain));
+    }
     let record = PeerRecord {
         name: info.name.clone(),
         trust_domain: info.trust_domain,
@@ -134,7 +156,14 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
         gateway_address: info.gateway_address,
         joined_unix_ms: clock::now_unix_ms(),
     };
-    store_peer(h, &record).await?;
+    let stored = store_peer(h, &record).await?;
+    if stored == JoinStored::Again
+        && let Some(existing) = h.peers.record(&record.name)
+    {
+        // An earlier try of this join completed here; its dialer runs.
+        info!(peer = %record.name, "join already done; nothing to change");
+        return Ok(existing);
+    }
     h.peers.insert(
         record.clone(),
         LinkState::Disconnected,
@@ -143,6 +172,31 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
     dialer.spawn(record.name.clone());
     info!(peer = %record.name, endpoint = %record.endpoint, "joined; dialing the peer");
     Ok(record)
+}
+
+/// Refuses, before the secret is sent (so before the issuer stores
+/// anything), an issuer whose TLS leaf names this cluster's trust domain or
+/// that of another peer. A stored peer with that trust domain whose roots
+/// include the pinned CA is the issuer itself: a retry, not a clash.
+fn precheck_trust_domain(h: &PeeringHandles, td: &str, pin: [u8; 32]) -> Result<(), JoinError> {
+    if td == h.me.trust_domain {
+        return Err(JoinError::SameTrustDomain(td.to_string()));
+    }
+    for view in h.peers.views() {
+        let r = &view.record;
+        if r.trust_domain != td {
+            continue;
+        }
+        let same_ca = parse_roots(&r.roots_pem)
+            .is_ok_and(|roots| roots.iter().any(|c| spki_sha256(c).is_ok_and(|p| p == pin)));
+        if !same_ca {
+            return Err(JoinError::Clash(JoinRefusal::TrustDomainTaken {
+                trust_domain: td.to_string(),
+                peer: r.name.clone(),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// The roots the acceptor sent must include the CA the token pinned.
@@ -192,14 +246,21 @@ pub async fn accept(
     .await
     .map_err(|e| Status::internal(format!("join task failed: {e}")))?
     .map_err(|e| Status::internal(e.to_string()))?;
-    if let Err(refusal) = outcome {
-        info!(joiner = %info.name, %refusal, "join refused");
-        return Err(Status::permission_denied(refusal.to_string()));
+    let stored = match outcome {
+        Ok(stored) => stored,
+        Err(refusal) => {
+            info!(joiner = %info.name, %refusal, "join refused");
+            return Err(refusal_status(&refusal));
+        }
+    };
+    // A retry of a committed join answers the same; the peer set has the
+    // joiner already unless this process restarted since (then it loaded it).
+    if stored == JoinStored::New || h.peers.record(&info.name).is_none() {
+        h.peers
+            .insert(record, LinkState::Disconnected, clock::now_unix_ms())
+            .map_err(|e| Status::internal(e.to_string()))?;
     }
-    h.peers
-        .insert(record, LinkState::Disconnected, clock::now_unix_ms())
-        .map_err(|e| Status::internal(e.to_string()))?;
-    info!(peer = %info.name, trust_domain = %info.trust_domain, "cluster joined");
+    info!(peer = %info.name, trust_domain = %info.trust_domain, ?stored, "cluster joined");
     Ok(v1::JoinResponse {
         acceptor: Some((*h.me).clone()),
     })
@@ -244,13 +305,25 @@ fn check_joiner(h: &PeeringHandles, info: &PeerInfo) -> Result<(), Status> {
     Ok(())
 }
 
-async fn store_peer(h: &PeeringHandles, record: &PeerRecord) -> Result<(), JoinError> {
+/// The status a refused join is answered with.
+fn refusal_status(refusal: &JoinRefusal) -> Status {
+    match refusal {
+        JoinRefusal::Token(_) => Status::permission_denied(refusal.to_string()),
+        JoinRefusal::NameTaken { .. } | JoinRefusal::TrustDomainTaken { .. } => {
+            Status::already_exists(refusal.to_string())
+        }
+    }
+}
+
+/// The joiner's one store transaction (see `Store::add_joined_peer`).
+async fn store_peer(h: &PeeringHandles, record: &PeerRecord) -> Result<JoinStored, JoinError> {
     let store = h.store.clone();
     let record = record.clone();
-    tokio::task::spawn_blocking(move || store.put_peer(&record))
+    tokio::task::spawn_blocking(move || store.add_joined_peer(&record))
         .await
         .map_err(JoinError::Task)?
-        .map_err(JoinError::Store)
+        .map_err(JoinError::Store)?
+        .map_err(JoinError::Clash)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use fedmesh_proto::v1;
 use tracing::warn;
 
 use crate::exports::{ExportState, View, diff};
-use crate::model::wire::WireError;
+use crate::model::wire::{WireError, check_count, check_label, shown};
 use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey, is_dns_label};
 use crate::store::{ImportRecord, Store, StoreError, SyncPos};
 use crate::table::TableEvent;
@@ -140,12 +140,18 @@ impl ExportSender {
     }
 }
 
+/// Most ports one exported service may carry from a peer.
+const MAX_PORTS: usize = 64;
+
+/// Most weight entries (one per cluster) one exported service may carry.
+const MAX_WEIGHTS: usize = 256;
+
 /// An exported service from a peer that cannot be imported; the entry is
 /// logged and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadExport {
     /// Namespace or name is not a DNS label.
-    #[error("field {field} {value:?} is not a DNS label")]
+    #[error("field {field} {value} is not a DNS label")]
     NotALabel {
         /// `namespace` or `name`.
         field: &'static str,
@@ -153,7 +159,7 @@ pub enum BadExport {
         value: String,
     },
     /// A port that is not TCP.
-    #[error("field ports: protocol {0:?} is not TCP")]
+    #[error("field ports: protocol {0} is not TCP")]
     NotTcp(String),
     /// A port number out of range.
     #[error("field ports: {0} is not a port number")]
@@ -161,7 +167,8 @@ pub enum BadExport {
     /// No port at all.
     #[error("field ports is empty")]
     NoPorts,
-    /// An affinity this release does not know.
+    /// A field the wire conversions refuse (an unknown affinity, a name
+    /// that is not a DNS label, a list too long).
     #[error(transparent)]
     Affinity(#[from] WireError),
 }
@@ -206,14 +213,20 @@ pub fn import_from_proto(
         if !is_dns_label(value) {
             return Err(BadExport::NotALabel {
                 field,
-                value: value.clone(),
+                value: shown(value),
             });
         }
     }
+    check_count("ports", e.ports.len(), MAX_PORTS)?;
+    check_count("weights", e.weights.len(), MAX_WEIGHTS)?;
     let mut ports = Vec::new();
     for p in &e.ports {
         if p.protocol != "TCP" {
-            return Err(BadExport::NotTcp(p.protocol.clone()));
+            return Err(BadExport::NotTcp(shown(&p.protocol)));
+        }
+        // An unnamed port is allowed (Kubernetes allows one per Service).
+        if !p.name.is_empty() {
+            check_label("ports.name", &p.name)?;
         }
         let port = u16::try_from(p.port)
             .ok()
@@ -229,6 +242,9 @@ pub fn import_from_proto(
     }
     ports.sort();
     let affinity = Affinity::from_proto(e.affinity)?;
+    for w in &e.weights {
+        check_label("weights.cluster", &w.cluster)?;
+    }
     let weights = e
         .weights
         .iter()

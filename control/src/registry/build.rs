@@ -15,7 +15,10 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::annotations::parse_export;
-use crate::model::{EndpointSpec, LocalService, LocalSnapshot, PortSpec, Problem, ServiceKey};
+use crate::model::wire::shown;
+use crate::model::{
+    EndpointSpec, LocalService, LocalSnapshot, PortSpec, Problem, ServiceKey, is_dns_label,
+};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -124,10 +127,19 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), ObjectError> {
             None
         }
     };
+    if export.is_some()
+        && let Some(message) = unexportable_name(&key)
+    {
+        problems.push(message);
+        export = None;
+    }
     let spec = s.spec.as_ref();
     let ports = tcp_ports(spec, export.is_some(), &mut problems);
     if export.is_some() {
-        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+        if let Some(message) = unexportable_port_name(&ports) {
+            problems.push(message);
+            export = None;
+        } else if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             problems
                 .push("not exported: an ExternalName Service has no endpoints to export".into());
             export = None;
@@ -149,6 +161,36 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), ObjectError> {
 
 /// The TCP ports of a Service, sorted; the others are problems when the
 /// service is exported.
+/// Why a service with this key cannot be exported: every peer refuses a
+/// namespace or name that is not a DNS label (RFC 1123 §2.1, as
+/// Kubernetes names are), so the exporter says so instead of showing it
+/// exported while no peer imports it.
+fn unexportable_name(key: &ServiceKey) -> Option<String> {
+    [("namespace", &key.namespace), ("name", &key.name)]
+        .into_iter()
+        .find(|(_, v)| !is_dns_label(v))
+        .map(|(field, v)| {
+            format!(
+                "not exported: its {field} {} is not a DNS label (lowercase letters, digits and '-', at most 63), which peers refuse",
+                shown(v)
+            )
+        })
+}
+
+/// Why the ports keep a service from being exported: a port name that is
+/// not a DNS label is refused by every peer.
+fn unexportable_port_name(ports: &[PortSpec]) -> Option<String> {
+    ports
+        .iter()
+        .find(|p| !p.name.is_empty() && !is_dns_label(&p.name))
+        .map(|p| {
+            format!(
+                "not exported: port name {} is not a DNS label (lowercase letters, digits and '-', at most 63), which peers refuse",
+                shown(&p.name)
+            )
+        })
+}
+
 fn tcp_ports(
     spec: Option<&k8s_openapi::api::core::v1::ServiceSpec>,
     exported: bool,

@@ -54,10 +54,15 @@ fn a_token_is_accepted_once_and_stores_the_peer() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.put_token("h1", &token(1_000)).unwrap();
-    assert_eq!(store.accept_join("h1", 500, &peer("west")).unwrap(), Ok(()));
+    assert_eq!(
+        store.accept_join("h1", 500, &peer("west")).unwrap(),
+        Ok(JoinStored::New)
+    );
     assert_eq!(store.peers().unwrap().len(), 1);
     let again = store.accept_join("h1", 600, &peer("eu")).unwrap();
-    assert!(matches!(again, Err(TokenRefusal::Used { ref by, .. }) if by == "west"));
+    assert!(
+        matches!(again, Err(JoinRefusal::Token(TokenRefusal::Used { ref by, .. })) if by == "west")
+    );
     assert_eq!(
         store.peers().unwrap().len(),
         1,
@@ -71,9 +76,12 @@ fn expired_and_unknown_tokens_are_refused_without_writing() {
     let store = Store::open(dir.path()).unwrap();
     store.put_token("h1", &token(1_000)).unwrap();
     let late = store.accept_join("h1", 1_001, &peer("west")).unwrap();
-    assert!(matches!(late, Err(TokenRefusal::Expired { .. })));
+    assert!(matches!(
+        late,
+        Err(JoinRefusal::Token(TokenRefusal::Expired { .. }))
+    ));
     let unknown = store.accept_join("nope", 1, &peer("west")).unwrap();
-    assert_eq!(unknown, Err(TokenRefusal::Unknown));
+    assert_eq!(unknown, Err(TokenRefusal::Unknown.into()));
     assert!(store.peers().unwrap().is_empty());
 }
 
@@ -86,7 +94,79 @@ fn tokens_expired_a_day_ago_are_pruned() {
     fresh.created_unix_ms = 100_000_000;
     store.put_token("new", &fresh).unwrap();
     let refusal = store.accept_join("old", 1, &peer("west")).unwrap();
-    assert_eq!(refusal, Err(TokenRefusal::Unknown));
+    assert_eq!(refusal, Err(TokenRefusal::Unknown.into()));
+}
+
+#[test]
+fn a_retry_by_the_same_joiner_gets_the_same_answer_even_past_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.put_token("h1", &token(1_000)).unwrap();
+    let first = store.accept_join("h1", 500, &peer("west")).unwrap();
+    assert_eq!(first, Ok(JoinStored::New));
+    let retry = store.accept_join("h1", 2_000, &peer("west")).unwrap();
+    assert_eq!(
+        retry,
+        Ok(JoinStored::Again),
+        "the answer was lost, not refused"
+    );
+    let mut impostor = peer("west");
+    impostor.roots_pem = vec!["another CA".into()];
+    let stolen = store.accept_join("h1", 600, &impostor).unwrap();
+    assert!(matches!(
+        stolen,
+        Err(JoinRefusal::Token(TokenRefusal::Used { .. }))
+    ));
+    assert_eq!(store.peers().unwrap(), vec![peer("west")]);
+}
+
+#[test]
+fn the_issuer_refuses_a_name_or_trust_domain_clash_and_keeps_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.put_peer(&peer("west")).unwrap();
+    store.put_token("h1", &token(1_000)).unwrap();
+    let mut other_ca = peer("west");
+    other_ca.roots_pem = vec!["another CA".into()];
+    let by_name = store.accept_join("h1", 1, &other_ca).unwrap();
+    assert_eq!(
+        by_name,
+        Err(JoinRefusal::NameTaken {
+            name: "west".into()
+        })
+    );
+    let mut same_td = peer("eu");
+    same_td.trust_domain = "west.fedmesh".into();
+    let by_td = store.accept_join("h1", 1, &same_td).unwrap();
+    assert!(matches!(by_td, Err(JoinRefusal::TrustDomainTaken { ref peer, .. }) if peer == "west"));
+    assert_eq!(store.peers().unwrap(), vec![peer("west")], "nothing stored");
+    let fine = store.accept_join("h1", 1, &peer("eu")).unwrap();
+    assert_eq!(fine, Ok(JoinStored::New), "refusals did not use the token");
+}
+
+#[test]
+fn the_joiner_stores_once_refuses_clashes_and_finds_a_retry_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut west = peer("west");
+    west.role = Role::Dialer;
+    assert_eq!(store.add_joined_peer(&west).unwrap(), Ok(JoinStored::New));
+    assert_eq!(store.add_joined_peer(&west).unwrap(), Ok(JoinStored::Again));
+    let mut ghost = peer("west");
+    ghost.role = Role::Dialer;
+    ghost.trust_domain = "elsewhere.fedmesh".into();
+    assert!(matches!(
+        store.add_joined_peer(&ghost).unwrap(),
+        Err(JoinRefusal::NameTaken { .. })
+    ));
+    let mut same_td = peer("eu");
+    same_td.role = Role::Dialer;
+    same_td.trust_domain = "west.fedmesh".into();
+    assert!(matches!(
+        store.add_joined_peer(&same_td).unwrap(),
+        Err(JoinRefusal::TrustDomainTaken { .. })
+    ));
+    assert_eq!(store.peers().unwrap(), vec![west], "the live peer stays");
 }
 
 #[test]

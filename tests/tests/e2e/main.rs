@@ -13,6 +13,7 @@ mod gateway;
 mod gateway_api;
 mod ingress;
 mod join;
+mod join_safety;
 mod kubernetes;
 mod leave;
 mod liveness;

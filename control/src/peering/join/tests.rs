@@ -1,6 +1,7 @@
 //! The join handshake: the acceptor's refusals driven directly, and a whole
 //! join over TLS against a real tonic server on 127.0.0.1:0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
@@ -223,4 +224,111 @@ async fn a_join_whose_pin_is_another_ca_fails_before_the_secret_is_sent() {
     // The token was never presented, so it is still unused.
     let eu = side("eu", SLOW);
     accept(&east.h, request(&eu, token.secret)).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_join_again_gets_the_same_answer_not_token_used() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    issue(&east, [1; 32], FAR_FUTURE);
+    let first = accept(&east.h, request(&west, [1; 32])).await.unwrap();
+    // The joiner lost the answer (crash, timeout) and runs the join again.
+    let retry = accept(&east.h, request(&west, [1; 32])).await.unwrap();
+    assert_eq!(first, retry);
+    assert_eq!(east.h.store.peers().unwrap().len(), 1);
+    assert_eq!(east.state("west"), Some(LinkState::Disconnected));
+}
+
+#[tokio::test]
+async fn a_join_over_tls_retried_after_it_succeeded_is_done_not_refused() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let first = join(&west.dialer(), &token).await.unwrap();
+    let again = join(&west.dialer(), &token).await.unwrap();
+    assert_eq!(first, again, "the retry returns the stored peering");
+    assert_eq!(west.h.store.peers().unwrap(), vec![first]);
+}
+
+#[tokio::test]
+async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    // West already peers with another cluster named east (own CA and
+    // trust domain), so only the name in the answer clashes.
+    let mut old_east = side("east", SLOW);
+    Arc::make_mut(&mut old_east.h.me).trust_domain = "old-east.fedmesh".into();
+    west.add_peer(&old_east, Role::Dialer);
+    let before = west.h.store.peers().unwrap();
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let err = join(&west.dialer(), &token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinError::Clash(crate::store::JoinRefusal::NameTaken { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(west.h.store.peers().unwrap(), before, "the live peer stays");
+    assert_eq!(
+        west.h.peers.record("east").map(|r| r.roots_pem),
+        Some(before[0].roots_pem.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_joiner_refuses_a_clashing_trust_domain_before_the_issuer_stores() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    // West already peers with "old", which has east's trust domain.
+    let mut old = side("old", SLOW);
+    Arc::make_mut(&mut old.h.me).trust_domain = "east.fedmesh".into();
+    west.add_peer(&old, Role::Dialer);
+    let addr = serve(&east).await;
+    let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
+    issue(&east, token.secret, FAR_FUTURE);
+    let err = join(&west.dialer(), &token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinError::Clash(crate::store::JoinRefusal::TrustDomainTaken { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        east.h.store.peers().unwrap().is_empty(),
+        "no ghost on the issuer"
+    );
+    assert_eq!(
+        west.h.store.peers().unwrap().len(),
+        1,
+        "the live peer stays"
+    );
+    // The token was never presented, so it still works for another cluster.
+    accept(&east.h, request(&side("eu", SLOW), token.secret))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_joiner_with_a_huge_or_unsafe_region_is_refused_by_field() {
+    let (east, west) = (side("east", SLOW), side("west", SLOW));
+    issue(&east, [1; 32], FAR_FUTURE);
+    for region in ["r".repeat(65_536), "eu\u{1b}[31m".into()] {
+        let mut req = request(&west, [1; 32]);
+        req.joiner.as_mut().unwrap().locality = Some(v1::Locality {
+            region,
+            zone: "z".into(),
+        });
+        let status = refusal(&east, req).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status
+                .message()
+                .starts_with("field joiner.locality is refused: field locality.region"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() < 400, "the value is cut");
+    }
 }

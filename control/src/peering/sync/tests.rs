@@ -164,6 +164,40 @@ fn wire_fields_are_checked_and_named() {
     );
 }
 
+#[test]
+fn huge_or_unsafe_peer_strings_and_long_lists_are_refused_by_field() {
+    let good = state(1, &[("a", &[])])
+        .entries
+        .values()
+        .next()
+        .unwrap()
+        .to_proto();
+    let refusal = |bad: &v1::ServiceExport| import_from_proto(bad).unwrap_err().to_string();
+    let mut bad = good.clone();
+    bad.ports[0].name = "p".repeat(65_536);
+    let text = refusal(&bad);
+    assert!(text.starts_with("field ports.name "), "{text}");
+    assert!(text.len() < 200, "the value is cut: {} bytes", text.len());
+    let mut bad = good.clone();
+    bad.ports[0].name = "http\u{1b}[2J".into();
+    assert!(!refusal(&bad).chars().any(char::is_control));
+    let mut bad = good.clone();
+    bad.ports = vec![bad.ports[0].clone(); 65];
+    assert!(refusal(&bad).contains("field ports has 65 entries"));
+    let mut bad = good.clone();
+    bad.weights = vec![v1::ClusterWeight {
+        cluster: "West\n".into(),
+        weight: 1,
+    }];
+    assert!(refusal(&bad).starts_with("field weights.cluster "));
+    let mut unnamed = good;
+    unnamed.ports[0].name = String::new();
+    assert!(
+        import_from_proto(&unnamed).is_ok(),
+        "an unnamed port is fine"
+    );
+}
+
 #[tokio::test]
 async fn receiver_persists_before_acking_and_refuses_a_gap() {
     let dir = tempfile::tempdir().unwrap();

@@ -130,3 +130,35 @@ fn a_missing_namespace_means_default() {
             .contains_key(&ServiceKey::new("default", "hello"))
     );
 }
+
+#[test]
+fn names_and_port_names_that_are_not_dns_labels_are_not_exported_and_say_why() {
+    let bad_name = HELLO.replace("name: hello", "name: Hello_World");
+    let snap = build(&[service(&bad_name)], &[]);
+    let svc = &snap.services[&ServiceKey::new("demo", "Hello_World")];
+    assert!(svc.export.is_none(), "shown as not exported");
+    let problem = &snap.problems[0];
+    assert!(
+        problem
+            .message
+            .contains("its name \"Hello_World\" is not a DNS label"),
+        "{}",
+        problem.message
+    );
+    assert!(problem.source.contains("Hello_World"), "{}", problem.source);
+
+    let bad_port = HELLO.replace("name: http,", &format!("name: {},", "p".repeat(70)));
+    let snap = build(&[service(&bad_port)], &[]);
+    assert!(
+        snap.services[&ServiceKey::new("demo", "hello")]
+            .export
+            .is_none()
+    );
+    assert!(
+        snap.problems
+            .iter()
+            .any(|p| p.message.contains("not exported: port name")),
+        "{:?}",
+        snap.problems
+    );
+}

@@ -5,13 +5,52 @@
 //! A listing never turns an error into "no files": what could not be
 //! listed or looked at is returned in [`Listing::failed`], so that the
 //! caller keeps what it knew under those paths.
+//!
+//! Reading ([`read`]) never blocks and is bounded: the file is opened
+//! non-blocking (a FIFO named `*.yaml` would otherwise block the open until
+//! a writer appears, freezing the registry for good), only a regular file
+//! (a symlink counts as its target) is read, and at most
+//! [`MAX_FILE_BYTES`]; anything else is a problem of that file.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// Largest manifest file read; a bigger one is reported, not read.
+pub(super) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `O_NONBLOCK` of Linux's generic fcntl.h (x86, Arm, RISC-V, PowerPC):
+/// with it, opening a FIFO for reading returns at once (open(2)); on a
+/// regular file it changes nothing. Elsewhere 0, and the file type check
+/// after the open still refuses what is not a regular file.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64"
+    )
+))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64",
+        target_arch = "powerpc64"
+    )
+)))]
+const O_NONBLOCK: i32 = 0;
 
 /// How deep sub-folders are read (the folder itself is depth 0).
 pub(super) const MAX_DEPTH: usize = 8;
@@ -51,6 +90,17 @@ pub(super) enum ManifestError {
     /// dangling symlink).
     #[error("cannot read: {0}")]
     Read(#[source] io::Error),
+    /// A FIFO, socket or device named like a manifest.
+    #[error("not a regular file ({0}); only regular files (or symlinks to them) are read")]
+    NotRegular(&'static str),
+    /// Past [`MAX_FILE_BYTES`].
+    #[error("{bytes} bytes is more than the {max} bytes a manifest file may have; split it")]
+    TooLarge {
+        /// The file's size (at least; it may still grow).
+        bytes: u64,
+        /// The bound.
+        max: u64,
+    },
     /// The text is not YAML (or is past the parser's budget).
     #[error("not valid YAML: {0}")]
     Yaml(#[source] serde_saphyr::Error),
@@ -223,15 +273,67 @@ pub(super) fn parse(text: &str) -> Result<Objects, ManifestError> {
 /// Reads and parses one file. `Ok(None)`: the file is gone (deleted since
 /// it was listed: no directory entry any more), which is not an error.
 pub(super) fn read(path: &Path) -> Result<Option<Objects>, ManifestError> {
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Ok(text) => parse(&text).map(Some),
-        Err(e)
+        Err(ManifestError::Read(e))
             if e.kind() == io::ErrorKind::NotFound
                 && std::fs::symlink_metadata(path)
                     .is_err_and(|m| m.kind() == io::ErrorKind::NotFound) =>
         {
             Ok(None)
         }
-        Err(e) => Err(ManifestError::Read(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The text of a regular file, opened without blocking, at most
+/// [`MAX_FILE_BYTES`].
+fn read_text(path: &Path) -> Result<String, ManifestError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(ManifestError::Read)?;
+    let meta = file.metadata().map_err(ManifestError::Read)?;
+    if !meta.is_file() {
+        return Err(ManifestError::NotRegular(file_type_name(&meta)));
+    }
+    let max = MAX_FILE_BYTES;
+    if meta.len() > max {
+        return Err(ManifestError::TooLarge {
+            bytes: meta.len(),
+            max,
+        });
+    }
+    // The file may grow between the stat and the read: take one byte past
+    // the bound to tell.
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ManifestError::Read)?;
+    if bytes.len() as u64 > max {
+        return Err(ManifestError::TooLarge {
+            bytes: bytes.len() as u64,
+            max,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| ManifestError::Read(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+/// What kind of non-regular file `meta` is, for the problem text.
+fn file_type_name(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_dir() {
+        "a folder"
+    } else {
+        "not a file"
     }
 }

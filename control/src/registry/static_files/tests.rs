@@ -332,3 +332,63 @@ fn delete_events_of_a_deleted_folder_withdraw_nothing() {
     assert!(snap.services.contains_key(&key("hello")));
     assert!(problem_about(&snap, &dir).is_some(), "{:?}", snap.problems);
 }
+
+/// Rescans `folder` on another thread; `None` when it does not return in
+/// 5 s (the read blocked).
+fn rescan_bounded(mut folder: Folder) -> Option<Folder> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        folder.rescan();
+        let _ = tx.send(folder);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
+}
+
+#[test]
+fn a_fifo_named_like_a_manifest_is_reported_and_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.yaml"), HELLO).unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(&fifo, dir.path().join("link.yaml")).unwrap();
+    let folder = rescan_bounded(Folder::new(dir.path())).expect("the rescan returned");
+    let snap = folder.snapshot();
+    assert!(
+        snap.services.contains_key(&key("hello")),
+        "the good file loads"
+    );
+    for name in ["pipe.yaml", "link.yaml"] {
+        let problem = snap
+            .problems
+            .iter()
+            .find(|p| p.source.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} reported: {:?}", snap.problems));
+        assert!(
+            problem.message.contains("not a regular file (a FIFO)"),
+            "{}",
+            problem.message
+        );
+    }
+}
+
+#[test]
+fn a_file_past_the_size_bound_is_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = std::fs::File::create(dir.path().join("big.yaml")).unwrap();
+    big.set_len(manifest::MAX_FILE_BYTES + 1).unwrap();
+    let mut folder = Folder::new(dir.path());
+    folder.rescan();
+    let snap = folder.snapshot();
+    assert_eq!(snap.problems.len(), 1, "{:?}", snap.problems);
+    assert!(
+        snap.problems[0]
+            .message
+            .contains("16777217 bytes is more than"),
+        "{}",
+        snap.problems[0].message
+    );
+}
