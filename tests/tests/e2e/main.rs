@@ -10,6 +10,7 @@ mod examples;
 mod export;
 mod gateway;
 mod gateway_api;
+mod hardening;
 mod ingress;
 mod join;
 mod kubernetes;
