@@ -107,6 +107,8 @@ fn idle_connections_without_a_certificate_are_closed_and_peers_still_connect() {
     let mut fed = Federation::standard(2, "");
     fed.join("west", "east");
     fed.wait_connected("east", "west", LINK);
+    let log = fed.get("east").log();
+    assert!(log.contains("open-file limit"), "{log}");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let peering: SocketAddr = fed.get("east").peering().parse().expect("address");
     let closed = open_idle(&rt, peering, IDLE);
