@@ -224,3 +224,6 @@ impl http_body::Body for Capped {
         self.inner.is_end_stream()
     }
 }
+
+#[cfg(test)]
+mod tests;
