@@ -7,7 +7,8 @@
 //! other connection takes one of [`ListenerLimits::max_unauthenticated`]
 //! places (refused past that, so real peers keep their file descriptors)
 //! and is closed once it has sent nothing for
-//! [`ListenerLimits::idle_timeout`].
+//! [`ListenerLimits::idle_timeout`], or has stayed unauthenticated for
+//! [`ListenerLimits::unauthenticated_lifetime`].
 //!
 //! Data flow: `tls_incoming` registers each handshaken connection here and
 //! wraps it in a [`Guarded`] stream; reads reset the idle deadline; the
@@ -32,6 +33,10 @@ pub struct ListenerLimits {
     pub handshake_timeout: Duration,
     /// How long an unauthenticated connection may send nothing.
     pub idle_timeout: Duration,
+    /// How long a connection may stay unauthenticated at all, however
+    /// busy: a client that keeps sending (HTTP/2 PINGs, say) without ever
+    /// authenticating must not hold its place for good.
+    pub unauthenticated_lifetime: Duration,
     /// How many unauthenticated connections may be open at once.
     pub max_unauthenticated: usize,
 }
@@ -41,6 +46,9 @@ impl Default for ListenerLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
+            // A Join, or a gateway's certificate request then watch, takes
+            // well under a second.
+            unauthenticated_lifetime: Duration::from_secs(30),
             max_unauthenticated: 256,
         }
     }
@@ -122,7 +130,7 @@ impl Unauthenticated {
         authenticated: bool,
     ) -> Result<Guarded<S>, Full> {
         if authenticated {
-            return Ok(Guarded::open(stream, None, self.inner.limits.idle_timeout));
+            return Ok(Guarded::open(stream, None, self.inner.limits));
         }
         let place = self
             .inner
@@ -140,11 +148,7 @@ impl Unauthenticated {
             remote,
             mark,
         };
-        Ok(Guarded::open(
-            stream,
-            Some(registration),
-            self.inner.limits.idle_timeout,
-        ))
+        Ok(Guarded::open(stream, Some(registration), self.inner.limits))
     }
 }
 
@@ -177,22 +181,25 @@ impl Drop for Registration {
 }
 
 /// A connection under the limits: reads fail with `TimedOut` once an
-/// unauthenticated peer has sent nothing for the idle deadline.
+/// unauthenticated peer has sent nothing for the idle deadline, or has
+/// stayed unauthenticated for its whole allowed lifetime.
 #[derive(Debug)]
 pub struct Guarded<S> {
     inner: S,
     registration: Option<Registration>,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    lifetime: Pin<Box<Sleep>>,
 }
 
 impl<S> Guarded<S> {
-    fn open(inner: S, registration: Option<Registration>, idle_timeout: Duration) -> Self {
+    fn open(inner: S, registration: Option<Registration>, limits: ListenerLimits) -> Self {
         Self {
             inner,
             registration,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout: limits.idle_timeout,
+            idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+            lifetime: Box::pin(tokio::time::sleep(limits.unauthenticated_lifetime)),
         }
     }
 
@@ -219,6 +226,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
         if !this.limited() {
             return read;
+        }
+        if this.lifetime.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection unauthenticated past its lifetime",
+            )));
         }
         match read {
             Poll::Ready(result) => {

@@ -9,6 +9,7 @@ fn limits(max: usize) -> ListenerLimits {
     ListenerLimits {
         handshake_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_millis(200),
+        unauthenticated_lifetime: Duration::from_millis(600),
         max_unauthenticated: max,
     }
 }
@@ -70,4 +71,33 @@ async fn marking_a_connection_authenticated_frees_its_place_and_lifts_the_deadli
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_millis(600), guarded.read(&mut buf)).await;
     assert!(read.is_err(), "no idle deadline once authenticated");
+}
+
+#[tokio::test]
+async fn a_busy_connection_that_never_authenticates_is_closed_at_its_lifetime() {
+    let guard = Unauthenticated::new(limits(4));
+    let (server, mut client) = tokio::io::duplex(64);
+    let mut guarded = guard.admit(server, addr(1), false).unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 8];
+        // Bounded: the lifetime (600 ms) ends this long before 200 reads.
+        for _ in 0..200 {
+            if let Err(error) = guarded.read(&mut buf).await {
+                return Some(error.kind());
+            }
+        }
+        None
+    });
+    // Keep it busy: a byte every 50 ms, well within the idle deadline.
+    for _ in 0..100 {
+        if reader.is_finished() || client.write_all(b"p").await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kind = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the lifetime ends the reads")
+        .unwrap();
+    assert_eq!(kind, Some(std::io::ErrorKind::TimedOut));
 }
