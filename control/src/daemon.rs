@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fedmesh_dns::{DnsConfig, DnsServer};
-use fedmesh_proto::config::{AdminListen, Config};
+use fedmesh_proto::config::Config;
 use fedmesh_proto::v1::gateway_config_server::GatewayConfigServer;
 use fedmesh_proto::v1::peering_server::PeeringServer;
 use fedmesh_proto::v1::{self, admin_server::AdminServer};
@@ -38,11 +38,13 @@ use crate::ca::LEAF_LIFETIME;
 use crate::context::Control;
 use crate::model::Locality;
 use crate::peering::handles::{self, ALPN_H2, DIAL_TIMEOUT, Dialer, PeeringHandles, Timing};
-use crate::peering::server::PeeringService;
+use crate::peering::server::{JoinLimitLayer, MAX_CONCURRENT_JOINS, PeeringService};
 use crate::peering::sync::AckedViews;
 use crate::peering::{MAX_SYNC_MESSAGE, PeerSet};
 use crate::store::{Role, Store};
-use fedmesh_proto::transport::tls_incoming;
+use fedmesh_proto::transport::{
+    ListenerLimits, Unauthenticated, tls_incoming, tls_incoming_limited,
+};
 
 /// How long shutdown waits for servers to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -53,6 +55,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// When the store, CA, token file or a listener cannot be set up; each
 /// error says which and what to do.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let id = Identity::load(&config)?;
     let listeners = Listeners::bind(&config).await?;
     let peers = load_peers(&id.store)?;
@@ -73,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let addrs = (listeners.peering_addr, listeners.gateway_addr);
     let admin_text = listeners.admin_text.clone();
+    let admin_socket = listeners.admin_socket.clone();
     let mut tasks = serve(&config, &id, &dialer, &flows, listeners, &stop_rx)?;
     info!(cluster = %config.cluster, trust_domain = %config.trust_domain, "control plane started");
     info!("peering listening on {}", addrs.0);
@@ -92,8 +96,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
     dns.shutdown().await;
-    if let AdminListen::Unix(path) = &config.control.admin_listen {
-        let _ = std::fs::remove_file(path);
+    if let Some(socket) = admin_socket {
+        socket.remove_if_ours();
     }
     info!("stopped");
     Ok(())
@@ -186,6 +190,8 @@ fn serve(
     let peering_tls =
         handles::server_tls(&id.cert, peers.trust()).context("while building peering TLS")?;
     let peering = Server::builder()
+        // Join is served before authentication: small messages, few at once.
+        .layer(JoinLimitLayer::new(MAX_CONCURRENT_JOINS))
         .add_service(
             PeeringServer::new(PeeringService::new(dialer.peering.clone()))
                 .max_decoding_message_size(MAX_SYNC_MESSAGE)
@@ -195,18 +201,20 @@ fn serve(
             tls_incoming(listeners.peering, peering_tls, "peering"),
             stopped(stop.clone()),
         );
+    // Gateways authenticate by token, not certificate: a watch with the
+    // right token lifts its connection's idle deadline.
+    let gateway_guard = Unauthenticated::new(ListenerLimits::default());
+    let gateway_api =
+        gateway_api(config, id, dialer, flows, gateways.clone()).with_guard(gateway_guard.clone());
+    let gateway_incoming = tls_incoming_limited(
+        listeners.gateway,
+        gateway_api_tls(id)?,
+        "gateway API",
+        gateway_guard,
+    );
     let gateway = Server::builder()
-        .add_service(GatewayConfigServer::new(gateway_api(
-            config,
-            id,
-            dialer,
-            flows,
-            gateways.clone(),
-        )))
-        .serve_with_incoming_shutdown(
-            tls_incoming(listeners.gateway, gateway_api_tls(id)?, "gateway API"),
-            stopped(stop.clone()),
-        );
+        .add_service(GatewayConfigServer::new(gateway_api))
+        .serve_with_incoming_shutdown(gateway_incoming, stopped(stop.clone()));
     let admin = AdminService::new(
         dialer.clone(),
         flows.table.clone(),
@@ -302,6 +310,15 @@ async fn expire_stale_peers(peers: Arc<PeerSet>, grace: Duration) {
         for peer in peers.expire_stale(grace) {
             info!(%peer, "peer stale for longer than staleGrace; now disconnected");
         }
+    }
+}
+
+/// One socket per peer, gateway and (embedded gateway) VIP listener: raise
+/// the soft open-file limit to the hard limit, and say what it is.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(limit, "open-file limit"),
+        Err(error) => warn!(%error, "cannot raise the open-file limit"),
     }
 }
 

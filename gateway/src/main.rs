@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 /// hard limit (DESIGN.md, DNS: VIPs).
 fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Ok(n) => tracing::info!(limit = n, "open-file limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 }

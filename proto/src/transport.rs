@@ -2,6 +2,12 @@
 //! verifiers, which tonic's built-in TLS settings cannot express, so the
 //! server is fed already-handshaken streams (`serve_with_incoming`) and the
 //! client dials through a custom connector.
+//!
+//! Every accepted connection is limited until it authenticates (handshake
+//! deadline, idle deadline, a cap on how many are open: `guard.rs`), so
+//! load from anyone who reaches the port cannot take the listener out.
+
+mod guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,22 +22,39 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::{debug, info};
 
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use self::guard::{Full, Guarded, ListenerLimits, Unauthenticated};
 
 /// The SNI name sent to peers. Verifiers ignore it: identity is the SPIFFE
 /// ID in the certificate, not a host name.
 const PEER_SERVER_NAME: &str = "peer.fedmesh";
 
+/// What `tls_incoming` yields: a handshaken TLS stream under the limits.
+pub type IncomingTls = Guarded<TlsStream<TcpStream>>;
+
 /// Accepts TCP connections and completes TLS handshakes off the accept
-/// loop; yields finished TLS streams for tonic's `serve_with_incoming`.
-/// Failed handshakes (untrusted or spoofed certificates) are logged with the
-/// remote address and dropped.
+/// loop under [`ListenerLimits::default`]; yields finished TLS streams for
+/// tonic's `serve_with_incoming`. See [`tls_incoming_limited`].
 pub fn tls_incoming(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     what: &'static str,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> ReceiverStream<Result<IncomingTls, std::io::Error>> {
+    let guard = Unauthenticated::new(ListenerLimits::default());
+    tls_incoming_limited(listener, tls, what, guard)
+}
+
+/// Like [`tls_incoming`], with the registry of unauthenticated connections
+/// given by the caller (who may lift the limits from a connection whose
+/// token it accepted). A connection that presented a client certificate
+/// (already verified by `tls`'s verifier) is authenticated; any other one
+/// is limited by `guard`. Failed handshakes are logged with the remote
+/// address and dropped.
+pub fn tls_incoming_limited(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    what: &'static str,
+    guard: Unauthenticated,
+) -> ReceiverStream<Result<IncomingTls, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(tls);
     tokio::spawn(async move {
@@ -46,17 +69,11 @@ pub fn tls_incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let handshake = handshake(acceptor.clone(), guard.clone(), tcp, remote, what);
             let ready = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(stream)).await;
-                    }
-                    Ok(Err(error)) => {
-                        info!(listener = what, %remote, error = %error_chain(&error), "TLS handshake refused");
-                    }
-                    Err(_) => debug!(listener = what, %remote, "TLS handshake timed out"),
+                if let Some(stream) = handshake.await {
+                    let _ = ready.send(Ok(stream)).await;
                 }
             });
             if tx.is_closed() {
@@ -65,6 +82,40 @@ pub fn tls_incoming(
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// One TLS handshake within the deadline, then admission under `guard`.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    guard: Unauthenticated,
+    tcp: TcpStream,
+    remote: std::net::SocketAddr,
+    what: &'static str,
+) -> Option<IncomingTls> {
+    let deadline = guard.limits().handshake_timeout;
+    let stream = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            info!(listener = what, %remote, error = %error_chain(&error), "TLS handshake refused");
+            return None;
+        }
+        Err(_) => {
+            debug!(listener = what, %remote, "TLS handshake timed out");
+            return None;
+        }
+    };
+    let has_cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .is_some_and(|c| !c.is_empty());
+    match guard.admit(stream, remote, has_cert) {
+        Ok(guarded) => Some(guarded),
+        Err(Full) => {
+            debug!(listener = what, %remote, "too many unauthenticated connections; closed");
+            None
+        }
+    }
 }
 
 /// Dials `endpoint` (host:port) over TLS with `tls` and returns a tonic

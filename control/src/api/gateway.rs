@@ -7,6 +7,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use fedmesh_proto::transport::Unauthenticated;
 use fedmesh_proto::v1::{self, gateway_config_server::GatewayConfig};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
@@ -60,6 +61,9 @@ pub struct GatewayApi {
     /// Every call must carry its secret.
     bootstrap: BootstrapToken,
     inputs: GatewayInputs,
+    /// The listener's unauthenticated connections: a watch whose token is
+    /// accepted lifts the idle deadline from its connection.
+    guard: Option<Unauthenticated>,
 }
 
 impl GatewayApi {
@@ -75,7 +79,17 @@ impl GatewayApi {
             ca,
             bootstrap,
             inputs,
+            guard: None,
         }
+    }
+
+    /// Reports each connection whose watch presented the right token to
+    /// `guard` (the listener's limits on unauthenticated connections), so
+    /// that a gateway's long, quiet watch is never closed as idle.
+    #[must_use]
+    pub fn with_guard(mut self, guard: Unauthenticated) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     fn authorize(&self, token: &str) -> Result<(), Status> {
@@ -249,8 +263,12 @@ impl GatewayConfig for GatewayApi {
         &self,
         request: Request<v1::WatchRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        let remote = request.remote_addr();
         let req = request.into_inner();
         self.authorize(&req.bootstrap_token)?;
+        if let (Some(guard), Some(remote)) = (&self.guard, remote) {
+            guard.mark_authenticated(remote);
+        }
         let (tx, rx) = mpsc::channel(4);
         let api = self.clone();
         let mut peers = self.inputs.peers.subscribe();

@@ -1,8 +1,11 @@
 //! Listeners of `fedctl run`, all bound before anything is served: a bind
 //! error names the config field, and the admin API listens only on
-//! loopback or a unix socket (its callers are trusted).
+//! loopback or a unix socket (its callers are trusted). A unix socket
+//! another live control plane answers on is refused, and on exit the file
+//! is removed only if it is still ours.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use fedmesh_proto::config::{AdminListen, Config};
@@ -25,6 +28,8 @@ pub(super) struct Listeners {
     pub peering_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
     pub admin_text: String,
+    /// The unix admin socket this process created, to remove on exit.
+    pub admin_socket: Option<OwnedSocket>,
 }
 
 impl Listeners {
@@ -33,9 +38,11 @@ impl Listeners {
         let peering = bind(config.control.peering_listen, "control.peeringListen").await?;
         let gateway = bind(config.control.gateway_listen, "control.gatewayListen").await?;
         let admin = bind_admin(&config.control.admin_listen).await?;
-        let admin_text = match &admin {
-            AdminListener::Tcp(_, addr) => addr.to_string(),
-            AdminListener::Unix(_) => config.control.admin_listen.to_string(),
+        let (admin_text, admin_socket) = match &admin {
+            AdminListener::Tcp(_, addr) => (addr.to_string(), None),
+            AdminListener::Unix(_, owned) => {
+                (config.control.admin_listen.to_string(), Some(owned.clone()))
+            }
         };
         Ok(Self {
             peering_addr: peering.local_addr()?,
@@ -44,6 +51,7 @@ impl Listeners {
             gateway,
             admin,
             admin_text,
+            admin_socket,
         })
     }
 }
@@ -51,7 +59,27 @@ impl Listeners {
 /// The admin listener, bound before anything is served.
 pub(super) enum AdminListener {
     Tcp(TcpListener, SocketAddr),
-    Unix(tokio::net::UnixListener),
+    Unix(tokio::net::UnixListener, OwnedSocket),
+}
+
+/// A unix socket file this process bound, known by its inode: on exit it
+/// is removed only if it is still ours (another process may have replaced
+/// it since, and deleting that one would cut its callers off).
+#[derive(Debug, Clone)]
+pub(super) struct OwnedSocket {
+    path: PathBuf,
+    inode: u64,
+}
+
+impl OwnedSocket {
+    /// Removes the socket file if it is still the one this process bound.
+    pub(super) fn remove_if_ours(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 pub(super) async fn bind(addr: SocketAddr, field: &str) -> anyhow::Result<TcpListener> {
@@ -72,25 +100,38 @@ pub(super) async fn bind_admin(listen: &AdminListen) -> anyhow::Result<AdminList
             let local = l.local_addr()?;
             Ok(AdminListener::Tcp(l, local))
         }
-        AdminListen::Unix(path) => {
-            // A socket file left by a killed process blocks the bind.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_socket()
-            }) {
-                let _ = std::fs::remove_file(path);
-            }
-            let l = tokio::net::UnixListener::bind(path).with_context(|| {
-                format!(
-                    "cannot listen on control.adminListen unix:{}",
-                    path.display()
-                )
-            })?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            Ok(AdminListener::Unix(l))
-        }
+        AdminListen::Unix(path) => bind_unix(path),
     }
+}
+
+/// Binds a unix admin socket. A socket file some process still answers
+/// on is refused (taking it over would cut that control plane's callers
+/// off); a stale one, left by a killed process, is removed first.
+fn bind_unix(path: &Path) -> anyhow::Result<AdminListener> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "control.adminListen unix:{} is in use: another control plane answers on that socket; stop it or choose another control.adminListen",
+                path.display()
+            );
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = tokio::net::UnixListener::bind(path).with_context(|| {
+        format!(
+            "cannot listen on control.adminListen unix:{}",
+            path.display()
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let inode = std::fs::symlink_metadata(path)?.ino();
+    let owned = OwnedSocket {
+        path: path.to_path_buf(),
+        inode,
+    };
+    Ok(AdminListener::Unix(l, owned))
 }
 
 pub(super) fn serve_admin(
@@ -103,7 +144,7 @@ pub(super) fn serve_admin(
         AdminListener::Tcp(l, _) => {
             tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop))
         }
-        AdminListener::Unix(l) => {
+        AdminListener::Unix(l, _) => {
             tokio::spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop))
         }
     }

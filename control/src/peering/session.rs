@@ -281,12 +281,14 @@ where
         return SessionEnd::Left;
     }
     info!(%peer, reason = %bye.reason, "peer left the peering; removing it here too");
+    // Removed before the answer says so: the leaver reports "removed the
+    // peering too" only once it is true here.
+    remove_peer(h, peer).await;
+    h.acked.forget(peer);
     let ack = Msg::Goodbye(v1::Goodbye {
         reason: format!("{} removed the peering", h.me.name),
     });
     let _ = send(outbound, ack);
-    remove_peer(h, peer).await;
-    h.acked.forget(peer);
     // Let the leaver read the answer and close first.
     let _ = tokio::time::timeout(GOODBYE_LINGER, async {
         while let Some(Ok(_)) = inbound.next().await {}

@@ -11,6 +11,7 @@ mod examples;
 mod export;
 mod gateway;
 mod gateway_api;
+mod hardening;
 mod ingress;
 mod join;
 mod join_safety;
