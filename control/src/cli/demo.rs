@@ -241,6 +241,13 @@ async fn fail_over_and_back(demo: &mut Demo, exe: &Path, target: SocketAddr) -> 
     );
     let from = ask_five(target, NAME).await?;
     println!("      next five answered by: {}", from.join(", "));
+    let gateway = SocketAddr::new(demo.clusters[0].ip.into(), GATEWAY_ADMIN_PORT);
+    match pooled_to_west(gateway).await {
+        Some((connections, handshakes)) => println!(
+            "      east's gateway carried them as streams over pooled mTLS to west: {connections} connection(s) and {handshakes} TLS handshake(s) in all, none per request"
+        ),
+        None => println!("      (east's gateway metrics did not answer; skipping the pool count)"),
+    }
 
     step(8, "restoring east's backend: traffic comes home");
     demo.clusters[0].start_backend(exe)?;
@@ -250,6 +257,36 @@ async fn fail_over_and_back(demo: &mut Demo, exe: &Path, target: SocketAddr) -> 
         back.as_millis()
     );
     Ok(())
+}
+
+/// The gateway admin port of the demo's clusters (harness config).
+const GATEWAY_ADMIN_PORT: u16 = 15090;
+
+/// (pooled connections opened, TLS handshakes) from east's gateway to
+/// west's, from east's gateway metrics, once the pools have reported them
+/// (every second); `None` when the metrics do not answer within 5 s.
+async fn pooled_to_west(gateway: SocketAddr) -> Option<(u64, u64)> {
+    let sum = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains("cluster=\"west\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(text) = backend::get_path(gateway, "metrics", "/metrics").await {
+            let opened = sum(
+                &text,
+                "fedmesh_gateway_egress_peer_connections_opened_total",
+            );
+            if opened > 0 {
+                let handshakes = sum(&text, "fedmesh_gateway_egress_tls_handshakes_total");
+                return Some((opened, handshakes));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// Waits until `at` lists demo/hello from exactly `from`.

@@ -49,9 +49,17 @@ pub async fn serve(listen: SocketAddr, name: String) -> anyhow::Result<()> {
 /// When the connection is refused, reset or times out, or the answer is
 /// not a 200.
 pub async fn get(addr: SocketAddr, host: &str) -> anyhow::Result<String> {
+    get_path(addr, host, "/").await
+}
+
+/// GET `path` on `addr` with `host` as the Host header; the response body.
+///
+/// # Errors
+/// As [`get`].
+pub async fn get_path(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<String> {
     let exchange = async {
         let mut conn = TcpStream::connect(addr).await?;
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         conn.write_all(request.as_bytes()).await?;
         let mut reply = String::new();
         conn.read_to_string(&mut reply).await?;
