@@ -102,6 +102,22 @@ impl AttemptError {
             AttemptError::ClientGone => "client_gone",
         }
     }
+
+    /// Whether the peer gateway itself could not be reached (a failed
+    /// probe's worth of evidence), as opposed to its answer.
+    pub fn gateway_unreachable(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Timeout { .. }
+                | AttemptError::Transport(
+                    TransportError::Dial { .. }
+                        | TransportError::DialTimeout { .. }
+                        | TransportError::Tls { .. }
+                        | TransportError::Handshake { .. }
+                        | TransportError::ConnectionLost { .. }
+                )
+        )
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use super::carry::Upstream;
 use super::early::Early;
 use crate::error::AttemptError;
 use crate::state::Target;
-use crate::transport::TransportError;
 use crate::wire::{self, Refusal, Route};
 
 /// Reaches `route` through `target`'s gateway within
@@ -75,22 +74,4 @@ pub(super) async fn connect(
         Some(refusal) => AttemptError::Refused(refusal),
         None => AttemptError::BadAnswer(format!("status {}", response.status)),
     })
-}
-
-impl AttemptError {
-    /// Whether the peer gateway itself could not be reached (a failed
-    /// probe's worth of evidence), as opposed to its answer.
-    pub(super) fn gateway_unreachable(&self) -> bool {
-        matches!(
-            self,
-            AttemptError::Timeout { .. }
-                | AttemptError::Transport(
-                    TransportError::Dial { .. }
-                        | TransportError::DialTimeout { .. }
-                        | TransportError::Tls { .. }
-                        | TransportError::Handshake { .. }
-                        | TransportError::ConnectionLost { .. }
-                )
-        )
-    }
 }
