@@ -118,6 +118,24 @@ impl Federation {
         fed
     }
 
+    /// The standard three clusters (east, west, eu), started with
+    /// `control_extra` as in [`Federation::add`], joined in a full mesh
+    /// (west and eu join east, eu joins west), every peering connected
+    /// within `timeout`.
+    ///
+    /// # Panics
+    /// When a peering does not connect in time.
+    pub fn full_mesh(control_extra: &str, timeout: Duration) -> Self {
+        let fed = Self::standard(3, control_extra);
+        fed.join("west", "east");
+        fed.join("eu", "east");
+        fed.join("eu", "west");
+        for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
+            fed.wait_connected(a, b, timeout);
+        }
+        fed
+    }
+
     /// Cluster by name.
     ///
     /// # Panics

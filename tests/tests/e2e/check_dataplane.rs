@@ -148,13 +148,7 @@ fn weights(fed: &Federation, cluster: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn services_json_shows_the_effective_split_and_how_a_dead_cluster_loses_its_share() {
-    let fed = Federation::standard(3, "");
-    fed.join("west", "east");
-    fed.join("eu", "east");
-    fed.join("eu", "west");
-    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
-        fed.wait_connected(a, b, SYNC);
-    }
+    let fed = Federation::full_mesh("", SYNC);
     let weighted = [EXPORT, ("fedmesh.io/weights", "east=70,west=30")];
     let hello = |cluster: &str, endpoints: &[&str], extra: &[(&str, &str)]| {
         let annotations: Vec<(&str, &str)> = weighted.iter().chain(extra).copied().collect();

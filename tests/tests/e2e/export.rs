@@ -14,14 +14,7 @@ fn hello(endpoints: &[&str]) -> String {
 
 /// east, west, eu joined into a full mesh.
 fn mesh(control_extra: &str) -> Federation {
-    let fed = Federation::standard(3, control_extra);
-    fed.join("west", "east");
-    fed.join("eu", "east");
-    fed.join("eu", "west");
-    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
-        fed.wait_connected(a, b, SYNC);
-    }
-    fed
+    Federation::full_mesh(control_extra, SYNC)
 }
 
 #[test]

@@ -11,13 +11,7 @@ const SYNC: Duration = Duration::from_secs(20);
 
 /// The mesh with a gateway in every cluster.
 fn mesh() -> Federation {
-    let mut fed = Federation::standard(3, "");
-    fed.join("west", "east");
-    fed.join("eu", "east");
-    fed.join("eu", "west");
-    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
-        fed.wait_connected(a, b, SYNC);
-    }
+    let mut fed = Federation::full_mesh("", SYNC);
     for c in &mut fed.clusters {
         c.start_gateway();
     }
