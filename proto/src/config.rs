@@ -24,6 +24,7 @@
 
 mod build;
 mod duration;
+mod imports;
 mod listeners;
 mod names;
 mod net;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{format_duration, parse_duration};
+pub use imports::{ImportEntry, ImportsPolicy, Refused};
 pub use net::{AdminListen, HostPort, Ipv4Net};
 
 /// A cluster's whole config, validated, with defaults filled in and relative
@@ -64,6 +66,9 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Where local services are read from.
     pub registry: RegistryConfig,
+    /// Which peers may serve which namespaces here (`imports`; absent:
+    /// every peer, every namespace).
+    pub imports: ImportsPolicy,
     /// The file this config came from (the `origin` given to
     /// [`Config::from_yaml`], such as `<inline>`).
     pub source: PathBuf,
@@ -188,6 +193,10 @@ pub struct GatewayConfig {
     pub probe_failures: u32,
     /// Connection limit per target (default 10000).
     pub max_connections_per_target: u32,
+    /// The most endpoints a peer cluster is believed to have when
+    /// balancing (default 1000): a peer's claimed counts are capped here,
+    /// so claiming endpoints it does not have wins it no more traffic.
+    pub max_claimed_endpoints: u32,
     /// Passive outlier detection.
     pub outlier: OutlierConfig,
     /// New-connection rate limit, applied per service at egress.

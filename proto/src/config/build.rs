@@ -29,6 +29,7 @@ const ROOT: &[&str] = &[
     "dns",
     "gateway",
     "registry",
+    "imports",
 ];
 const LOCALITY: &[&str] = &["region", "zone"];
 const CA: &[&str] = &["certFile", "keyFile"];
@@ -56,6 +57,7 @@ const GATEWAY: &[&str] = &[
     "probeInterval",
     "probeFailures",
     "maxConnectionsPerTarget",
+    "maxClaimedEndpoints",
     "outlier",
     "rateLimit",
 ];
@@ -120,6 +122,7 @@ pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Co
     let registry_section = root.section("registry", REGISTRY)?;
     let registry = registry(&registry_section, base)?;
     check_conflicts(&listeners)?;
+    let imports = root.get("imports", super::imports::parse)?;
     if registry.kind == RegistryKind::Kubernetes {
         // The gateway listens on importPorts at its ingress address.
         let ports = &registry.import_ports;
@@ -148,6 +151,7 @@ pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Co
         dns,
         gateway,
         registry,
+        imports: imports.unwrap_or_default(),
         source: origin.to_path_buf(),
     })
 }
@@ -297,6 +301,9 @@ fn gateway(
         max_connections_per_target: s
             .get("maxConnectionsPerTarget", |f| f.number(1, u32::MAX.into()))?
             .unwrap_or(10_000),
+        max_claimed_endpoints: s
+            .get("maxClaimedEndpoints", |f| f.number(1, u32::MAX.into()))?
+            .unwrap_or(1_000),
         outlier: outlier(&s.section("outlier", OUTLIER)?)?,
         rate_limit: rate_limit(&s.section("rateLimit", RATE_LIMIT)?)?,
     })

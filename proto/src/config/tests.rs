@@ -209,6 +209,7 @@ fn minimal_config_gets_every_default() {
         (gw.probe_failures, gw.max_connections_per_target),
         (3, 10_000)
     );
+    assert_eq!(gw.max_claimed_endpoints, 1_000);
     assert_eq!(gw.outlier, OutlierConfig::default());
     assert_eq!(gw.outlier.base_ejection, Duration::from_secs(5));
     assert_eq!(c.registry.kind, RegistryKind::Static);
@@ -802,4 +803,13 @@ fn field_paths_are_the_fields_the_parser_knows() {
             assert!(!e.message.contains("unknown field"), "{e}");
         }
     }
+}
+
+#[test]
+fn max_claimed_endpoints_is_a_positive_count() {
+    let c = parse(&minimal_with("gateway: { maxClaimedEndpoints: 1 }\n")).expect("valid");
+    assert_eq!(c.gateway.max_claimed_endpoints, 1);
+    let e = error(&minimal_with("gateway: { maxClaimedEndpoints: 0 }\n"));
+    assert_eq!(e.field, "gateway.maxClaimedEndpoints", "{e}");
+    assert!(e.message.contains("out of range"), "{e}");
 }

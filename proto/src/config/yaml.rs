@@ -473,6 +473,18 @@ impl<'a> Field<'a> {
         T::try_from(n).map_err(|_| self.issue(format!("{n} is out of range: expected {range}")))
     }
 
+    /// A mapping value (such as one item of a list of entries) read as a
+    /// section with its `known` fields; unknown keys are errors as in any
+    /// section.
+    pub(super) fn section(&self, known: &[&str]) -> Result<Section<'a>, Issue> {
+        match &self.node.value {
+            Node::Map(entries) => {
+                Section::open(self.path.clone(), self.line, self.src, entries, known)
+            }
+            _ => Err(self.wrong_type(&format!("a mapping with fields {}", known.join(", ")))),
+        }
+    }
+
     /// The entries of a mapping, each value with its path
     /// (`registry.gatewaySelector.app`).
     pub(super) fn entries(&self, expected: &str) -> Result<Vec<(String, Field<'a>)>, Issue> {
