@@ -66,6 +66,9 @@ impl Default for Probe {
 #[derive(Debug)]
 pub struct Health {
     threshold: u32,
+    /// `gateway.maxClaimedEndpoints`: how much of a peer's claimed
+    /// endpoint count target choice believes.
+    max_claimed_endpoints: u32,
     probe_interval: Duration,
     connect_timeout: Duration,
     probes: Mutex<HashMap<String, Probe>>,
@@ -89,12 +92,19 @@ impl Health {
     pub fn new(config: &GatewayConfig) -> Self {
         Self {
             threshold: config.probe_failures.max(1),
+            max_claimed_endpoints: config.max_claimed_endpoints.max(1),
             probe_interval: config.probe_interval,
             connect_timeout: config.connect_timeout,
             probes: Mutex::new(HashMap::new()),
             clusters: Outliers::new(config.outlier.clone()),
             endpoints: Outliers::new(config.outlier.clone()),
         }
+    }
+
+    /// The most endpoints a peer is believed to have when balancing
+    /// (`gateway.maxClaimedEndpoints`, at least 1).
+    pub fn max_claimed_endpoints(&self) -> u32 {
+        self.max_claimed_endpoints
     }
 
     /// Whether egress may try `target` now.

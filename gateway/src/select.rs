@@ -18,6 +18,13 @@
 //! weight is scaled by its own health the same way (Envoy's locality
 //! weighted load balancing), and the split is over the scaled weights.
 //!
+//! A peer's endpoint counts are its own claim, so they are capped at
+//! `gateway.maxClaimedEndpoints` before they weigh anything: a peer claiming
+//! more counts as that many, with its claimed health ratio kept. Without
+//! the cap a peer that claims 9 endpoints beside another's 1 would draw
+//! 90 % of a level; with a cap of 1 both draw half. Weights already split
+//! by health ratios alone, which a bigger claim cannot raise above 1.
+//!
 //! Data flow: [`order`] gathers each target with its usable and total
 //! endpoints, draws the level (or weighted cluster) that goes first by
 //! those shares, picks within that level by usable endpoints, then lists
@@ -46,17 +53,19 @@ const LEVELS: usize = 5;
 /// ejected; `t.healthy` is the usual answer. Targets at 0 are never
 /// returned. The first target is drawn by spill-over (see the module
 /// docs); the rest follow as failover order: the other targets of its
-/// level, then the other levels in locality order.
+/// level, then the other levels in locality order. A peer's counts weigh
+/// at most `max_claimed` endpoints (`gateway.maxClaimedEndpoints`).
 pub fn order<'a>(
     import: &'a Import,
     me: &Locality,
     healthy_now: impl Fn(&Target) -> u32,
+    max_claimed: u32,
     rng: &mut Rng,
 ) -> Vec<&'a Target> {
     let candidates: Vec<Candidate<'a>> = import
         .targets
         .iter()
-        .map(|t| Candidate::new(t, healthy_now(t)))
+        .map(|t| Candidate::new(t, healthy_now(t), max_claimed))
         .collect();
     if import.weights.is_empty() {
         return by_levels(candidates, me, import.affinity, rng);
@@ -85,15 +94,36 @@ struct Candidate<'a> {
     now: u32,
     /// Every endpoint, so never below `now` or the target's `healthy`.
     total: u32,
+    /// What one endpoint weighs: 1, or `max_claimed / total` for a peer
+    /// claiming more than the cap, so its counts weigh at most the cap.
+    scale: f64,
 }
 
 impl<'a> Candidate<'a> {
-    fn new(target: &'a Target, now: u32) -> Self {
+    fn new(target: &'a Target, now: u32, max_claimed: u32) -> Self {
+        let total = target.total.max(target.healthy).max(now);
+        // This cluster's own counts come from its registry, not a claim.
+        let scale = if target.local || total <= max_claimed {
+            1.0
+        } else {
+            f64::from(max_claimed) / f64::from(total)
+        };
         Self {
             target,
             now,
-            total: target.total.max(target.healthy).max(now),
+            total,
+            scale,
         }
+    }
+
+    /// Usable endpoints as they weigh: at most the cap for a peer.
+    fn weighed_now(&self) -> f64 {
+        f64::from(self.now) * self.scale
+    }
+
+    /// Every endpoint as it weighs: at most the cap for a peer.
+    fn weighed_total(&self) -> f64 {
+        f64::from(self.total) * self.scale
     }
 
     fn health(&self) -> f64 {
@@ -104,10 +134,15 @@ impl<'a> Candidate<'a> {
 /// Envoy's health of a group of endpoints: `min(1, 1.4 × healthy / total)`;
 /// 0 for an empty group.
 fn health(healthy: u64, total: u64) -> f64 {
-    if total == 0 {
+    weighed_health(healthy as f64, total as f64)
+}
+
+/// [`health`] of weighed (capped) counts.
+fn weighed_health(healthy: f64, total: f64) -> f64 {
+    if total <= 0.0 {
         return 0.0;
     }
-    (OVERPROVISIONING * healthy as f64 / total as f64).min(1.0)
+    (OVERPROVISIONING * healthy / total).min(1.0)
 }
 
 /// Draws a level by spill-over, picks within it by usable endpoints, then
@@ -139,9 +174,9 @@ fn by_levels<'a>(
 /// A level's health counts every endpoint of every target in it, usable or
 /// not: a peer whose gateway is down has lost its whole capacity.
 fn level_health(level: &[Candidate<'_>]) -> f64 {
-    let now = level.iter().map(|c| u64::from(c.now)).sum();
-    let total = level.iter().map(|c| u64::from(c.total)).sum();
-    health(now, total)
+    let now = level.iter().map(Candidate::weighed_now).sum();
+    let total = level.iter().map(Candidate::weighed_total).sum();
+    weighed_health(now, total)
 }
 
 /// Envoy's priority load: each level takes its health's share of what the
@@ -185,9 +220,10 @@ fn usable<'a>(cs: &[Candidate<'a>]) -> Vec<Candidate<'a>> {
     cs.iter().copied().filter(|c| c.now > 0).collect()
 }
 
-/// Within a level, targets are spread by their usable endpoints.
+/// Within a level, targets are spread by their usable endpoints, a peer's
+/// capped at `gateway.maxClaimedEndpoints`.
 fn within_level(c: &Candidate<'_>) -> f64 {
-    f64::from(c.now)
+    c.weighed_now()
 }
 
 /// A weighted random order (Efraimidis–Spirakis: sort by `u^(1/w)`), so a

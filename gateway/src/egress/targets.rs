@@ -38,7 +38,13 @@ pub(super) fn choose<'a>(
         (false, true) => t.healthy,
         (false, false) => 0,
     };
-    let mut targets = order(import, &state.locality, healthy_now, rng);
+    let mut targets = order(
+        import,
+        &state.locality,
+        healthy_now,
+        health.max_claimed_endpoints(),
+        rng,
+    );
     if let Some(cluster) = &listener.pinned {
         targets.retain(|t| t.cluster == *cluster);
     }

@@ -70,16 +70,29 @@ fn healthy(t: &Target) -> u32 {
 
 const DRAWS: u32 = 10_000;
 
+/// A cap no test's counts reach: the default `gateway.maxClaimedEndpoints`.
+const NO_CAP: u32 = 1_000;
+
 /// How often each cluster comes first, as a share of [`DRAWS`] draws.
 fn first_shares(
     imp: &Import,
     healthy_now: impl Fn(&Target) -> u32,
     seed: u64,
 ) -> BTreeMap<String, f64> {
+    first_shares_capped(imp, healthy_now, NO_CAP, seed)
+}
+
+/// [`first_shares`] with peers' claims capped at `max_claimed`.
+fn first_shares_capped(
+    imp: &Import,
+    healthy_now: impl Fn(&Target) -> u32,
+    max_claimed: u32,
+    seed: u64,
+) -> BTreeMap<String, f64> {
     let mut rng = Rng::seeded(seed);
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..DRAWS {
-        if let Some(first) = order(imp, &me(), &healthy_now, &mut rng).first() {
+        if let Some(first) = order(imp, &me(), &healthy_now, max_claimed, &mut rng).first() {
             *counts.entry(first.cluster.clone()).or_default() += 1;
         }
     }
@@ -138,7 +151,7 @@ fn priority_loads_spill_in_order_and_normalise_when_short() {
 #[test]
 fn local_affinity_walks_local_zone_region_then_any() {
     let imp = import(Affinity::Local);
-    let order = order(&imp, &me(), healthy, &mut Rng::seeded(1));
+    let order = order(&imp, &me(), healthy, NO_CAP, &mut Rng::seeded(1));
     assert_eq!(names(&order), ["east", "east2", "east-b", "west", "eu"]);
 }
 
@@ -227,7 +240,7 @@ fn unhealthy_and_unusable_targets_are_skipped_so_the_next_level_serves() {
     imp.targets[4].healthy = 0; // east's own endpoints are down
     let now = |t: &Target| if t.cluster == "east2" { 0 } else { t.healthy };
     for seed in 0..200 {
-        let got = names(&order(&imp, &me(), now, &mut Rng::seeded(seed)));
+        let got = names(&order(&imp, &me(), now, NO_CAP, &mut Rng::seeded(seed)));
         assert_eq!(got[0], "east-b", "{got:?}");
         assert_eq!(got.len(), 3, "{got:?}: west and eu follow, east does not");
     }
@@ -240,7 +253,7 @@ fn a_target_with_nothing_usable_now_is_never_first_and_never_listed() {
     let now = |t: &Target| if t.cluster == "east2" { 0 } else { t.healthy };
     let mut rng = Rng::seeded(10);
     for _ in 0..DRAWS {
-        let order = order(&imp, &me(), now, &mut rng);
+        let order = order(&imp, &me(), now, NO_CAP, &mut rng);
         assert_eq!(order.len(), 4);
         assert!(order.iter().all(|t| t.cluster != "east2"));
     }
@@ -255,7 +268,7 @@ fn failover_order_is_the_rest_of_the_drawn_level_then_the_others_in_order() {
     let mut rng = Rng::seeded(11);
     let mut firsts = BTreeMap::<String, u32>::new();
     for _ in 0..2000 {
-        let got = names(&order(&imp, &me(), healthy, &mut rng));
+        let got = names(&order(&imp, &me(), healthy, NO_CAP, &mut rng));
         *firsts.entry(got[0].clone()).or_default() += 1;
         let same_zone = |n: &str| n == "east2" || n == "east3";
         if got[0] == "east" {
@@ -282,7 +295,7 @@ fn every_usable_target_is_listed_so_a_pinned_vip_finds_its_cluster() {
     // eu gets no share (the local level is fully healthy), yet is listed:
     // a pinned VIP keeps only its cluster from this list.
     for _ in 0..200 {
-        let mut order = order(&imp, &me(), healthy, &mut rng);
+        let mut order = order(&imp, &me(), healthy, NO_CAP, &mut rng);
         assert_eq!(order.len(), 5);
         order.retain(|t| t.cluster == "eu");
         assert_eq!(names(&order), ["eu"]);
@@ -292,7 +305,7 @@ fn every_usable_target_is_listed_so_a_pinned_vip_finds_its_cluster() {
 #[test]
 fn remote_affinity_puts_this_cluster_last() {
     let imp = import(Affinity::Remote);
-    let order = order(&imp, &me(), healthy, &mut Rng::seeded(3));
+    let order = order(&imp, &me(), healthy, NO_CAP, &mut Rng::seeded(3));
     assert_eq!(names(&order)[0], "east2");
     assert_eq!(names(&order).last().unwrap(), "east");
 }
@@ -336,11 +349,11 @@ fn weights_override_locality_and_skip_clusters_without_endpoints() {
     );
     // Unweighted clusters are kept as a last resort, in locality order.
     let mut rng = Rng::seeded(11);
-    let all = order(&imp, &me(), healthy, &mut rng);
+    let all = order(&imp, &me(), healthy, NO_CAP, &mut rng);
     assert_eq!(names(&all)[2..], ["east", "east2", "east-b"]);
     // West has no healthy endpoint: eu gets all of it.
     imp.targets[1].healthy = 0;
-    assert!((0..200).all(|_| order(&imp, &me(), healthy, &mut rng)[0].cluster == "eu"));
+    assert!((0..200).all(|_| order(&imp, &me(), healthy, NO_CAP, &mut rng)[0].cluster == "eu"));
 }
 
 #[test]
@@ -358,5 +371,68 @@ fn a_weighted_cluster_at_half_its_endpoints_keeps_70_percent_of_its_weight() {
 #[test]
 fn nothing_usable_means_nothing_to_try() {
     let imp = import(Affinity::Local);
-    assert!(order(&imp, &me(), |_| 0, &mut Rng::seeded(1)).is_empty());
+    assert!(order(&imp, &me(), |_| 0, NO_CAP, &mut Rng::seeded(1)).is_empty());
+}
+
+/// Two peers in this cluster's zone: east with one endpoint, eu claiming
+/// more (the hostile peer of issue 13, defect 1).
+fn claimed(eu_healthy: u32, eu_total: u32) -> Import {
+    let mut imp = import(Affinity::Local);
+    let zone = me();
+    imp.targets = vec![
+        target("east", zone.clone(), 1, false),
+        target("eu", zone, eu_healthy, false),
+    ];
+    endpoints(&mut imp, "eu", eu_healthy, eu_total);
+    imp
+}
+
+#[test]
+fn claimed_endpoints_win_a_share_only_up_to_the_cap() {
+    let imp = claimed(9, 9);
+    // Uncapped, nine claimed endpoints take 90 % of the level.
+    assert_shares(
+        &first_shares_capped(&imp, healthy, NO_CAP, 21),
+        &[("east", 0.1), ("eu", 0.9)],
+    );
+    // Capped at 1, eu weighs as much as east's one endpoint.
+    assert_shares(
+        &first_shares_capped(&imp, healthy, 1, 22),
+        &[("east", 0.5), ("eu", 0.5)],
+    );
+    // Capped at 3: 3 of 4.
+    assert_shares(
+        &first_shares_capped(&imp, healthy, 3, 23),
+        &[("east", 0.25), ("eu", 0.75)],
+    );
+}
+
+#[test]
+fn claimed_unready_endpoints_push_out_at_most_the_caps_share() {
+    // eu claims 1 000 endpoints, none ready, beside east's one ready in
+    // the same zone; west (another region, a later level) takes what the
+    // zone spills.
+    let mut imp = claimed(0, 1_000);
+    imp.targets
+        .push(target("west", loc("us-west", "us-west-2a"), 1, false));
+    // Uncapped, the zone's health is 1.4 × 1 / 1001: west takes it all.
+    let uncapped = first_shares_capped(&imp, healthy, NO_CAP, 24);
+    assert!(uncapped["west"] > 0.99, "{uncapped:?}");
+    // Capped at 1, the zone is 1 of 2 ready: 70 % stays with east.
+    assert_shares(
+        &first_shares_capped(&imp, healthy, 1, 25),
+        &[("east", 0.7), ("west", 0.3)],
+    );
+}
+
+#[test]
+fn this_clusters_own_counts_are_not_capped() {
+    let mut imp = import(Affinity::None);
+    imp.targets
+        .retain(|t| t.cluster == "east" || t.cluster == "eu");
+    endpoints(&mut imp, "east", 9, 9);
+    assert_shares(
+        &first_shares_capped(&imp, healthy, 1, 26),
+        &[("east", 0.9), ("eu", 0.1)],
+    );
 }
