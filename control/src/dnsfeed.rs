@@ -131,6 +131,7 @@ mod tests {
         let table = TableSnapshot {
             version: 3,
             services: BTreeMap::from([(key, service), (no_vip.key.clone(), no_vip)]),
+            ..Default::default()
         };
         let zone = zone_snapshot(&table, "clusterset.local", Duration::from_secs(5), 42);
         assert_eq!(

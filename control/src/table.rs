@@ -8,8 +8,11 @@
 //! gateways. Imports are persisted by the peering session *before* they
 //! reach the table (so an ack never outruns the disk), and loaded from the
 //! store at start: a restarted cluster serves its last imports at once,
-//! stale until their peers reconnect.
+//! stale until their peers reconnect. The `imports` policy is applied
+//! before each rebuild ([`policy::admit`]): a refused export reaches no
+//! global service, and is published as a [`Refusal`] instead.
 
+pub mod policy;
 pub mod vips;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +24,8 @@ use tracing::{debug, warn};
 
 use crate::exports::ExportState;
 use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey, VipName};
+use fedmesh_proto::config::ImportsPolicy;
+pub use policy::Refusal;
 use vips::{ExternalVips, VipAllocator, VipSource};
 
 /// What the table needs to know of one peer: which imports count, and how.
@@ -104,6 +109,8 @@ pub struct TableSnapshot {
     pub version: u64,
     /// Global services by key.
     pub services: BTreeMap<ServiceKey, GlobalService>,
+    /// Peers' exports the `imports` policy refused, by service then peer.
+    pub refused: Vec<Refusal>,
 }
 
 impl TableSnapshot {
@@ -113,6 +120,18 @@ impl TableSnapshot {
             .values()
             .filter(|s| s.clusters.iter().any(|c| c.cluster == peer))
             .count()
+    }
+
+    /// Peers' exports the `imports` policy refused (peer, service,
+    /// reason), by service then peer.
+    pub fn refused_exports(&self) -> Vec<Refusal> {
+        self.refused.clone()
+    }
+
+    /// How many exports are refused, by peer and reason code
+    /// (`namespace_not_imported`, `peer_not_allowed`), for metrics.
+    pub fn refused_counts(&self) -> BTreeMap<(String, &'static str), u64> {
+        policy::count_by_peer_and_reason(&self.refused)
     }
 }
 
@@ -304,6 +323,8 @@ pub struct TableTask {
     pub peers: Box<dyn Fn() -> Vec<PeerLink> + Send>,
     /// Where VIPs come from.
     pub vips: VipMode,
+    /// Which peers may serve which namespaces (config `imports`).
+    pub imports_policy: ImportsPolicy,
     /// Where snapshots go.
     pub out: watch::Sender<Arc<TableSnapshot>>,
 }
@@ -339,25 +360,40 @@ pub async fn run(mut t: TableTask) {
         t.peer_changes.borrow_and_update();
         let peers = (t.peers)();
         imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
+        let (admitted, refused) = policy::admit(&t.imports_policy, &peers, &imports);
         let services = match (&mut allocator, &mut t.vips) {
             (Some(range), _) => {
-                let services = build(&t.me, &exports, &peers, &imports, range);
+                let services = build(&t.me, &exports, &peers, &admitted, range);
                 persist_vips(&t.store, range).await;
                 services
             }
             (None, VipMode::External(ips)) => {
                 let mut external = ExternalVips(ips.borrow_and_update().clone());
-                build(&t.me, &exports, &peers, &imports, &mut external)
+                build(&t.me, &exports, &peers, &admitted, &mut external)
             }
             (None, VipMode::Range(_)) => BTreeMap::new(),
         };
+        drop(admitted);
+        let (same_services, same_refused) = {
+            let last = t.out.borrow();
+            log_new_refusals(&last.refused, &refused);
+            (services == last.services, refused == last.refused)
+        };
         // The first build is always published, even when empty: readers
         // (the import Service controller) wait for it before acting.
-        if services != t.out.borrow().services || version == 0 {
+        if !same_services || !same_refused || version == 0 {
             version += 1;
-            debug!(version, services = services.len(), "service table changed");
-            t.out
-                .send_replace(Arc::new(TableSnapshot { version, services }));
+            debug!(
+                version,
+                services = services.len(),
+                refused = refused.len(),
+                "service table changed"
+            );
+            t.out.send_replace(Arc::new(TableSnapshot {
+                version,
+                services,
+                refused,
+            }));
         }
         tokio::select! {
             event = t.events.recv() => match event {
@@ -368,6 +404,14 @@ pub async fn run(mut t: TableTask) {
             r = t.peer_changes.changed() => if r.is_err() { return },
             r = external_changed(&mut t.vips) => if r.is_err() { return },
         }
+    }
+}
+
+/// One warning per export the policy newly refuses, so an operator sees a
+/// peer trying to serve a name it may not.
+fn log_new_refusals(before: &[Refusal], now: &[Refusal]) {
+    for r in now.iter().filter(|r| !before.contains(r)) {
+        warn!(peer = %r.peer, service = %r.service, reason = %r.reason, "export refused by the imports policy");
     }
 }
 

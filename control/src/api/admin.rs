@@ -2,6 +2,7 @@
 //! `control.adminListen`, loopback or a unix socket only, so callers are
 //! trusted (DESIGN.md, CLI contract).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +15,14 @@ use tracing::info;
 
 use crate::api::split::effective_split;
 use crate::clock;
-use crate::model::{ExportSpec, LocalSnapshot};
+use crate::model::{ExportSpec, LocalSnapshot, ServiceKey};
 use crate::peering::handles::Dialer;
 use crate::peering::info::parse_roots;
 use crate::peering::join::join;
 use crate::peering::leave::leave;
 use crate::peering::{PeerView, role_str};
 use crate::store::TokenRecord;
-use crate::table::{GlobalService, TableSnapshot};
+use crate::table::{GlobalService, Refusal, TableSnapshot};
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
 /// Largest admin answer `fedctl` accepts: `fedctl services` of tens of
@@ -209,7 +210,7 @@ impl Admin for AdminService {
             .into_iter()
             .map(|v| v.record.name)
             .collect();
-        let services = table
+        let services: Vec<v1::GlobalServiceStatus> = table
             .services
             .values()
             .map(|s| {
@@ -224,6 +225,7 @@ impl Admin for AdminService {
                 status
             })
             .collect();
+        let services = with_refusals(services, &table.refused, zone);
         Ok(Response::new(v1::ListServicesResponse { services }))
     }
 }
@@ -267,6 +269,48 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
             .collect(),
         ..Default::default()
     }
+}
+
+/// Adds the refused exports to their services; a service only refused
+/// exports name gets an entry of its own (no clusters, no VIP), in key
+/// order with the others.
+fn with_refusals(
+    mut services: Vec<v1::GlobalServiceStatus>,
+    refused: &[Refusal],
+    zone: &str,
+) -> Vec<v1::GlobalServiceStatus> {
+    if refused.is_empty() {
+        return services;
+    }
+    let mut by_service: BTreeMap<&ServiceKey, Vec<v1::RefusedExport>> = BTreeMap::new();
+    for r in refused {
+        by_service
+            .entry(&r.service)
+            .or_default()
+            .push(v1::RefusedExport {
+                peer: r.peer.clone(),
+                reason: r.reason.to_string(),
+                code: r.reason.code().to_owned(),
+            });
+    }
+    for s in &mut services {
+        let key = ServiceKey::new(s.namespace.as_str(), s.name.as_str());
+        if let Some(list) = by_service.remove(&key) {
+            s.refused = list;
+        }
+    }
+    services.extend(by_service.into_iter().map(|(key, list)| {
+        let (ns, name) = (&key.namespace, &key.name);
+        v1::GlobalServiceStatus {
+            namespace: ns.clone(),
+            name: name.clone(),
+            dns_name: format!("{name}.{ns}.svc.{zone}"),
+            refused: list,
+            ..Default::default()
+        }
+    }));
+    services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    services
 }
 
 /// This cluster's export-to of the service, and per peer whether it is

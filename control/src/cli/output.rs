@@ -164,6 +164,7 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
         "weights": s.effective_weights.iter().map(|w| (w.cluster.clone(), json!(w.weight))).collect::<serde_json::Map<_, _>>(),
         "exportTo": s.export_to.as_ref().map_or(Value::Null, |t| json!(t.peers)),
         "delivery": s.delivery.iter().map(|d| json!({"peer": d.peer, "state": d.state})).collect::<Vec<_>>(),
+        "refused": s.refused.iter().map(|r| json!({"peer": r.peer, "reason": r.reason, "code": r.code})).collect::<Vec<_>>(),
     })
 }
 
@@ -220,6 +221,12 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
+            // Only refused exports name it: nothing serves it here.
+            let clusters = if clusters.is_empty() {
+                "-".to_string()
+            } else {
+                clusters
+            };
             let vip = if s.vip.is_empty() {
                 "-".to_string()
             } else {
@@ -232,6 +239,14 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
     for s in services {
         for c in &s.conflicts {
             let line = format!("conflict {}/{}: {c}", s.namespace, s.name);
+            text.push_str(&safe_text(&line));
+            text.push('\n');
+        }
+        for r in &s.refused {
+            let line = format!(
+                "refused {}/{} from {}: {}",
+                s.namespace, s.name, r.peer, r.reason
+            );
             text.push_str(&safe_text(&line));
             text.push('\n');
         }
@@ -419,6 +434,32 @@ mod tests {
         assert_eq!(c["exportedAt"], "2026-11-22T10:00:00Z");
         assert_eq!(c["pinnedVip"], "127.77.1.2");
         assert!(services_table(&[s]).contains("east(1)"));
+    }
+
+    #[test]
+    fn refused_exports_are_listed_with_their_reason() {
+        let s = v1::GlobalServiceStatus {
+            namespace: "demo".into(),
+            name: "secret".into(),
+            refused: vec![v1::RefusedExport {
+                peer: "eu".into(),
+                reason: "imports allow namespace demo only from [east]".into(),
+                code: "peer_not_allowed".into(),
+            }],
+            ..Default::default()
+        };
+        let v = service_json(&s);
+        assert_eq!(
+            v["refused"],
+            json!([{"peer": "eu", "reason": "imports allow namespace demo only from [east]", "code": "peer_not_allowed"}])
+        );
+        let t = services_table(&[s]);
+        assert!(
+            t.contains(
+                "refused demo/secret from eu: imports allow namespace demo only from [east]"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

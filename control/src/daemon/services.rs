@@ -84,6 +84,7 @@ pub(super) async fn start(
         peer_changes: peers.subscribe(),
         peers: Box::new(move || viewer.views().iter().map(PeerView::link).collect()),
         vips,
+        imports_policy: config.imports.clone(),
         out: table_tx,
     }));
     Ok(Flows {

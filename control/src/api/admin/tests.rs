@@ -121,3 +121,34 @@ async fn peers_and_checks_come_from_the_handles() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].name, "ca");
 }
+
+#[test]
+fn refused_exports_join_their_service_or_stand_alone_in_key_order() {
+    use fedmesh_proto::config::Refused;
+
+    use crate::model::ServiceKey;
+    use crate::table::Refusal;
+
+    let listed = v1::GlobalServiceStatus {
+        namespace: "demo".into(),
+        name: "secret".into(),
+        ..Default::default()
+    };
+    let refusal = |ns: &str, name: &str| Refusal {
+        service: ServiceKey::new(ns, name),
+        peer: "eu".into(),
+        reason: Refused::NamespaceNotImported {
+            namespace: ns.into(),
+        },
+    };
+    let refused = [refusal("demo", "secret"), refusal("alpha", "only")];
+    let out = super::with_refusals(vec![listed], &refused, "clusterset.local");
+    let shown: Vec<(&str, usize)> = out
+        .iter()
+        .map(|s| (s.name.as_str(), s.refused.len()))
+        .collect();
+    assert_eq!(shown, [("only", 1), ("secret", 1)]);
+    assert_eq!(out[0].dns_name, "only.alpha.svc.clusterset.local");
+    assert!(out[0].clusters.is_empty() && out[0].vip.is_empty());
+    assert_eq!(out[1].refused[0].code, "namespace_not_imported");
+}
