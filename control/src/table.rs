@@ -374,27 +374,7 @@ pub async fn run(mut t: TableTask) {
             (None, VipMode::Range(_)) => BTreeMap::new(),
         };
         drop(admitted);
-        let (same_services, same_refused) = {
-            let last = t.out.borrow();
-            log_new_refusals(&last.refused, &refused);
-            (services == last.services, refused == last.refused)
-        };
-        // The first build is always published, even when empty: readers
-        // (the import Service controller) wait for it before acting.
-        if !same_services || !same_refused || version == 0 {
-            version += 1;
-            debug!(
-                version,
-                services = services.len(),
-                refused = refused.len(),
-                "service table changed"
-            );
-            t.out.send_replace(Arc::new(TableSnapshot {
-                version,
-                services,
-                refused,
-            }));
-        }
+        version = publish(&t.out, version, services, refused);
         tokio::select! {
             event = t.events.recv() => match event {
                 Some(event) => apply(&mut imports, event),
@@ -405,6 +385,38 @@ pub async fn run(mut t: TableTask) {
             r = external_changed(&mut t.vips) => if r.is_err() { return },
         }
     }
+}
+
+/// Publishes a snapshot when the services or the refusals changed, and
+/// always the first build, even when empty: readers (the import Service
+/// controller) wait for it before acting. Returns the version published.
+fn publish(
+    out: &watch::Sender<Arc<TableSnapshot>>,
+    version: u64,
+    services: BTreeMap<ServiceKey, GlobalService>,
+    refused: Vec<Refusal>,
+) -> u64 {
+    let unchanged = {
+        let last = out.borrow();
+        log_new_refusals(&last.refused, &refused);
+        services == last.services && refused == last.refused
+    };
+    if unchanged && version > 0 {
+        return version;
+    }
+    let version = version + 1;
+    debug!(
+        version,
+        services = services.len(),
+        refused = refused.len(),
+        "service table changed"
+    );
+    out.send_replace(Arc::new(TableSnapshot {
+        version,
+        services,
+        refused,
+    }));
+    version
 }
 
 /// One warning per export the policy newly refuses, so an operator sees a
