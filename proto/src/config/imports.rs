@@ -66,6 +66,10 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// Every [`Refused::code`], so a metric's series can exist at 0 from
+    /// the start.
+    pub const CODES: [&'static str; 2] = ["namespace_not_imported", "peer_not_allowed"];
+
     /// A short, stable name of the reason, for metric labels and scripts:
     /// `namespace_not_imported` or `peer_not_allowed`.
     pub fn code(&self) -> &'static str {
@@ -279,6 +283,7 @@ mod tests {
         assert_eq!(p.check("east", "demo"), Ok(()));
         let refused = p.check("eu", "demo").expect_err("eu is not listed");
         assert_eq!(refused.code(), "peer_not_allowed");
+        assert!(Refused::CODES.contains(&refused.code()));
         assert!(refused.to_string().contains("[east]"), "{refused}");
     }
 
@@ -288,6 +293,7 @@ mod tests {
         let refused = p.check("east", "payments").expect_err("not named");
         assert_eq!(refused.code(), "namespace_not_imported");
         assert!(refused.to_string().contains("payments"), "{refused}");
+        assert!(Refused::CODES.contains(&refused.code()));
     }
 
     #[test]
