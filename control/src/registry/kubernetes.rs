@@ -289,7 +289,7 @@ impl View {
         let pending = !(self.services.iter().all(ObjectSet::listed)
             && self.slices.iter().all(ObjectSet::listed)
             && self.exports.iter().all(ObjectSet::listed));
-        let (marked, rest) = mcs::with_service_exports(
+        let exported = mcs::with_service_exports(
             self.services.iter().flat_map(ObjectSet::objects),
             self.exports
                 .iter()
@@ -297,9 +297,10 @@ impl View {
                 .map(|s| &s.object),
         );
         let mut snap = build::build(
-            marked.iter().chain(rest),
+            exported.marked.iter().chain(exported.rest),
             self.slices.iter().flat_map(ObjectSet::objects),
         );
+        snap.problems.extend(exported.orphans);
         snap.pending = pending;
         for (source, error) in &self.errors {
             let what = match source {

@@ -117,6 +117,12 @@ fn a_service_export_exports_and_gets_valid_and_conflict_conditions() {
     });
     let ghost = condition(&api, "ghost", "Valid").expect("ghost's Valid condition");
     assert_eq!((ghost.0.as_str(), ghost.1.as_str()), ("False", "NoService"));
+    let check = fed.get("east").fedctl(&["check"]);
+    assert!(
+        check.stdout.contains("ServiceExport demo/ghost"),
+        "a ServiceExport naming no Service is a problem: {}",
+        check.stdout
+    );
 
     // The import: ClusterSetIP with east's VIP, its port, east exporting.
     let vip = |fed: &Federation| {

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use crate::model::Problem;
 use crate::registry::annotations::EXPORT;
 use crate::registry::build::Sourced;
 
@@ -167,18 +168,34 @@ fn key(meta: &ObjectMeta) -> (String, String) {
     )
 }
 
+/// The Services as the registry builds them when `ServiceExport`s are
+/// taken into account.
+#[derive(Debug)]
+pub(crate) struct Exported<'a> {
+    /// Services with a `ServiceExport`, marked exported (cloned).
+    pub(crate) marked: Vec<Sourced<Service>>,
+    /// Every other Service, unchanged.
+    pub(crate) rest: Vec<&'a Sourced<Service>>,
+    /// `ServiceExport`s without a Service of their namespace and name, as
+    /// problems (`fedctl check`; the status says `NoService`).
+    pub(crate) orphans: Vec<Problem>,
+}
+
 /// The Services with a `ServiceExport` of the same namespace and name,
 /// marked `fedmesh.io/export: "true"` (either the annotation or the
-/// `ServiceExport` is enough; both may be present), followed by every
-/// other Service unchanged. Only the marked ones are cloned.
+/// `ServiceExport` is enough; both may be present), every other Service
+/// unchanged, and the `ServiceExport`s that name no Service. Only the
+/// marked ones are cloned.
 pub(crate) fn with_service_exports<'a>(
     services: impl Iterator<Item = &'a Sourced<Service>>,
     exports: impl Iterator<Item = &'a ServiceExport>,
-) -> (Vec<Sourced<Service>>, Vec<&'a Sourced<Service>>) {
+) -> Exported<'a> {
     let exported: BTreeSet<(String, String)> = exports.map(|e| key(&e.metadata)).collect();
     let mut marked = Vec::new();
     let mut rest = Vec::new();
+    let mut orphans = exported.clone();
     for s in services {
+        orphans.remove(&key(&s.object.metadata));
         let already = s
             .object
             .metadata
@@ -198,7 +215,20 @@ pub(crate) fn with_service_exports<'a>(
             .insert(EXPORT.to_string(), "true".to_string());
         marked.push(s);
     }
-    (marked, rest)
+    let orphans = orphans
+        .into_iter()
+        .map(|(ns, name)| Problem {
+            source: format!("ServiceExport {ns}/{name}"),
+            message: format!(
+                "no Service {ns}/{name} to export; create the Service or delete the ServiceExport"
+            ),
+        })
+        .collect();
+    Exported {
+        marked,
+        rest,
+        orphans,
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +274,11 @@ mod tests {
     fn a_service_export_marks_its_service_exported_and_nothing_else() {
         let services = [svc("demo", "hello", None), svc("demo", "other", None)];
         let exports = [export("demo", "hello"), export("prod", "hello")];
-        let (marked, rest) = with_service_exports(services.iter(), exports.iter());
+        let Exported {
+            marked,
+            rest,
+            orphans,
+        } = with_service_exports(services.iter(), exports.iter());
         assert_eq!(marked.len(), 1);
         assert_eq!(exported(&marked[0]), Some("true"));
         assert_eq!(marked[0].object.metadata.name.as_deref(), Some("hello"));
@@ -254,13 +288,16 @@ mod tests {
             "other and the unmatched namespace stay as they are"
         );
         assert_eq!(exported(rest[0]), None);
+        assert_eq!(orphans.len(), 1, "prod/hello has no Service");
+        assert_eq!(orphans[0].source, "ServiceExport prod/hello");
+        assert!(orphans[0].message.contains("create the Service"));
     }
 
     #[test]
     fn an_annotation_false_is_overridden_by_a_service_export() {
         let services = [svc("demo", "hello", Some("false"))];
         let exports = [export("demo", "hello")];
-        let (marked, _) = with_service_exports(services.iter(), exports.iter());
+        let marked = with_service_exports(services.iter(), exports.iter()).marked;
         assert_eq!(exported(&marked[0]), Some("true"), "either one is enough");
     }
 
@@ -268,9 +305,10 @@ mod tests {
     fn both_present_leaves_the_service_untouched() {
         let services = [svc("demo", "hello", Some("true"))];
         let exports = [export("demo", "hello")];
-        let (marked, rest) = with_service_exports(services.iter(), exports.iter());
-        assert!(marked.is_empty(), "no clone needed");
-        assert_eq!(rest.len(), 1);
+        let e = with_service_exports(services.iter(), exports.iter());
+        assert!(e.marked.is_empty(), "no clone needed");
+        assert_eq!(e.rest.len(), 1);
+        assert!(e.orphans.is_empty());
     }
 
     #[test]
