@@ -103,6 +103,8 @@ struct State {
     requests: u64,
     /// The MCS CRDs are absent: their paths answer 404.
     no_mcs_crds: bool,
+    /// Namespaces that do not exist: writes into them answer 404.
+    missing_namespaces: Vec<String>,
 }
 
 impl State {
@@ -283,6 +285,12 @@ impl FakeKube {
         lock(&self.state).no_mcs_crds = !installed;
     }
 
+    /// Makes `namespace` one that does not exist: creating or changing an
+    /// object in it answers 404, as a real API server does.
+    pub fn without_namespace(&self, namespace: &str) {
+        lock(&self.state).missing_namespaces.push(namespace.into());
+    }
+
     /// How many watches are open now.
     pub fn open_watches(&self) -> usize {
         let mut state = lock(&self.state);
@@ -394,6 +402,9 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         }
         (Method::GET, None) => list(state, &t, &query),
         (Method::GET, Some(name)) => get(state, &t, &name),
+        (Method::PATCH, Some(_)) if namespace_missing(state, &t) => {
+            status(StatusCode::NOT_FOUND, "NotFound", "namespaces not found")
+        }
         (Method::PATCH, Some(name)) => {
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
@@ -422,6 +433,13 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
             "not served by the fake API server",
         ),
     }
+}
+
+fn namespace_missing(state: &Mutex<State>, t: &Target) -> bool {
+    let s = lock(state);
+    t.namespace
+        .as_ref()
+        .is_some_and(|ns| s.missing_namespaces.contains(ns))
 }
 
 fn in_scope(t: &Target, selector: &[(String, String)], key: &Key, object: &Value) -> bool {

@@ -152,9 +152,18 @@ impl McsObjects {
             "spec": si.spec,
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        if let Err(error) = api.patch(&key.name, &params, &Patch::Apply(&body)).await {
-            warn!(import = %key, %error, "cannot apply a ServiceImport; retrying (check RBAC: examples/kubernetes/rbac.yaml)");
-            return;
+        match api.patch(&key.name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {}
+            // Namespace sameness (KEP-1645): an import of a namespace this
+            // cluster does not have gets its ServiceImport once it exists.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                debug!(import = %key, "no such namespace here; no ServiceImport yet");
+                return;
+            }
+            Err(error) => {
+                warn!(import = %key, %error, "cannot apply a ServiceImport; retrying (check RBAC: examples/kubernetes/rbac.yaml)");
+                return;
+            }
         }
         let status = json!({ "status": si.status });
         match api

@@ -263,3 +263,28 @@ fn without_the_mcs_crds_the_annotation_still_exports() {
         check.stdout
     );
 }
+
+#[test]
+fn an_import_of_a_namespace_this_cluster_lacks_waits_quietly() {
+    let api = FakeKube::start(std::net::Ipv4Addr::LOCALHOST);
+    api.without_namespace("absent");
+    let fed = federation(&api);
+    let west = fed.get("west");
+    let elsewhere = service_yaml("absent", "db", "tcp", 5432, 15432, &[EXPORT], &[]);
+    west.write_manifest("db.yaml", &elsewhere);
+    let hello = service_yaml("demo", "hello", "http", 8080, 18080, &[EXPORT], &[]);
+    west.write_manifest("hello.yaml", &hello);
+    wait_until("demo/hello's ServiceImport exists", SYNC, || {
+        hello_import(&api).is_some()
+    });
+    assert!(
+        fed.get("east").service("absent/db").is_some(),
+        "still imported"
+    );
+    assert!(object(&api, Kind::ServiceImport, "absent", "db").is_none());
+    let log = fed.get("east").log();
+    assert!(
+        !log.contains("cannot apply a ServiceImport"),
+        "a missing namespace is not a failure to warn about: {log}"
+    );
+}
