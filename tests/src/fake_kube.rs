@@ -31,7 +31,7 @@ use self::query::{parse_selector, percent_decode};
 mod query;
 mod subresource;
 
-/// What a test asks for: a Service or an EndpointSlice.
+/// The kinds the fake serves (and a test names to read or delete one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// core/v1 Service.
@@ -223,14 +223,14 @@ impl FakeKube {
         )
     }
 
-    /// Creates or replaces an object given as YAML (kind Service or
-    /// EndpointSlice); watches see ADDED or MODIFIED.
+    /// Creates or replaces an object given as YAML (of a [`Kind`]);
+    /// watches see ADDED or MODIFIED.
     ///
     /// # Panics
     /// On YAML that is not such an object.
     pub fn apply(&self, yaml: &str) {
         let object: Value = serde_saphyr::from_str(yaml).expect("test YAML");
-        let kind = Kind::of(&object).expect("kind Service or EndpointSlice");
+        let kind = Kind::of(&object).expect("a kind the fake serves (see `Kind`)");
         let mut state = lock(&self.state);
         let event = if state.objects.contains_key(&key_of(kind, &object)) {
             "MODIFIED"
@@ -248,7 +248,7 @@ impl FakeKube {
     /// On YAML that is not such an object.
     pub fn apply_unseen(&self, yaml: &str) {
         let mut object: Value = serde_saphyr::from_str(yaml).expect("test YAML");
-        let kind = Kind::of(&object).expect("kind Service or EndpointSlice");
+        let kind = Kind::of(&object).expect("a kind the fake serves (see `Kind`)");
         let mut state = lock(&self.state);
         state.version += 1;
         object["metadata"]["resourceVersion"] = json!(state.version.to_string());

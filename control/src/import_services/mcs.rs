@@ -55,8 +55,16 @@ enum Item {
     Export(Event<ServiceExport>),
     Service(Event<Service>),
     /// The CRD of this kind is not installed.
-    Absent(&'static str),
-    Failed(&'static str, String),
+    Absent(Watched),
+    Failed(Watched, String),
+}
+
+/// Which watcher an item came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Watched {
+    Imports,
+    Exports,
+    Services,
 }
 
 /// Everything the watchers have seen.
@@ -66,7 +74,7 @@ struct Seen {
     exports: ObjectSet<ServiceExport>,
     services: ObjectSet<Service>,
     /// Kinds whose CRD is missing (nothing to write there).
-    absent: BTreeSet<&'static str>,
+    absent: BTreeSet<Watched>,
 }
 
 impl McsObjects {
@@ -81,9 +89,9 @@ impl McsObjects {
         let exports: Api<ServiceExport> = Api::all(self.client.clone());
         let services: Api<Service> = Api::all(self.client.clone());
         let mut streams = SelectAll::new();
-        streams.push(stream(imports, "ServiceImport", Item::Import));
-        streams.push(stream(exports, "ServiceExport", Item::Export));
-        streams.push(stream(services, "Service", Item::Service));
+        streams.push(stream(imports, Watched::Imports, Item::Import));
+        streams.push(stream(exports, Watched::Exports, Item::Export));
+        streams.push(stream(services, Watched::Services, Item::Service));
         let mut seen = Seen::default();
         let mut resync = tokio::time::interval(RESYNC);
         loop {
@@ -102,10 +110,10 @@ impl McsObjects {
                 continue;
             }
             let snapshot = table.borrow().clone();
-            if !seen.absent.contains("ServiceImport") {
+            if !seen.absent.contains(&Watched::Imports) {
                 self.write_imports(&snapshot, &seen).await;
             }
-            if !seen.absent.contains("ServiceExport") {
+            if !seen.absent.contains(&Watched::Exports) {
                 self.write_export_status(&snapshot, &seen).await;
             }
         }
@@ -221,11 +229,11 @@ impl Seen {
     fn apply(&mut self, item: Item) {
         match item {
             Item::Import(e) => {
-                self.absent.remove("ServiceImport");
+                self.absent.remove(&Watched::Imports);
                 self.imports.apply(e);
             }
             Item::Export(e) => {
-                self.absent.remove("ServiceExport");
+                self.absent.remove(&Watched::Exports);
                 self.exports.apply(e);
             }
             Item::Service(e) => {
@@ -234,19 +242,19 @@ impl Seen {
             Item::Absent(kind) => {
                 if self.absent.insert(kind) {
                     info!(
-                        kind,
+                        ?kind,
                         "MCS CRD not installed; install examples/kubernetes/crds to use it"
                     );
                 }
                 // Listed, and empty.
                 match kind {
-                    "ServiceImport" => relist_empty(&mut self.imports),
-                    "ServiceExport" => relist_empty(&mut self.exports),
-                    _ => {}
+                    Watched::Imports => relist_empty(&mut self.imports),
+                    Watched::Exports => relist_empty(&mut self.exports),
+                    Watched::Services => {}
                 }
             }
             Item::Failed(kind, error) => {
-                warn!(kind, %error, "cannot watch; retrying with backoff (check RBAC: examples/kubernetes/rbac.yaml)")
+                warn!(?kind, %error, "cannot watch; retrying with backoff (check RBAC: examples/kubernetes/rbac.yaml)")
             }
         }
     }
@@ -266,11 +274,7 @@ fn key<K: ResourceExt>(o: &K) -> ServiceKey {
 
 /// A watcher with default backoff; a 404 on the first list (no CRD)
 /// and every other error become items, never the end.
-fn stream<K>(
-    api: Api<K>,
-    kind: &'static str,
-    wrap: fn(Event<K>) -> Item,
-) -> BoxStream<'static, Item>
+fn stream<K>(api: Api<K>, kind: Watched, wrap: fn(Event<K>) -> Item) -> BoxStream<'static, Item>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,

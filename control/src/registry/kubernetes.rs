@@ -7,10 +7,10 @@
 //! events the registry rebuilds the local view with the same
 //! [`build::build`] as the static registry, so a Service gives the same
 //! table whichever way it arrives; a Service with a `ServiceExport` is
-//! built as if it carried the export annotation. Until every watcher has completed its
-//! first list the published snapshot is `pending`: its services are not
-//! known yet, so nothing is withdrawn on their account, and `fedctl check`
-//! shows why (an unreachable API server, missing RBAC).
+//! built as if it carried the export annotation. Until every watcher has
+//! completed its first list the published snapshot is `pending`: its
+//! services are not known yet, so nothing is withdrawn on their account,
+//! and `fedctl check` shows why (an unreachable API server, missing RBAC).
 //!
 //! Watch errors never stop the registry: kube-runtime's watcher retries
 //! with backoff and relists when its resource version is gone (HTTP 410);
@@ -318,7 +318,8 @@ impl View {
         if pending && self.errors.is_empty() {
             snap.problems.push(Problem {
                 source: "kubernetes API".into(),
-                message: "listing Services and EndpointSlices; not finished yet".into(),
+                message: "listing Services, EndpointSlices and ServiceExports; not finished yet"
+                    .into(),
             });
         }
         snap
