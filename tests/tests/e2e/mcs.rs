@@ -245,7 +245,7 @@ fn a_relist_after_410_gone_sets_service_imports_and_exports_right() {
 }
 
 #[test]
-fn without_the_mcs_crds_the_annotation_still_exports() {
+fn without_the_mcs_crds_the_annotation_exports_and_installing_them_later_works() {
     let api = FakeKube::start(std::net::Ipv4Addr::LOCALHOST);
     api.set_mcs_crds(false);
     apply_all(
@@ -262,6 +262,23 @@ fn without_the_mcs_crds_the_annotation_still_exports() {
         "a missing optional CRD is not a problem, nor a list that never ends: {}",
         check.stdout
     );
+
+    // The CRDs installed later are picked up by the watchers' retries
+    // (exponential backoff, at most 30 s apart) without a restart.
+    api.set_mcs_crds(true);
+    apply_all(
+        &api,
+        &service_yaml("demo", "later", "http", 8080, 18080, &[], &[]),
+    );
+    api.apply(&service_export("demo", "later"));
+    wait_until(
+        "west imports demo/later by its ServiceExport",
+        Duration::from_secs(45),
+        || fed.get("west").service_clusters("demo/later") == ["east"],
+    );
+    wait_until("demo/later's ServiceImport appears", SYNC, || {
+        object(&api, Kind::ServiceImport, "demo", "later").is_some()
+    });
 }
 
 #[test]
