@@ -135,14 +135,27 @@ pub fn plan_imports(
 /// `Valid` and `Conflict` for the `ServiceExport` of `key`, given the
 /// Service of that name (if any) and the table (KEP-1645: `Valid` False
 /// with `NoService` or `InvalidServiceType`; `Conflict` True with
-/// `PortConflict`, False with `NoConflicts`). Times are left empty for
+/// `PortConflict`, False with `NoConflicts`). `Valid` is True only once
+/// the table carries this cluster's export of it, `Unknown` (`Pending`)
+/// while a valid export has not reached it. Times are left empty for
 /// [`stamp`].
 pub fn export_conditions(
     key: &ServiceKey,
     service: Option<&Service>,
     table: &TableSnapshot,
 ) -> Vec<Condition> {
-    vec![valid(service), conflict(table.services.get(key))]
+    let global = table.services.get(key);
+    let mut valid = valid(service);
+    let exported_here = global.is_some_and(|s| s.clusters.iter().any(|c| c.local));
+    if valid.status == "True" && !exported_here {
+        valid = Condition {
+            status: "Unknown".into(),
+            reason: "Pending".into(),
+            message: "valid, but not exported yet: the registry has not taken it up (with registry.namespaces set, only those namespaces are exported)".into(),
+            ..valid
+        };
+    }
+    vec![valid, conflict(global)]
 }
 
 fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {

@@ -206,6 +206,21 @@ fn external_name_and_unexportable_services_are_not_valid() {
 }
 
 #[test]
+fn a_valid_export_the_table_does_not_carry_yet_is_pending() {
+    let key = ServiceKey::new("demo", "hello");
+    let ok = k8s_service(None, &[("http", 8080, "TCP")]);
+    let cs = export_conditions(&key, Some(&ok), &table(vec![]));
+    let valid = find(&cs, "Valid");
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("Unknown", "Pending")
+    );
+    // West's export alone is not this cluster's.
+    let cs = export_conditions(&key, Some(&ok), &table(vec![hello(&["west"])]));
+    assert_eq!(find(&cs, "Valid").status, "Unknown");
+}
+
+#[test]
 fn clusters_exporting_other_ports_are_a_conflict_naming_them() {
     let key = ServiceKey::new("demo", "hello");
     let s = global(
@@ -244,7 +259,7 @@ fn transition_times_move_only_when_a_status_changes() {
         "nothing new"
     );
     let ok = k8s_service(None, &[("http", 8080, "TCP")]);
-    let now_valid = export_conditions(&key, Some(&ok), &table(vec![]));
+    let now_valid = export_conditions(&key, Some(&ok), &table(vec![hello(&["east"])]));
     let second = stamp(now_valid, &first, "2026-01-01T00:02:00Z", Some(1)).expect("a change");
     assert_eq!(
         find(&second, "Valid").last_transition_time,
