@@ -11,7 +11,12 @@
 //! back are published as external VIPs for the table, the target ports as
 //! listen ports for the gateway API. The Services are the record of the
 //! port allocations, so a restart keeps every VIP and port.
+//!
+//! Beside them, [`mcs`] keeps the Multi-Cluster Services API objects: a
+//! `ServiceImport` per import and the status of local `ServiceExport`s.
 
+pub mod mcs;
+pub mod mcs_plan;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -79,6 +84,10 @@ impl ImportServices {
             ports = %format!("{}-{}", self.ports.start(), self.ports.end()),
             "keeping import Services"
         );
+        mcs::McsObjects {
+            client: self.client.clone(),
+        }
+        .spawn(table.clone());
         tokio::spawn(self.run(table, vips_tx, listen_tx));
         Published { vips, listen }
     }

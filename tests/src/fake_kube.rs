@@ -4,7 +4,11 @@
 //! (one page), watch (newline-delimited watch events from a resource
 //! version, bookmarks not sent), get, server-side apply (PATCH) and delete
 //! for core/v1 Services and Secrets and discovery.k8s.io/v1 EndpointSlices, with
-//! `labelSelector` equality terms.
+//! `labelSelector` equality terms; and the Multi-Cluster Services API's
+//! `multicluster.x-k8s.io/v1alpha1` ServiceExports and ServiceImports with
+//! their `/status` subresource ([`subresource`]: the main resource's writes
+//! keep the stored status, `/status` merge patches change only it), which
+//! answer 404 while [`FakeKube::set_mcs_crds`] says the CRDs are absent.
 //!
 //! Tests change objects with [`FakeKube::apply`] / [`FakeKube::delete`] and
 //! force a relist with [`FakeKube::expire_watches`] (every open watch gets
@@ -22,7 +26,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// What a test asks for: a Service or an EndpointSlice.
+use self::query::{parse_selector, percent_decode};
+
+mod query;
+mod subresource;
+
+/// The kinds the fake serves (and a test names to read or delete one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// core/v1 Service.
@@ -31,6 +40,10 @@ pub enum Kind {
     EndpointSlice,
     /// core/v1 Secret.
     Secret,
+    /// multicluster.x-k8s.io/v1alpha1 ServiceExport.
+    ServiceExport,
+    /// multicluster.x-k8s.io/v1alpha1 ServiceImport.
+    ServiceImport,
 }
 
 impl Kind {
@@ -39,6 +52,8 @@ impl Kind {
             "Service" => Some(Kind::Service),
             "EndpointSlice" => Some(Kind::EndpointSlice),
             "Secret" => Some(Kind::Secret),
+            "ServiceExport" => Some(Kind::ServiceExport),
+            "ServiceImport" => Some(Kind::ServiceImport),
             _ => None,
         }
     }
@@ -47,6 +62,7 @@ impl Kind {
         match self {
             Kind::Service | Kind::Secret => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::ServiceExport | Kind::ServiceImport => "multicluster.x-k8s.io/v1alpha1",
         }
     }
 
@@ -55,7 +71,14 @@ impl Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Secret => "Secret",
+            Kind::ServiceExport => "ServiceExport",
+            Kind::ServiceImport => "ServiceImport",
         }
+    }
+
+    /// A kind of the MCS API, served only while its CRDs are installed.
+    fn is_mcs(self) -> bool {
+        matches!(self, Kind::ServiceExport | Kind::ServiceImport)
     }
 }
 
@@ -78,6 +101,10 @@ struct State {
     watches: Vec<Watch>,
     next_cluster_ip: u32,
     requests: u64,
+    /// The MCS CRDs are absent: their paths answer 404.
+    no_mcs_crds: bool,
+    /// Namespaces that do not exist: writes into them answer 404.
+    missing_namespaces: Vec<String>,
 }
 
 impl State {
@@ -196,14 +223,14 @@ impl FakeKube {
         )
     }
 
-    /// Creates or replaces an object given as YAML (kind Service or
-    /// EndpointSlice); watches see ADDED or MODIFIED.
+    /// Creates or replaces an object given as YAML (of a [`Kind`]);
+    /// watches see ADDED or MODIFIED.
     ///
     /// # Panics
     /// On YAML that is not such an object.
     pub fn apply(&self, yaml: &str) {
         let object: Value = serde_saphyr::from_str(yaml).expect("test YAML");
-        let kind = Kind::of(&object).expect("kind Service or EndpointSlice");
+        let kind = Kind::of(&object).expect("a kind the fake serves (see `Kind`)");
         let mut state = lock(&self.state);
         let event = if state.objects.contains_key(&key_of(kind, &object)) {
             "MODIFIED"
@@ -221,7 +248,7 @@ impl FakeKube {
     /// On YAML that is not such an object.
     pub fn apply_unseen(&self, yaml: &str) {
         let mut object: Value = serde_saphyr::from_str(yaml).expect("test YAML");
-        let kind = Kind::of(&object).expect("kind Service or EndpointSlice");
+        let kind = Kind::of(&object).expect("a kind the fake serves (see `Kind`)");
         let mut state = lock(&self.state);
         state.version += 1;
         object["metadata"]["resourceVersion"] = json!(state.version.to_string());
@@ -249,6 +276,19 @@ impl FakeKube {
         }
         state.log.clear();
         watches.len()
+    }
+
+    /// Says whether the MCS CRDs (ServiceExport, ServiceImport) are
+    /// installed (by default they are); absent, their paths answer 404 as
+    /// a real API server does for a resource it does not know.
+    pub fn set_mcs_crds(&self, installed: bool) {
+        lock(&self.state).no_mcs_crds = !installed;
+    }
+
+    /// Makes `namespace` one that does not exist: creating or changing an
+    /// object in it answers 404, as a real API server does.
+    pub fn without_namespace(&self, namespace: &str) {
+        lock(&self.state).missing_namespaces.push(namespace.into());
     }
 
     /// How many watches are open now.
@@ -289,13 +329,6 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn parse_selector(s: &str) -> Vec<(String, String)> {
-    s.split(',')
-        .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.trim_end_matches('=').to_string(), v.to_string()))
-        .collect()
-}
-
 type Body = BoxBody<Bytes, Infallible>;
 
 /// The parts of an API path: `/api/v1/[namespaces/NS/]services[/NAME]`.
@@ -303,32 +336,44 @@ struct Target {
     kind: Kind,
     namespace: Option<String>,
     name: Option<String>,
+    /// The path ends in `/status` (the status subresource).
+    status: bool,
 }
 
 fn target(path: &str) -> Option<Target> {
     let rest = path
         .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))?;
+        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))
+        .or_else(|| path.strip_prefix("/apis/multicluster.x-k8s.io/v1alpha1/"))?;
     let parts: Vec<&str> = rest.split('/').collect();
     let (namespace, rest) = match parts.as_slice() {
         ["namespaces", ns, rest @ ..] => (Some((*ns).to_string()), rest),
         rest => (None, rest),
     };
-    let (kind, name) = match rest {
-        [plural] => (*plural, None),
-        [plural, name] => (*plural, Some((*name).to_string())),
+    let (kind, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_string()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_string()), true),
         _ => return None,
     };
+    let mcs = path.starts_with("/apis/multicluster.x-k8s.io/");
     let kind = match kind {
         "services" if path.starts_with("/api/v1/") => Kind::Service,
         "secrets" if path.starts_with("/api/v1/") => Kind::Secret,
-        "endpointslices" if path.starts_with("/apis/") => Kind::EndpointSlice,
+        "endpointslices" if path.starts_with("/apis/discovery") => Kind::EndpointSlice,
+        "serviceexports" if mcs => Kind::ServiceExport,
+        "serviceimports" if mcs => Kind::ServiceImport,
         _ => return None,
     };
+    // Only custom resources have a status subresource here.
+    if status && !kind.is_mcs() {
+        return None;
+    }
     Some(Target {
         kind,
         namespace,
         name,
+        status,
     })
 }
 
@@ -342,8 +387,13 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_string(), percent_decode(v)))
         .collect();
-    let Some(t) = target(req.uri().path()) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", "no such resource here");
+    let served = target(req.uri().path()).filter(|t| !(t.kind.is_mcs() && lock(state).no_mcs_crds));
+    let Some(t) = served else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
     let method = req.method().clone();
     match (method, t.name.clone()) {
@@ -352,12 +402,19 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         }
         (Method::GET, None) => list(state, &t, &query),
         (Method::GET, Some(name)) => get(state, &t, &name),
+        (Method::PATCH, Some(_)) if namespace_missing(state, &t) => {
+            status(StatusCode::NOT_FOUND, "NotFound", "namespaces not found")
+        }
         (Method::PATCH, Some(name)) => {
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "body"),
             };
-            apply_patch(state, &t, &name, &body)
+            if t.status {
+                subresource::merge_status(state, &t, &name, &body)
+            } else {
+                apply_patch(state, &t, &name, &body)
+            }
         }
         (Method::DELETE, Some(name)) => {
             let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
@@ -378,31 +435,11 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
     }
 }
 
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => out.push(b),
-                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
-                }
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn namespace_missing(state: &Mutex<State>, t: &Target) -> bool {
+    let s = lock(state);
+    t.namespace
+        .as_ref()
+        .is_some_and(|ns| s.missing_namespaces.contains(ns))
 }
 
 fn in_scope(t: &Target, selector: &[(String, String)], key: &Key, object: &Value) -> bool {
@@ -503,6 +540,10 @@ fn apply_patch(state: &Arc<Mutex<State>>, t: &Target, name: &str, body: &[u8]) -
     let mut s = lock(state);
     let key = (t.kind, ns, name.to_string());
     let existing = s.objects.get(&key).cloned();
+    if t.kind.is_mcs() {
+        // The status subresource: writes of the main resource keep it.
+        subresource::keep_status(&mut object, existing.as_ref());
+    }
     if t.kind == Kind::Service {
         let ip = match existing
             .as_ref()

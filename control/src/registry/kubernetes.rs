@@ -1,20 +1,26 @@
 //! The Kubernetes registry: kube-rs watchers on Services and
-//! `discovery.k8s.io/v1` EndpointSlices, in all namespaces or in the
+//! `discovery.k8s.io/v1` EndpointSlices, and MCS `ServiceExport`s
+//! ([`mcs`], when their CRD is installed), in all namespaces or in the
 //! configured ones (`registry.namespaces`).
 //!
 //! Each watcher's events go into an `ObjectSet`; after every burst of
 //! events the registry rebuilds the local view with the same
 //! [`build::build`] as the static registry, so a Service gives the same
-//! table whichever way it arrives. Until every watcher has completed its
-//! first list the published snapshot is `pending`: its services are not
-//! known yet, so nothing is withdrawn on their account, and `fedctl check`
-//! shows why (an unreachable API server, missing RBAC).
+//! table whichever way it arrives; a Service with a `ServiceExport` is
+//! built as if it carried the export annotation. Until every watcher has
+//! completed its first list the published snapshot is `pending`: its
+//! services are not known yet, so nothing is withdrawn on their account,
+//! and `fedctl check` shows why (an unreachable API server, missing RBAC).
 //!
 //! Watch errors never stop the registry: kube-runtime's watcher retries
 //! with backoff and relists when its resource version is gone (HTTP 410);
 //! until then the last known objects keep serving and the error is a
-//! problem in the snapshot.
+//! problem in the snapshot. A `ServiceExport` list answered 404 means the
+//! CRD is not installed: that watcher counts as listed and empty (the
+//! annotation still exports), and keeps retrying so that installing the
+//! CRD later is picked up.
 
+pub mod mcs;
 pub(crate) mod objects;
 
 use std::collections::BTreeMap;
@@ -30,8 +36,9 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use self::mcs::ServiceExport;
 use self::objects::ObjectSet;
 use super::{Registry, build};
 use crate::model::{LocalSnapshot, Problem};
@@ -58,6 +65,7 @@ impl Kubernetes {
 enum Source {
     Services(usize),
     Slices(usize),
+    Exports(usize),
 }
 
 /// One item of the merged watch streams (short-lived, one at a time, so
@@ -66,6 +74,9 @@ enum Source {
 enum Watched {
     Service(Source, Event<Service>),
     Slice(Source, Event<EndpointSlice>),
+    Export(Source, Event<ServiceExport>),
+    /// The ServiceExport CRD is not installed (the list was a 404).
+    NoExportCrd(Source),
     Failed(Source, String),
 }
 
@@ -131,6 +142,8 @@ impl Kubernetes {
             let slices: Api<EndpointSlice> = api(&self.client, scope.as_deref());
             all.push(tagged(services, Source::Services(i), Watched::Service));
             all.push(tagged(slices, Source::Slices(i), Watched::Slice));
+            let exports: Api<ServiceExport> = api(&self.client, scope.as_deref());
+            all.push(tagged(exports, Source::Exports(i), Watched::Export));
         }
         all
     }
@@ -167,6 +180,12 @@ where
                 // 410 Gone: the watch's version was compacted away; the
                 // watcher relists, as it should. Not a problem to report.
                 Err(watcher::Error::WatchError(status)) if status.code == 410 => None,
+                // No such resource: only the optional MCS CRD may be absent.
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                    if status.code == 404 && matches!(source, Source::Exports(_)) =>
+                {
+                    Some(Watched::NoExportCrd(source))
+                }
                 Err(e) => Some(Watched::Failed(source, e.to_string())),
             })
         })
@@ -202,6 +221,7 @@ fn without_ours(event: Event<Service>) -> Option<Event<Service>> {
 struct View {
     services: Vec<ObjectSet<Service>>,
     slices: Vec<ObjectSet<EndpointSlice>>,
+    exports: Vec<ObjectSet<ServiceExport>>,
     errors: BTreeMap<Source, String>,
 }
 
@@ -210,6 +230,7 @@ impl View {
         Self {
             services: (0..scopes).map(|_| ObjectSet::default()).collect(),
             slices: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            exports: (0..scopes).map(|_| ObjectSet::default()).collect(),
             errors: BTreeMap::new(),
         }
     }
@@ -224,7 +245,7 @@ impl View {
                 };
                 let set = match source {
                     Source::Services(i) => self.services.get_mut(i),
-                    Source::Slices(_) => None,
+                    _ => None,
                 };
                 set.is_some_and(|s| s.apply(event)) || cleared
             }
@@ -232,9 +253,23 @@ impl View {
                 let cleared = self.errors.remove(&source).is_some();
                 let set = match source {
                     Source::Slices(i) => self.slices.get_mut(i),
-                    Source::Services(_) => None,
+                    _ => None,
                 };
                 set.is_some_and(|s| s.apply(event)) || cleared
+            }
+            Watched::Export(source, event) => {
+                let cleared = self.errors.remove(&source).is_some();
+                self.export_set(source).is_some_and(|s| s.apply(event)) || cleared
+            }
+            Watched::NoExportCrd(source) => {
+                debug!(
+                    ?source,
+                    "no ServiceExport CRD installed; only the annotation exports"
+                );
+                let cleared = self.errors.remove(&source).is_some();
+                let set = self.export_set(source);
+                // A relist that finds nothing: listed, and empty.
+                set.is_some_and(|s| s.apply(Event::Init) | s.apply(Event::InitDone)) || cleared
             }
             Watched::Failed(source, error) => {
                 warn!(%error, ?source, "kubernetes watch failed; retrying with backoff");
@@ -243,18 +278,35 @@ impl View {
         }
     }
 
+    fn export_set(&mut self, source: Source) -> Option<&mut ObjectSet<ServiceExport>> {
+        match source {
+            Source::Exports(i) => self.exports.get_mut(i),
+            _ => None,
+        }
+    }
+
     fn snapshot(&self) -> LocalSnapshot {
         let pending = !(self.services.iter().all(ObjectSet::listed)
-            && self.slices.iter().all(ObjectSet::listed));
-        let mut snap = build::build(
+            && self.slices.iter().all(ObjectSet::listed)
+            && self.exports.iter().all(ObjectSet::listed));
+        let exported = mcs::with_service_exports(
             self.services.iter().flat_map(ObjectSet::objects),
+            self.exports
+                .iter()
+                .flat_map(ObjectSet::objects)
+                .map(|s| &s.object),
+        );
+        let mut snap = build::build(
+            exported.marked.iter().chain(exported.rest),
             self.slices.iter().flat_map(ObjectSet::objects),
         );
+        snap.problems.extend(exported.orphans);
         snap.pending = pending;
         for (source, error) in &self.errors {
             let what = match source {
                 Source::Services(_) => "Services",
                 Source::Slices(_) => "EndpointSlices",
+                Source::Exports(_) => "ServiceExports",
             };
             snap.problems.push(Problem {
                 source: "kubernetes API".into(),
@@ -266,7 +318,8 @@ impl View {
         if pending && self.errors.is_empty() {
             snap.problems.push(Problem {
                 source: "kubernetes API".into(),
-                message: "listing Services and EndpointSlices; not finished yet".into(),
+                message: "listing Services, EndpointSlices and ServiceExports; not finished yet"
+                    .into(),
             });
         }
         snap

@@ -209,10 +209,16 @@ fn in_kubernetes_mode_imports_get_services_whose_cluster_ips_are_the_vips() {
         east.service("demo/hello")
             .is_some_and(|s| s["vip"] == global_ip.as_str())
     });
-    let a = fedmesh_tests::dns_query(east.dns(), "hello.demo.svc.clusterset.local", "A");
-    assert_eq!(a.a, [global_ip.parse::<std::net::Ipv4Addr>().unwrap()]);
-    let pinned = fedmesh_tests::dns_query(east.dns(), "west.hello.demo.svc.clusterset.local", "A");
-    assert_eq!(pinned.a, [pinned_ip.parse::<std::net::Ipv4Addr>().unwrap()]);
+    // DNS is fed from the table by a task of its own: it follows shortly.
+    for (name, ip) in [
+        ("hello.demo.svc.clusterset.local", global_ip),
+        ("west.hello.demo.svc.clusterset.local", pinned_ip),
+    ] {
+        let want: std::net::Ipv4Addr = ip.parse().expect("a ClusterIP");
+        wait_until(&format!("DNS answers {name} with {want}"), SYNC, || {
+            fedmesh_tests::dns_query(east.dns(), name, "A").a == [want]
+        });
+    }
 
     // kube-proxy would send ClusterIP:8080 to a gateway pod's target port;
     // here the client dials east's gateway on that port directly.

@@ -19,6 +19,8 @@ mod join_safety;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod manifests;
+mod mcs;
 mod pool;
 mod registry_events;
 mod restart;

@@ -68,6 +68,8 @@ fn listed(services: &[&str], slices: &[&str]) -> View {
         view.apply(slice(Event::InitApply, s));
     }
     view.apply(Watched::Slice(Source::Slices(0), Event::InitDone));
+    view.apply(Watched::Export(Source::Exports(0), Event::Init));
+    view.apply(Watched::Export(Source::Exports(0), Event::InitDone));
     view
 }
 
@@ -82,6 +84,8 @@ fn the_view_is_pending_until_services_and_slices_are_both_listed() {
     view.apply(Watched::Service(Source::Services(0), Event::Init));
     view.apply(svc(Event::InitApply, HELLO));
     view.apply(Watched::Service(Source::Services(0), Event::InitDone));
+    // No ServiceExport CRD: that watcher counts as listed, and empty.
+    view.apply(Watched::NoExportCrd(Source::Exports(0)));
     let snap = view.snapshot();
     assert!(snap.pending, "slices are not listed yet");
     assert!(
@@ -160,6 +164,7 @@ fn every_namespace_must_be_listed_before_the_view_is_complete() {
     for i in 0..2 {
         view.apply(Watched::Service(Source::Services(i), Event::Init));
         view.apply(Watched::Service(Source::Services(i), Event::InitDone));
+        view.apply(Watched::NoExportCrd(Source::Exports(i)));
     }
     view.apply(Watched::Slice(Source::Slices(0), Event::Init));
     view.apply(Watched::Slice(Source::Slices(0), Event::InitDone));
@@ -217,4 +222,66 @@ spec:
     let mut view = listed(&[OTHER], &[]);
     assert!(!view.apply(svc(Event::Apply, ours)));
     assert_eq!(view.snapshot().services.len(), 1);
+}
+
+fn service_export(ns: &str, name: &str) -> ServiceExport {
+    object(&format!(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{ name: {name}, namespace: {ns} }}\n"
+    ))
+}
+
+#[test]
+fn a_service_export_exports_a_service_without_the_annotation() {
+    let plain = HELLO.replace("fedmesh.io/export: \"true\", ", "");
+    let mut view = listed(&[&plain], &[HELLO_SLICE]);
+    assert!(view.snapshot().services[&hello()].export.is_none());
+    let export = service_export("demo", "hello");
+    assert!(view.apply(Watched::Export(
+        Source::Exports(0),
+        Event::Apply(export.clone())
+    )));
+    let snap = view.snapshot();
+    let exported = &snap.services[&hello()];
+    let spec = exported
+        .export
+        .as_ref()
+        .expect("exported by the ServiceExport");
+    assert_eq!(
+        spec.affinity,
+        crate::model::Affinity::Remote,
+        "other annotations still apply"
+    );
+    assert_eq!(exported.healthy_endpoints(), 1);
+    // Deleting the ServiceExport withdraws the export.
+    assert!(view.apply(Watched::Export(Source::Exports(0), Event::Delete(export))));
+    assert!(view.snapshot().services[&hello()].export.is_none());
+}
+
+#[test]
+fn a_service_export_in_another_namespace_exports_nothing() {
+    let plain = HELLO.replace("fedmesh.io/export: \"true\", ", "");
+    let mut view = listed(&[&plain], &[]);
+    view.apply(Watched::Export(
+        Source::Exports(0),
+        Event::Apply(service_export("prod", "hello")),
+    ));
+    assert!(view.snapshot().services[&hello()].export.is_none());
+}
+
+#[test]
+fn the_view_waits_for_the_service_export_list() {
+    let mut view = View::new(1);
+    for e in [Event::Init, Event::InitDone] {
+        view.apply(Watched::Service(Source::Services(0), e));
+    }
+    for e in [Event::Init, Event::InitDone] {
+        view.apply(Watched::Slice(Source::Slices(0), e));
+    }
+    assert!(view.snapshot().pending, "ServiceExports not listed yet");
+    assert!(view.apply(Watched::NoExportCrd(Source::Exports(0))));
+    assert!(!view.snapshot().pending);
+    assert!(
+        !view.apply(Watched::NoExportCrd(Source::Exports(0))),
+        "a retry that finds no CRD again is no change"
+    );
 }
