@@ -10,6 +10,7 @@
 //! store at start: a restarted cluster serves its last imports at once,
 //! stale until their peers reconnect.
 
+pub mod headless;
 pub mod vips;
 
 use std::collections::{BTreeMap, HashMap};
@@ -104,6 +105,8 @@ pub struct TableSnapshot {
     pub version: u64,
     /// Global services by key.
     pub services: BTreeMap<ServiceKey, GlobalService>,
+    /// The headless ones' named endpoints ([`headless`]).
+    pub headless: BTreeMap<ServiceKey, headless::HeadlessService>,
 }
 
 impl TableSnapshot {
@@ -145,17 +148,33 @@ pub fn build(
     imports: &Imports,
     vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
+    build_all(me, exports, peers, imports, vips).0
+}
+
+/// [`build`], and the headless services' named endpoints with their VIPs.
+pub fn build_all(
+    me: &LocalCluster,
+    exports: &ExportState,
+    peers: &[PeerLink],
+    imports: &Imports,
+    vips: &mut dyn VipSource,
+) -> (
+    BTreeMap<ServiceKey, GlobalService>,
+    BTreeMap<ServiceKey, headless::HeadlessService>,
+) {
     let mut entries = local_candidates(me, exports);
     add_peer_candidates(&mut entries, peers, imports);
-    let live: std::collections::HashSet<VipName> = entries
+    let mut live: std::collections::HashSet<VipName> = entries
         .iter()
         .flat_map(|(k, es)| {
             std::iter::once(k.global_vip())
                 .chain(es.iter().map(move |c| k.pinned_vip(&c.entry.cluster)))
         })
         .collect();
+    live.extend(headless::live_names(me, exports, peers, imports));
     let in_use = |name: &VipName| live.contains(name);
-    entries
+    let named = headless::build(me, exports, peers, imports, vips, &in_use);
+    let services = entries
         .into_iter()
         .map(|(key, mut es)| {
             // Oldest export first; the cluster name breaks ties.
@@ -166,7 +185,8 @@ pub fn build(
             let service = merge(key.clone(), es, vips, &in_use);
             (key, service)
         })
-        .collect()
+        .collect();
+    (services, named)
 }
 
 /// This cluster's own exports, one candidate each.
@@ -339,25 +359,32 @@ pub async fn run(mut t: TableTask) {
         t.peer_changes.borrow_and_update();
         let peers = (t.peers)();
         imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
-        let services = match (&mut allocator, &mut t.vips) {
+        let (services, headless) = match (&mut allocator, &mut t.vips) {
             (Some(range), _) => {
-                let services = build(&t.me, &exports, &peers, &imports, range);
+                let built = build_all(&t.me, &exports, &peers, &imports, range);
                 persist_vips(&t.store, range).await;
-                services
+                built
             }
             (None, VipMode::External(ips)) => {
                 let mut external = ExternalVips(ips.borrow_and_update().clone());
-                build(&t.me, &exports, &peers, &imports, &mut external)
+                build_all(&t.me, &exports, &peers, &imports, &mut external)
             }
-            (None, VipMode::Range(_)) => BTreeMap::new(),
+            (None, VipMode::Range(_)) => Default::default(),
         };
         // The first build is always published, even when empty: readers
         // (the import Service controller) wait for it before acting.
-        if services != t.out.borrow().services || version == 0 {
+        let changed = {
+            let out = t.out.borrow();
+            services != out.services || headless != out.headless
+        };
+        if changed || version == 0 {
             version += 1;
             debug!(version, services = services.len(), "service table changed");
-            t.out
-                .send_replace(Arc::new(TableSnapshot { version, services }));
+            t.out.send_replace(Arc::new(TableSnapshot {
+                version,
+                services,
+                headless,
+            }));
         }
         tokio::select! {
             event = t.events.recv() => match event {
