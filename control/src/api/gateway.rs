@@ -397,6 +397,32 @@ mod tests {
         let got = v1::ImportedService::decode(sent.encode_to_vec().as_slice()).unwrap();
         let t = &got.targets[0];
         assert_eq!((t.healthy_endpoints, t.total_endpoints), (4, 10));
+        assert!(t.endpoint_vips.is_empty());
+
+        use crate::table::headless::EndpointEntry;
+        let ep = |hostname: &str, vip: Option<&str>| EndpointEntry {
+            hostname: hostname.into(),
+            ready: true,
+            vip: vip.map(|v| v.parse().unwrap()),
+        };
+        let headless = HeadlessService {
+            clusters: [(
+                "west".to_string(),
+                vec![ep("db-0", Some("127.77.0.5")), ep("db-1", None)],
+            )]
+            .into(),
+        };
+        let sent = imported(&service, &ListenPorts::new(), Some(&headless)).unwrap();
+        let vips: Vec<_> = sent.targets[0]
+            .endpoint_vips
+            .iter()
+            .map(|e| (e.hostname.as_str(), e.vip.as_str()))
+            .collect();
+        assert_eq!(
+            vips,
+            [("db-0", "127.77.0.5")],
+            "a VIP-less endpoint is left out"
+        );
     }
 
     /// The senders behind a test API's inputs: a closed one would end
