@@ -173,7 +173,6 @@ pub fn build_all(
         .collect();
     live.extend(headless::live_names(me, exports, peers, imports));
     let in_use = |name: &VipName| live.contains(name);
-    let named = headless::build(me, exports, peers, imports, vips, &in_use);
     let services = entries
         .into_iter()
         .map(|(key, mut es)| {
@@ -186,6 +185,9 @@ pub fn build_all(
             (key, service)
         })
         .collect();
+    // After the services' own VIPs: a nearly full range serves a new
+    // service before another pod name.
+    let named = headless::build(me, exports, peers, imports, vips, &in_use);
     (services, named)
 }
 
