@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_dns::{ClusterRecord, PortRecord, ServiceRecord, ZoneSnapshot};
+use fedmesh_dns::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneSnapshot};
 use tokio::sync::watch;
 
 use crate::clock;
+use crate::model::ServiceKey;
 use crate::table::TableSnapshot;
 
 /// SRV weight of a service port: one target per name, so any value works;
@@ -48,6 +49,7 @@ pub fn zone_snapshot(
                         Some(ClusterRecord {
                             cluster: c.cluster.clone(),
                             pinned_vip: c.pinned_vip?,
+                            endpoints: endpoint_records(table, &s.key, &c.cluster),
                         })
                     })
                     .collect(),
@@ -60,6 +62,25 @@ pub fn zone_snapshot(
         services,
         serial,
     }
+}
+
+/// The named endpoints of `cluster` a headless service's DNS answers:
+/// ready ones with a VIP (the MCS DNS spec publishes ready endpoints only;
+/// a pod that is not ready keeps its VIP and is answered again once ready).
+fn endpoint_records(table: &TableSnapshot, key: &ServiceKey, cluster: &str) -> Vec<EndpointRecord> {
+    table
+        .headless_service(key)
+        .and_then(|h| h.clusters.get(cluster))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.ready)
+        .filter_map(|e| {
+            Some(EndpointRecord {
+                hostname: e.hostname.clone(),
+                vip: e.vip?,
+            })
+        })
+        .collect()
 }
 
 /// Publishes a zone snapshot for every table snapshot, until the table
@@ -146,5 +167,62 @@ mod tests {
         assert_eq!(r.clusters[0].cluster, "east");
         assert_eq!(r.clusters[0].pinned_vip.to_string(), "127.77.0.2");
         assert_eq!((zone.ttl, zone.serial), (5, 42));
+    }
+
+    #[test]
+    fn ready_named_endpoints_with_a_vip_become_endpoint_records_of_their_cluster() {
+        use crate::table::headless::{EndpointEntry, HeadlessService};
+        let key = ServiceKey::new("demo", "db");
+        let entry = ClusterEntry {
+            cluster: "east".into(),
+            local: true,
+            locality: Locality::default(),
+            healthy: 1,
+            total: 2,
+            stale: false,
+            pinned_vip: Some("127.77.0.2".parse().unwrap()),
+            exported_at_ms: 0,
+            gateway_address: String::new(),
+            ports: vec![],
+        };
+        let service = GlobalService {
+            key: key.clone(),
+            vip: Some("127.77.0.1".parse().unwrap()),
+            ports: vec![],
+            affinity: Affinity::Local,
+            weights: BTreeMap::new(),
+            clusters: vec![entry],
+            conflicts: vec![],
+        };
+        let ep = |hostname: &str, ready, vip: Option<&str>| EndpointEntry {
+            hostname: hostname.into(),
+            ready,
+            vip: vip.map(|v| v.parse().unwrap()),
+        };
+        let headless = HeadlessService {
+            clusters: BTreeMap::from([(
+                "east".to_string(),
+                vec![
+                    ep("db-0", true, Some("127.77.0.3")),
+                    ep("db-1", false, Some("127.77.0.4")),
+                    ep("db-2", true, None),
+                ],
+            )]),
+        };
+        let table = TableSnapshot {
+            version: 1,
+            services: BTreeMap::from([(key.clone(), service)]),
+            headless: BTreeMap::from([(key, headless)]),
+            ..Default::default()
+        };
+        let zone = zone_snapshot(&table, "clusterset.local", Duration::from_secs(5), 1);
+        let eps = &zone.services[0].clusters[0].endpoints;
+        assert_eq!(
+            eps.len(),
+            1,
+            "not ready and VIP-less endpoints are left out"
+        );
+        assert_eq!(eps[0].hostname, "db-0");
+        assert_eq!(eps[0].vip.to_string(), "127.77.0.3");
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock;
-use crate::model::{ExportSpec, LocalSnapshot, PortSpec, ServiceKey};
+use crate::model::{ExportSpec, LocalSnapshot, NamedEndpoints, PortSpec, ServiceKey};
 use crate::store::Store;
 
 /// One exported service as peers see it.
@@ -37,6 +37,8 @@ pub struct ExportEntry {
     pub healthy: u32,
     /// Every local endpoint, ready or not.
     pub total: u32,
+    /// `Some` for a headless service: its endpoints with a hostname.
+    pub headless: Option<NamedEndpoints>,
 }
 
 impl ExportEntry {
@@ -67,6 +69,12 @@ impl ExportEntry {
                 .collect(),
             healthy_endpoints: self.healthy,
             total_endpoints: self.total,
+            headless: self.headless.is_some(),
+            named_endpoints: self
+                .headless
+                .as_ref()
+                .map(NamedEndpoints::to_proto)
+                .unwrap_or_default(),
         }
     }
 }
@@ -230,6 +238,9 @@ fn compute(
             spec: spec.clone(),
             healthy: svc.healthy_endpoints(),
             total: svc.total_endpoints(),
+            headless: svc
+                .headless
+                .then(|| NamedEndpoints::from_endpoints(&svc.endpoints).0),
         };
         let entry = match prev.get(&svc.key) {
             Some(old) if **old == entry => old.clone(),

@@ -7,6 +7,7 @@
 //! [`LocalSnapshot`]; the export state and the global table read it. The
 //! conversions to and from the wire types live in [`wire`], written once.
 
+pub mod headless;
 pub mod wire;
 
 #[cfg(test)]
@@ -18,6 +19,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use headless::{MAX_NAMED_ENDPOINTS, NamedEndpoint, NamedEndpoints};
 
 /// A value that is not a word of the vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +84,16 @@ impl ServiceKey {
             cluster: cluster.to_string(),
         }
     }
+
+    /// The name of the VIP pinned to the one endpoint `hostname` of the
+    /// (headless) service in `cluster`.
+    pub fn endpoint_vip(&self, cluster: &str, hostname: &str) -> VipName {
+        VipName::Endpoint {
+            service: self.clone(),
+            cluster: cluster.to_string(),
+            hostname: hostname.to_string(),
+        }
+    }
 }
 
 /// `ns/name`, for logs and for the names the on-disk and Kubernetes formats
@@ -94,8 +107,8 @@ impl fmt::Display for ServiceKey {
 /// The name of a VIP: a service's global VIP, or the one pinned to one
 /// cluster's endpoints of it. Its stored form (the state store's `vips`
 /// table, the `fedmesh.io/import` annotation of an import Service, the log)
-/// is `ns/name` and `ns/name@cluster`, written by `Display` and read back
-/// only by [`VipName::from_stored`].
+/// is `ns/name`, `ns/name@cluster` and `ns/name@cluster/hostname`, written
+/// by `Display` and read back only by [`VipName::from_stored`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VipName {
     /// The global VIP: every cluster, with locality and failover.
@@ -107,13 +120,25 @@ pub enum VipName {
         /// The cluster.
         cluster: String,
     },
+    /// The VIP of one named endpoint of a headless service (a StatefulSet
+    /// pod) in one cluster: no other endpoint, no other cluster.
+    Endpoint {
+        /// The service.
+        service: ServiceKey,
+        /// The cluster.
+        cluster: String,
+        /// The endpoint's hostname.
+        hostname: String,
+    },
 }
 
 impl VipName {
     /// The service the VIP stands for.
     pub fn service(&self) -> &ServiceKey {
         match self {
-            VipName::Global(key) | VipName::Pinned { service: key, .. } => key,
+            VipName::Global(key)
+            | VipName::Pinned { service: key, .. }
+            | VipName::Endpoint { service: key, .. } => key,
         }
     }
 
@@ -129,11 +154,23 @@ impl VipName {
             return None;
         }
         let service = ServiceKey::new(namespace, name);
-        match cluster {
-            None => Some(VipName::Global(service)),
-            Some(c) if is_dns_label(c) => Some(VipName::Pinned {
+        let Some(cluster) = cluster else {
+            return Some(VipName::Global(service));
+        };
+        let (cluster, hostname) = match cluster.split_once('/') {
+            Some((cluster, hostname)) => (cluster, Some(hostname)),
+            None => (cluster, None),
+        };
+        if !is_dns_label(cluster) {
+            return None;
+        }
+        let cluster = cluster.to_string();
+        match hostname {
+            None => Some(VipName::Pinned { service, cluster }),
+            Some(h) if is_dns_label(h) => Some(VipName::Endpoint {
                 service,
-                cluster: c.to_string(),
+                cluster,
+                hostname: h.to_string(),
             }),
             Some(_) => None,
         }
@@ -142,17 +179,23 @@ impl VipName {
     /// The bytes of the stored form, without building it.
     fn stored_bytes(&self) -> impl Iterator<Item = u8> + '_ {
         let key = self.service();
-        let cluster = match self {
-            VipName::Global(_) => "",
-            VipName::Pinned { cluster, .. } => cluster.as_str(),
+        let (cluster, hostname) = match self {
+            VipName::Global(_) => ("", ""),
+            VipName::Pinned { cluster, .. } => (cluster.as_str(), ""),
+            VipName::Endpoint {
+                cluster, hostname, ..
+            } => (cluster.as_str(), hostname.as_str()),
         };
         let at: &[u8] = if cluster.is_empty() { b"" } else { b"@" };
+        let slash: &[u8] = if hostname.is_empty() { b"" } else { b"/" };
         key.namespace
             .bytes()
             .chain(std::iter::once(b'/'))
             .chain(key.name.bytes())
             .chain(at.iter().copied())
             .chain(cluster.bytes())
+            .chain(slash.iter().copied())
+            .chain(hostname.bytes())
     }
 }
 
@@ -175,6 +218,11 @@ impl fmt::Display for VipName {
         match self {
             VipName::Global(key) => write!(f, "{key}"),
             VipName::Pinned { service, cluster } => write!(f, "{service}@{cluster}"),
+            VipName::Endpoint {
+                service,
+                cluster,
+                hostname,
+            } => write!(f, "{service}@{cluster}/{hostname}"),
         }
     }
 }
@@ -268,6 +316,9 @@ pub struct EndpointSpec {
     pub ready: bool,
     /// Port name → target port on this endpoint.
     pub ports: BTreeMap<String, u16>,
+    /// The EndpointSlice endpoint's `hostname` (StatefulSet pods set it);
+    /// names the endpoint when its service is headless.
+    pub hostname: Option<String>,
 }
 
 /// How a service is exported (the `fedmesh.io/*` annotations).
@@ -299,6 +350,9 @@ pub struct LocalService {
     pub export: Option<ExportSpec>,
     /// Endpoints from the service's EndpointSlices.
     pub endpoints: Vec<EndpointSpec>,
+    /// `spec.clusterIP: None`: each endpoint with a hostname gets its own
+    /// name and VIP across the federation ([`headless`]).
+    pub headless: bool,
 }
 
 impl LocalService {
@@ -359,4 +413,6 @@ pub struct ImportedService {
     /// (a peer on an earlier release sends none, and then counts as fully
     /// healthy).
     pub total: u32,
+    /// `Some` when the peer's service is headless: its named endpoints.
+    pub headless: Option<NamedEndpoints>,
 }

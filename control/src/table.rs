@@ -12,6 +12,7 @@
 //! before each rebuild ([`policy::admit`]): a refused export reaches no
 //! global service, and is published as a [`Refusal`] instead.
 
+pub mod headless;
 pub mod policy;
 pub mod vips;
 
@@ -111,6 +112,8 @@ pub struct TableSnapshot {
     pub services: BTreeMap<ServiceKey, GlobalService>,
     /// Peers' exports the `imports` policy refused, by service then peer.
     pub refused: Vec<Refusal>,
+    /// The headless ones' named endpoints ([`headless`]).
+    pub headless: BTreeMap<ServiceKey, headless::HeadlessService>,
 }
 
 impl TableSnapshot {
@@ -164,17 +167,32 @@ pub fn build(
     imports: &Imports,
     vips: &mut dyn VipSource,
 ) -> BTreeMap<ServiceKey, GlobalService> {
+    build_all(me, exports, peers, imports, vips).0
+}
+
+/// [`build`], and the headless services' named endpoints with their VIPs.
+pub fn build_all(
+    me: &LocalCluster,
+    exports: &ExportState,
+    peers: &[PeerLink],
+    imports: &Imports,
+    vips: &mut dyn VipSource,
+) -> (
+    BTreeMap<ServiceKey, GlobalService>,
+    BTreeMap<ServiceKey, headless::HeadlessService>,
+) {
     let mut entries = local_candidates(me, exports);
     add_peer_candidates(&mut entries, peers, imports);
-    let live: std::collections::HashSet<VipName> = entries
+    let mut live: std::collections::HashSet<VipName> = entries
         .iter()
         .flat_map(|(k, es)| {
             std::iter::once(k.global_vip())
                 .chain(es.iter().map(move |c| k.pinned_vip(&c.entry.cluster)))
         })
         .collect();
+    live.extend(headless::live_names(me, exports, peers, imports));
     let in_use = |name: &VipName| live.contains(name);
-    entries
+    let services = entries
         .into_iter()
         .map(|(key, mut es)| {
             // Oldest export first; the cluster name breaks ties.
@@ -185,7 +203,11 @@ pub fn build(
             let service = merge(key.clone(), es, vips, &in_use);
             (key, service)
         })
-        .collect()
+        .collect();
+    // After the services' own VIPs: a nearly full range serves a new
+    // service before another pod name.
+    let named = headless::build(me, exports, peers, imports, vips, &in_use);
+    (services, named)
 }
 
 /// This cluster's own exports, one candidate each.
@@ -361,20 +383,20 @@ pub async fn run(mut t: TableTask) {
         let peers = (t.peers)();
         imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
         let (admitted, refused) = policy::admit(&t.imports_policy, &peers, &imports);
-        let services = match (&mut allocator, &mut t.vips) {
+        let (services, headless) = match (&mut allocator, &mut t.vips) {
             (Some(range), _) => {
-                let services = build(&t.me, &exports, &peers, &admitted, range);
+                let built = build_all(&t.me, &exports, &peers, &admitted, range);
                 persist_vips(&t.store, range).await;
-                services
+                built
             }
             (None, VipMode::External(ips)) => {
                 let mut external = ExternalVips(ips.borrow_and_update().clone());
-                build(&t.me, &exports, &peers, &admitted, &mut external)
+                build_all(&t.me, &exports, &peers, &admitted, &mut external)
             }
-            (None, VipMode::Range(_)) => BTreeMap::new(),
+            (None, VipMode::Range(_)) => Default::default(),
         };
         drop(admitted);
-        version = publish(&t.out, version, services, refused);
+        version = publish(&t.out, version, services, headless, refused);
         tokio::select! {
             event = t.events.recv() => match event {
                 Some(event) => apply(&mut imports, event),
@@ -394,12 +416,13 @@ fn publish(
     out: &watch::Sender<Arc<TableSnapshot>>,
     version: u64,
     services: BTreeMap<ServiceKey, GlobalService>,
+    headless: BTreeMap<ServiceKey, headless::HeadlessService>,
     refused: Vec<Refusal>,
 ) -> u64 {
     let unchanged = {
         let last = out.borrow();
         log_new_refusals(&last.refused, &refused);
-        services == last.services && refused == last.refused
+        services == last.services && headless == last.headless && refused == last.refused
     };
     if unchanged && version > 0 {
         return version;
@@ -414,6 +437,7 @@ fn publish(
     out.send_replace(Arc::new(TableSnapshot {
         version,
         services,
+        headless,
         refused,
     }));
     version

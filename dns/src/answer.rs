@@ -54,8 +54,26 @@ pub(crate) fn answer(index: &ZoneIndex, qname: &Name, qtype: RecordType) -> Answ
             Some(service) => address(index, qname, qtype, service.vip),
             None => Answer::NxDomain,
         },
-        ZoneName::Pinned { cluster, ns, svc } => {
-            match index.service(ns, svc).and_then(|s| s.pinned.get(cluster)) {
+        ZoneName::Pinned { cluster, ns, svc } => match index.service(ns, svc) {
+            Some(s) => match s.pinned.get(cluster) {
+                Some(vip) => address(index, qname, qtype, *vip),
+                // Named endpoints below, no pinned VIP (range full): an
+                // empty non-terminal (RFC 8020 §2).
+                None if s.endpoints.contains_key(cluster) => Answer::NoData,
+                None => Answer::NxDomain,
+            },
+            None => Answer::NxDomain,
+        },
+        ZoneName::Endpoint {
+            hostname,
+            cluster,
+            ns,
+            svc,
+        } => {
+            let endpoint = index
+                .service(ns, svc)
+                .and_then(|s| s.endpoints.get(cluster)?.get(hostname));
+            match endpoint {
                 Some(vip) => address(index, qname, qtype, *vip),
                 None => Answer::NxDomain,
             }
@@ -103,7 +121,10 @@ fn address(index: &ZoneIndex, owner: &Name, qtype: RecordType, vip: Ipv4Addr) ->
 
 /// The SRV RRset of one port name: `0 <weight> <port> <svc>.<ns>.svc.<zone>.`
 /// per port (priority 0: every port is equally preferred), with the
-/// target's A record as additional data (RFC 2782, "Target").
+/// target's A record as additional data (RFC 2782, "Target"). A headless
+/// service's targets are its named endpoints instead, one record per
+/// endpoint and port (MCS DNS spec: SRV of a headless service names
+/// `<hostname>.<cluster>.<svc>.<ns>.svc.<zone>`).
 fn srv(
     index: &ZoneIndex,
     owner: &Name,
@@ -114,15 +135,29 @@ fn srv(
     if !matches!(qtype, RecordType::SRV | RecordType::ANY) {
         return Answer::NoData;
     }
-    let answers = targets
+    let hosts: Vec<(&Name, Ipv4Addr)> = if service.endpoint_names.is_empty() {
+        vec![(&service.fqdn, service.vip)]
+    } else {
+        service
+            .endpoint_names
+            .iter()
+            .map(|(n, v)| (n, *v))
+            .collect()
+    };
+    let answers = hosts
         .iter()
-        .map(|&(port, weight)| {
-            let srv = SRV::new(0, weight, port, service.fqdn.clone());
-            Record::from_rdata(owner.clone(), index.ttl(), RData::SRV(srv))
+        .flat_map(|&(host, _)| {
+            targets.iter().map(move |&(port, weight)| {
+                let srv = SRV::new(0, weight, port, host.clone());
+                Record::from_rdata(owner.clone(), index.ttl(), RData::SRV(srv))
+            })
         })
         .collect();
-    let target = a_record(index, &service.fqdn, service.vip);
-    records(answers, vec![target])
+    let additionals = hosts
+        .iter()
+        .map(|&(host, vip)| a_record(index, host, vip))
+        .collect();
+    records(answers, additionals)
 }
 
 fn a_record(index: &ZoneIndex, owner: &Name, vip: Ipv4Addr) -> Record {

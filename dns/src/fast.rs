@@ -259,7 +259,8 @@ fn in_zone(name: &[u8], zone: &[u8]) -> bool {
 }
 
 /// Every name that exists in the zone of `index`: the apex, the empty
-/// non-terminals and the names of every service (`names.rs`).
+/// non-terminals and the names of every service (`names.rs`), headless
+/// services' named endpoints included.
 fn existing_names(index: &ZoneIndex) -> Vec<Name> {
     let zone = index.zone();
     let mut names = vec![zone.clone()];
@@ -278,6 +279,16 @@ fn existing_names(index: &ZoneIndex) -> Vec<Name> {
             push(&[], fqdn);
             for cluster in service.pinned.keys() {
                 push(&[cluster.as_bytes()], fqdn);
+            }
+            // A cluster with named endpoints but no pinned VIP is an
+            // empty non-terminal: it exists too.
+            for (cluster, hosts) in &service.endpoints {
+                if !service.pinned.contains_key(cluster) {
+                    push(&[cluster.as_bytes()], fqdn);
+                }
+                for host in hosts.keys() {
+                    push(&[host.as_bytes(), cluster.as_bytes()], fqdn);
+                }
             }
             if !service.ports.is_empty() {
                 push(&[b"_tcp"], fqdn);

@@ -45,4 +45,4 @@ mod udp;
 
 pub use error::DnsError;
 pub use server::{DnsConfig, DnsServer};
-pub use snapshot::{ClusterRecord, PortRecord, ServiceRecord, ZoneSnapshot};
+pub use snapshot::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneSnapshot};

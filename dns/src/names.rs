@@ -9,6 +9,7 @@
 //! <ns>.svc.<zone>                           empty non-terminal
 //! <svc>.<ns>.svc.<zone>                     A → VIP
 //! <cluster>.<svc>.<ns>.svc.<zone>           A → pinned VIP
+//! <hostname>.<cluster>.<svc>.<ns>.svc.<zone>  A → one endpoint's VIP (headless)
 //! _tcp.<svc>.<ns>.svc.<zone>                empty non-terminal
 //! _<port>._tcp.<svc>.<ns>.svc.<zone>        SRV
 //! ```
@@ -38,6 +39,18 @@ pub(crate) enum ZoneName<'a> {
     },
     /// `<cluster>.<svc>.<ns>.svc.<zone>`.
     Pinned {
+        /// Cluster label.
+        cluster: &'a str,
+        /// Namespace label.
+        ns: &'a str,
+        /// Service label.
+        svc: &'a str,
+    },
+    /// `<hostname>.<cluster>.<svc>.<ns>.svc.<zone>`: one named endpoint of
+    /// a headless service (MCS DNS spec).
+    Endpoint {
+        /// Hostname label.
+        hostname: &'a str,
         /// Cluster label.
         cluster: &'a str,
         /// Namespace label.
@@ -100,6 +113,18 @@ pub(crate) fn parse<'a>(name: &'a Name, zone: &Name) -> ZoneName<'a> {
             Some(port) if !port.is_empty() => ZoneName::Srv { port, ns, svc },
             _ => ZoneName::Unknown,
         },
+        // After the SRV shape; hostnames and cluster names are DNS labels
+        // and never start with an underscore (`_dns._udp` is no endpoint).
+        [hostname, cluster, svc, ns, "svc"]
+            if !hostname.starts_with('_') && !cluster.starts_with('_') =>
+        {
+            ZoneName::Endpoint {
+                hostname,
+                cluster,
+                ns,
+                svc,
+            }
+        }
         _ => ZoneName::Unknown,
     }
 }
@@ -216,7 +241,23 @@ mod tests {
             "a._http._tcp.web.prod.svc.clusterset.local.",
             ZoneName::Unknown,
         );
-        assert_parses("a.east.web.prod.svc.clusterset.local.", ZoneName::Unknown);
+        assert_parses(
+            "a.db-0.east.web.prod.svc.clusterset.local.",
+            ZoneName::Unknown,
+        );
+    }
+
+    #[test]
+    fn a_hostname_before_a_cluster_names_one_endpoint() {
+        assert_parses(
+            "db-0.east.db.prod.svc.clusterset.local.",
+            ZoneName::Endpoint {
+                hostname: "db-0",
+                cluster: "east",
+                ns: "prod",
+                svc: "db",
+            },
+        );
     }
 
     #[test]

@@ -63,6 +63,19 @@ pub struct ClusterRecord {
     pub cluster: String,
     /// The address of the A record for `<cluster>.<svc>.<ns>.svc.<zone>`.
     pub pinned_vip: Ipv4Addr,
+    /// Headless services: the cluster's ready named endpoints, each
+    /// `<hostname>.<cluster>.<svc>.<ns>.svc.<zone>` (MCS DNS spec). When
+    /// any cluster has one, the service's SRV records list these names.
+    pub endpoints: Vec<EndpointRecord>,
+}
+
+/// One named endpoint of a headless service (a StatefulSet pod).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// Its hostname (a DNS label).
+    pub hostname: String,
+    /// The address of its A record: a VIP reaching this endpoint only.
+    pub vip: Ipv4Addr,
 }
 
 /// SOA timers. Nothing transfers this zone (AXFR is refused), so refresh,
@@ -92,6 +105,11 @@ pub(crate) struct ServiceEntry {
     pub(crate) pinned: HashMap<String, Ipv4Addr>,
     /// `(port, weight)` by lowercase port name, in snapshot order.
     pub(crate) ports: HashMap<String, Vec<(u16, u16)>>,
+    /// Named endpoints' VIPs by lowercase cluster, then hostname.
+    pub(crate) endpoints: HashMap<String, HashMap<String, Ipv4Addr>>,
+    /// Every named endpoint's `<hostname>.<cluster>.<svc>.<ns>.svc.<zone>.`
+    /// (lowercase) and VIP, sorted: the SRV targets of a headless service.
+    pub(crate) endpoint_names: Vec<(Name, Ipv4Addr)>,
 }
 
 impl ZoneIndex {
@@ -143,11 +161,17 @@ impl ZoneIndex {
             fqdn,
             pinned: HashMap::new(),
             ports: HashMap::new(),
+            endpoints: HashMap::new(),
+            endpoint_names: Vec::new(),
         };
         for cluster in &service.clusters {
             let cluster_label = cluster.cluster.to_ascii_lowercase();
-            entry.pinned.insert(cluster_label, cluster.pinned_vip);
+            entry
+                .pinned
+                .insert(cluster_label.clone(), cluster.pinned_vip);
+            index_endpoints(&mut entry, &cluster_label, &cluster.endpoints);
         }
+        entry.endpoint_names.sort();
         for port in service.ports.iter().filter(|p| !p.name.is_empty()) {
             let targets = entry.ports.entry(port.name.to_ascii_lowercase());
             let targets = targets.or_default();
@@ -231,6 +255,31 @@ impl ZoneIndex {
     /// The zone's NS record, owned by `owner` (the apex, in the case asked).
     pub(crate) fn ns_record(&self, owner: Name) -> Record {
         Record::from_rdata(owner, self.ttl(), RData::NS(NS(self.name_server())))
+    }
+}
+
+/// Adds `cluster`'s named endpoints to `entry`. A hostname that does not
+/// make one label under the cluster's name is left out and logged.
+fn index_endpoints(entry: &mut ServiceEntry, cluster: &str, endpoints: &[EndpointRecord]) {
+    for e in endpoints {
+        let host = e.hostname.to_ascii_lowercase();
+        let name = Name::from_ascii(format!("{host}.{cluster}"))
+            .and_then(|n| n.append_domain(&entry.fqdn));
+        match name {
+            Ok(name) if name.iter().count() == entry.fqdn.iter().count() + 2 => {
+                entry.endpoint_names.push((name, e.vip));
+                entry
+                    .endpoints
+                    .entry(cluster.to_string())
+                    .or_default()
+                    .insert(host, e.vip);
+            }
+            _ => warn!(
+                %cluster,
+                hostname = %e.hostname,
+                "endpoint hostname is not one DNS label; leaving it out of DNS"
+            ),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod control;
 pub mod dial;
 pub mod egress;
+pub mod endpoint;
 pub mod error;
 pub mod gateway;
 pub mod health;

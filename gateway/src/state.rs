@@ -12,6 +12,8 @@ use fedmesh_proto::v1;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::endpoint::{self, EndpointVip};
+
 /// A service's identity: (namespace, name).
 pub type ServiceKey = (String, String);
 
@@ -88,6 +90,9 @@ pub struct Listener {
     pub port: u16,
     /// `Some(cluster)` for a pinned VIP: only that cluster serves it.
     pub pinned: Option<String>,
+    /// `Some(hostname)` for a named endpoint's VIP (with `pinned` its
+    /// cluster): only that endpoint serves it ([`crate::endpoint`]).
+    pub endpoint: Option<String>,
 }
 
 impl GatewayState {
@@ -102,6 +107,7 @@ impl GatewayState {
                 key: i.key.clone(),
                 port,
                 pinned: pinned.cloned(),
+                endpoint: None,
             };
             if !i.listen_ports.is_empty() {
                 for ((pinned, port), listen) in &i.listen_ports {
@@ -113,6 +119,11 @@ impl GatewayState {
                 out.insert((i.vip, *port).into(), listener(None, *port));
                 for (cluster, vip) in &i.pinned {
                     out.insert((*vip, *port).into(), listener(Some(cluster), *port));
+                }
+                for e in self.endpoint_vips.get(&i.key).into_iter().flatten() {
+                    let mut named = listener(Some(&e.cluster), *port);
+                    named.endpoint = Some(e.hostname.clone());
+                    out.insert((e.vip, *port).into(), named);
                 }
             }
         }
@@ -129,6 +140,9 @@ pub struct Endpoint {
     pub ready: bool,
     /// Port name → target port.
     pub ports: BTreeMap<String, u16>,
+    /// Its hostname when its service is headless: a named endpoint's
+    /// route reaches it by this name only.
+    pub hostname: Option<String>,
 }
 
 /// A service this cluster exports: what ingress routes to.
@@ -173,6 +187,8 @@ pub struct GatewayState {
     pub imports: BTreeMap<ServiceKey, Import>,
     /// Exported services by key.
     pub exports: HashMap<ServiceKey, Export>,
+    /// Headless imports: every named endpoint's VIP, by service.
+    pub endpoint_vips: BTreeMap<ServiceKey, Vec<EndpointVip>>,
 }
 
 impl GatewayState {
@@ -211,6 +227,14 @@ impl GatewayState {
             .into_iter()
             .map(|imp| (imp.key.clone(), imp))
             .collect();
+        let mut endpoint_vips = BTreeMap::new();
+        for (i, imp) in s.imports.iter().enumerate() {
+            let vips = endpoint::decode(imp)
+                .map_err(|e| format!("imports[{i}] ({}/{}): {e}", imp.namespace, imp.name))?;
+            if !vips.is_empty() {
+                endpoint_vips.insert((imp.namespace.clone(), imp.name.clone()), vips);
+            }
+        }
         let exports = s
             .exports
             .iter()
@@ -229,6 +253,7 @@ impl GatewayState {
             trust,
             imports,
             exports,
+            endpoint_vips,
         })
     }
 }
@@ -346,6 +371,7 @@ fn export(e: &v1::LocalService) -> Result<Export, String> {
                     address,
                     ready: ep.ready,
                     ports,
+                    hostname: (!ep.hostname.is_empty()).then(|| ep.hostname.clone()),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -395,7 +421,23 @@ mod tests {
             key: ("demo".into(), "hello".into()),
             port: 8080,
             pinned: pinned.map(str::to_string),
+            endpoint: None,
         }
+    }
+
+    #[test]
+    fn a_named_endpoint_vip_gets_a_listener_of_its_own() {
+        let mut snap = snapshot(vec![]);
+        snap.imports[0].targets[1].endpoint_vips = vec![v1::EndpointVip {
+            hostname: "db-2".into(),
+            vip: "127.77.0.9".into(),
+        }];
+        let state = GatewayState::from_proto(&snap).unwrap();
+        let got = state.listeners("127.0.1.1".parse().unwrap());
+        assert_eq!(got.len(), 4, "{got:?}");
+        let mut want = listener(Some("west"));
+        want.endpoint = Some("db-2".into());
+        assert_eq!(got[&"127.77.0.9:8080".parse().unwrap()], want);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! What gateways say to each other on the wire, in one place: the ALPN
 //! names, the `<port>.<svc>.<ns>.fedmesh` name of a service port (the TLS
-//! SNI of the first-wave tunnel, the `:authority` of an HTTP/2 CONNECT),
+//! SNI of the first-wave tunnel, the `:authority` of an HTTP/2 CONNECT)
+//! and `<hostname>.<port>.<svc>.<ns>.fedmesh`, the name of one named
+//! endpoint of a headless service (which an ingress of an earlier release
+//! refuses as a bad request, so it never reaches another endpoint),
 //! the refusals an ingress can answer, and how each travels: a two-byte
 //! [`preface`] on the first-wave tunnel, an HTTP status with a reason
 //! header on a CONNECT stream (DESIGN.md, "Wave 2 contract →
@@ -41,6 +44,9 @@ pub struct Route {
     pub service: String,
     /// Namespace.
     pub namespace: String,
+    /// The one named endpoint (a headless service's hostname) to reach;
+    /// `None` for any endpoint of the service.
+    pub endpoint: Option<String>,
 }
 
 impl Route {
@@ -50,32 +56,68 @@ impl Route {
             port,
             service: service.to_string(),
             namespace: namespace.to_string(),
+            endpoint: None,
         }
     }
 
-    /// Parses `<port>.<svc>.<ns>.fedmesh`, case-insensitively (DNS names
-    /// and `:authority` hosts compare without case, RFC 4343).
+    /// The same service port, but only its endpoint named `hostname`.
+    #[must_use]
+    pub fn to_endpoint(mut self, hostname: &str) -> Self {
+        self.endpoint = Some(hostname.to_string());
+        self
+    }
+
+    /// Parses `<port>.<svc>.<ns>.fedmesh` and
+    /// `<hostname>.<port>.<svc>.<ns>.fedmesh`, case-insensitively (DNS
+    /// names and `:authority` hosts compare without case, RFC 4343).
     pub fn parse(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();
         let rest = lower.strip_suffix(SUFFIX)?;
-        let mut parts = rest.splitn(3, '.');
-        let port = parts.next()?.parse().ok().filter(|p: &u16| *p > 0)?;
-        let service = parts.next()?.to_string();
-        let namespace = parts.next()?.to_string();
-        if service.is_empty() || namespace.is_empty() || namespace.contains('.') {
+        let labels: Vec<&str> = rest.split('.').collect();
+        let (endpoint, [port, service, namespace]) = (match labels.as_slice() {
+            [port, service, namespace] => Some((None, [*port, *service, *namespace])),
+            // A hostname is a DNS label: it never is a number, so the two
+            // forms never read the same name.
+            [host, port, service, namespace] if is_label(host) && !is_number(host) => {
+                Some((Some(host.to_string()), [*port, *service, *namespace]))
+            }
+            _ => None,
+        })?;
+        let port = port.parse().ok().filter(|p: &u16| *p > 0)?;
+        if service.is_empty() || namespace.is_empty() {
             return None;
         }
         Some(Self {
             port,
-            service,
-            namespace,
+            service: service.to_string(),
+            namespace: namespace.to_string(),
+            endpoint,
         })
     }
 
-    /// The name an egress sends: `<port>.<svc>.<ns>.fedmesh`.
+    /// The name an egress sends: `<port>.<svc>.<ns>.fedmesh`, prefixed
+    /// with the endpoint's hostname for a named endpoint.
     pub fn name(&self) -> String {
-        format!("{}.{}.{}{SUFFIX}", self.port, self.service, self.namespace)
+        let base = format!("{}.{}.{}{SUFFIX}", self.port, self.service, self.namespace);
+        match &self.endpoint {
+            Some(host) => format!("{host}.{base}"),
+            None => base,
+        }
     }
+}
+
+/// Whether `s` is a DNS label (RFC 1123 §2.1, lowercase).
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_number(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Why an ingress did not connect a request to an endpoint.
@@ -176,6 +218,33 @@ mod tests {
         ] {
             assert_eq!(Route::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_endpoint_route_names_its_hostname_first_and_parses_back() {
+        let r = Route::new("demo", "db", 5432).to_endpoint("db-0");
+        assert_eq!(r.name(), "db-0.5432.db.demo.fedmesh");
+        assert_eq!(Route::parse(&r.name()), Some(r.clone()));
+        assert_eq!(Route::parse("DB-0.5432.db.demo.fedmesh"), Some(r));
+        for bad in [
+            "db_0.5432.db.demo.fedmesh",
+            "-db.5432.db.demo.fedmesh",
+            "123.5432.db.demo.fedmesh",
+            "a.b.5432.db.demo.fedmesh",
+            "db-0.x.db.demo.fedmesh",
+        ] {
+            assert_eq!(Route::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_ingress_of_the_first_wave_refuses_an_endpoint_route() {
+        // The first wave read `<port>.<svc>.<ns>` with splitn(3): the
+        // hostname lands where the port is and does not parse.
+        let name = Route::new("demo", "db", 5432).to_endpoint("db-0").name();
+        let rest = name.strip_suffix(SUFFIX).unwrap();
+        let port = rest.split('.').next().unwrap();
+        assert!(port.parse::<u16>().is_err());
     }
 
     #[test]

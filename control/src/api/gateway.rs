@@ -20,8 +20,9 @@ use crate::api::gateways::GatewayRegistry;
 use crate::ca::{ClusterCa, LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::import_services::ListenPorts;
-use crate::model::{ExportSpec, LocalService, LocalSnapshot, Locality, PortSpec};
+use crate::model::{ExportSpec, LocalService, LocalSnapshot, Locality, PortSpec, is_dns_label};
 use crate::peering::PeerSet;
+use crate::table::headless::HeadlessService;
 use crate::table::{GlobalService, TableSnapshot};
 use fedmesh_proto::token::{BootstrapToken, secrets_equal};
 
@@ -132,7 +133,7 @@ impl GatewayApi {
             imports: table
                 .services
                 .values()
-                .filter_map(|s| imported(s, &listen))
+                .filter_map(|s| imported(s, &listen, table.headless_service(&s.key)))
                 .collect(),
             exports: local
                 .services
@@ -145,7 +146,11 @@ impl GatewayApi {
 
 /// A global service for the gateway's egress: its VIP, ports and every
 /// cluster able to serve it (and, in Kubernetes mode, its gateway ports).
-fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedService> {
+fn imported(
+    s: &GlobalService,
+    listen: &ListenPorts,
+    headless: Option<&HeadlessService>,
+) -> Option<v1::ImportedService> {
     let names = std::iter::once((String::new(), s.key.global_vip())).chain(
         s.clusters
             .iter()
@@ -190,10 +195,27 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
                 pinned_vip: c.pinned_vip.map(|ip| ip.to_string()).unwrap_or_default(),
                 local: c.local,
                 stale: c.stale,
+                endpoint_vips: endpoint_vips(headless, &c.cluster),
             })
             .collect(),
         listen_ports,
     })
+}
+
+/// The VIPs of `cluster`'s named endpoints of a headless service, for the
+/// gateway's per-endpoint listeners.
+fn endpoint_vips(headless: Option<&HeadlessService>, cluster: &str) -> Vec<v1::EndpointVip> {
+    headless
+        .and_then(|h| h.clusters.get(cluster))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(v1::EndpointVip {
+                hostname: e.hostname.clone(),
+                vip: e.vip?.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// A local exported service for the gateway's ingress.
@@ -213,6 +235,12 @@ fn exported(svc: &LocalService, spec: &ExportSpec) -> v1::LocalService {
                     .iter()
                     .map(|(k, v)| (k.clone(), u32::from(*v)))
                     .collect(),
+                // Only a headless service's endpoints are reached by name.
+                hostname: e
+                    .hostname
+                    .clone()
+                    .filter(|h| svc.headless && is_dns_label(h))
+                    .unwrap_or_default(),
             })
             .collect(),
         export_to: spec.to.clone(),
@@ -365,10 +393,36 @@ mod tests {
             clusters: vec![west],
             conflicts: vec![],
         };
-        let sent = imported(&service, &ListenPorts::new()).unwrap();
+        let sent = imported(&service, &ListenPorts::new(), None).unwrap();
         let got = v1::ImportedService::decode(sent.encode_to_vec().as_slice()).unwrap();
         let t = &got.targets[0];
         assert_eq!((t.healthy_endpoints, t.total_endpoints), (4, 10));
+        assert!(t.endpoint_vips.is_empty());
+
+        use crate::table::headless::EndpointEntry;
+        let ep = |hostname: &str, vip: Option<&str>| EndpointEntry {
+            hostname: hostname.into(),
+            ready: true,
+            vip: vip.map(|v| v.parse().unwrap()),
+        };
+        let headless = HeadlessService {
+            clusters: [(
+                "west".to_string(),
+                vec![ep("db-0", Some("127.77.0.5")), ep("db-1", None)],
+            )]
+            .into(),
+        };
+        let sent = imported(&service, &ListenPorts::new(), Some(&headless)).unwrap();
+        let vips: Vec<_> = sent.targets[0]
+            .endpoint_vips
+            .iter()
+            .map(|e| (e.hostname.as_str(), e.vip.as_str()))
+            .collect();
+        assert_eq!(
+            vips,
+            [("db-0", "127.77.0.5")],
+            "a VIP-less endpoint is left out"
+        );
     }
 
     /// The senders behind a test API's inputs: a closed one would end

@@ -18,8 +18,10 @@ fn svc(name: &str, to: &[&str], ready: usize) -> LocalService {
                 address: format!("127.0.0.{}", i + 1).parse().unwrap(),
                 ready: true,
                 ports: Default::default(),
+                hostname: Some(format!("{name}-{i}")),
             })
             .collect(),
+        headless: false,
     }
 }
 
@@ -119,4 +121,27 @@ fn not_ready_endpoints_count_in_the_total_but_not_as_healthy() {
     let (entries, _, _) = compute(&snapshot(vec![s]), &View::default(), &mut times);
     let p = entries.values().next().unwrap().to_proto();
     assert_eq!((p.healthy_endpoints, p.total_endpoints), (4, 10));
+}
+
+#[test]
+fn a_headless_export_carries_its_named_endpoints_on_the_wire() {
+    let mut db = svc("db", &[], 2);
+    db.headless = true;
+    db.endpoints[1].ready = false;
+    let mut times = BTreeMap::new();
+    let (entries, _, _) = compute(
+        &snapshot(vec![db, svc("web", &[], 1)]),
+        &View::default(),
+        &mut times,
+    );
+    let wire = entries[&ServiceKey::new("demo", "db")].to_proto();
+    assert!(wire.headless);
+    let names: Vec<_> = wire
+        .named_endpoints
+        .iter()
+        .map(|e| (e.hostname.as_str(), e.ready))
+        .collect();
+    assert_eq!(names, [("db-0", true), ("db-1", false)]);
+    let web = entries[&ServiceKey::new("demo", "web")].to_proto();
+    assert!(!web.headless && web.named_endpoints.is_empty(), "{web:?}");
 }

@@ -40,17 +40,22 @@ impl ImportType {
     }
 }
 
-/// The type of a service's `ServiceImport`. Every export is a VIP today;
-/// headless exports (issue 14, item 1) decide `Headless` here, in this one
-/// place. TODO(#14): return `Headless` for an export of a `clusterIP: None`
-/// Service once the table carries that.
-pub fn import_type(_service: &GlobalService) -> ImportType {
-    ImportType::ClusterSetIp
+/// The type of a service's `ServiceImport`: `Headless` when the service is
+/// exported as a `clusterIP: None` Service (the table's
+/// [`TableSnapshot::is_headless`]), `ClusterSetIP` otherwise. The
+/// per-endpoint VIPs of a headless service are answered by fedmesh's DNS
+/// (`<hostname>.<cluster>.<svc>.<ns>.svc.<zone>`), not listed in `ips`.
+pub fn import_type(headless: bool) -> ImportType {
+    if headless {
+        ImportType::Headless
+    } else {
+        ImportType::ClusterSetIp
+    }
 }
 
-/// The `ServiceImport` fedmesh keeps for `s`.
-pub fn service_import(s: &GlobalService) -> ServiceImport {
-    let type_ = import_type(s);
+/// The `ServiceImport` fedmesh keeps for `s`; `headless` as the table says.
+pub fn service_import(s: &GlobalService, headless: bool) -> ServiceImport {
+    let type_ = import_type(headless);
     let ips = match (type_, s.vip) {
         (ImportType::ClusterSetIp, Some(vip)) => vec![vip.to_string()],
         _ => Vec::new(),
@@ -117,7 +122,7 @@ pub fn plan_imports(
 ) -> ImportPlan {
     let mut out = ImportPlan::default();
     for (key, s) in &table.services {
-        let want = service_import(s);
+        let want = service_import(s, table.is_headless(key));
         match observed.get(key) {
             Some(have) if !is_ours(have) => out.foreign.push(key.clone()),
             Some(have) if have.spec == want.spec && have.status == want.status => {}

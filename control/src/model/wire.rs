@@ -49,6 +49,14 @@ pub enum WireError {
         /// What was sent, cut and escaped.
         value: String,
     },
+    /// A value that must be unique in its list but appears twice.
+    #[error("field {field} {value} appears twice")]
+    Duplicate {
+        /// The field path.
+        field: &'static str,
+        /// The repeated value, cut and escaped.
+        value: String,
+    },
     /// A list longer than this release accepts.
     #[error("field {field} has {count} entries; at most {max} are accepted")]
     TooMany {

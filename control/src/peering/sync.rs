@@ -20,7 +20,7 @@ use tracing::warn;
 
 use crate::exports::{ExportState, View, diff};
 use crate::model::wire::{WireError, check_count, check_label, shown};
-use crate::model::{Affinity, ImportedService, PortSpec, ServiceKey, is_dns_label};
+use crate::model::{Affinity, ImportedService, NamedEndpoints, PortSpec, ServiceKey, is_dns_label};
 use crate::store::{ImportRecord, Store, StoreError, SyncPos};
 use crate::table::TableEvent;
 
@@ -260,6 +260,7 @@ pub fn import_from_proto(
             healthy: e.healthy_endpoints,
             // 0 is "unknown" (an earlier release): count it fully healthy.
             total: e.total_endpoints.max(e.healthy_endpoints),
+            headless: NamedEndpoints::from_proto(e.headless, &e.named_endpoints)?,
         },
     ))
 }

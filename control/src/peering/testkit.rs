@@ -138,6 +138,7 @@ impl Side {
                     spec: ExportSpec::default(),
                     healthy: 1,
                     total: 1,
+                    headless: None,
                 };
                 (key, Arc::new(entry))
             })

@@ -17,7 +17,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use super::annotations::parse_export;
 use crate::model::wire::shown;
 use crate::model::{
-    EndpointSpec, LocalService, LocalSnapshot, PortSpec, Problem, ServiceKey, is_dns_label,
+    EndpointSpec, LocalService, LocalSnapshot, MAX_NAMED_ENDPOINTS, NamedEndpoints, PortSpec,
+    Problem, ServiceKey, is_dns_label,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -91,7 +92,43 @@ pub fn build<'a>(
             svc.endpoints = eps.into_values().collect();
         }
     }
+    let named_problems: Vec<Problem> = snap
+        .services
+        .values()
+        .filter(|svc| svc.headless && svc.export.is_some())
+        .flat_map(named_endpoint_problems)
+        .collect();
+    snap.problems.extend(named_problems);
     snap
+}
+
+/// What an exported headless service's endpoints lose of their names: a
+/// hostname that is not a DNS label gets no name, nor do names past the
+/// limit an export carries.
+fn named_endpoint_problems(svc: &LocalService) -> Vec<Problem> {
+    let (_, left) = NamedEndpoints::from_endpoints(&svc.endpoints);
+    let source = format!("EndpointSlice of {}", svc.key);
+    let mut problems: Vec<Problem> = left
+        .bad
+        .iter()
+        .map(|h| Problem {
+            source: source.clone(),
+            message: format!(
+                "endpoint hostname {} is not a DNS label (lowercase letters, digits and '-', at most 63); it gets no per-endpoint name",
+                shown(h)
+            ),
+        })
+        .collect();
+    if left.beyond_limit > 0 {
+        problems.push(Problem {
+            source,
+            message: format!(
+                "{} named endpoints beyond the first {MAX_NAMED_ENDPOINTS} (by hostname) get no per-endpoint name; an export carries at most {MAX_NAMED_ENDPOINTS}",
+                left.beyond_limit
+            ),
+        });
+    }
+    problems
 }
 
 fn label(source: &str, kind: &str, key: &ServiceKey) -> String {
@@ -154,6 +191,8 @@ fn service(s: &Service) -> Result<(LocalService, Vec<String>), ObjectError> {
             ports,
             export,
             endpoints: Vec::new(),
+            // Kubernetes: `clusterIP: None` makes a Service headless.
+            headless: spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None"),
         },
         problems,
     ))
@@ -266,9 +305,13 @@ fn slice(
                 address,
                 ready,
                 ports: BTreeMap::new(),
+                hostname: None,
             });
             // The same address in two slices: ready if either says so.
             entry.ready |= ready;
+            if entry.hostname.is_none() {
+                entry.hostname.clone_from(&e.hostname);
+            }
             entry
                 .ports
                 .extend(ports.iter().map(|(k, v)| (k.clone(), *v)));

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Affinity, ImportedService, Locality, PortSpec, ServiceKey};
+use crate::model::{
+    Affinity, ImportedService, Locality, NamedEndpoint, NamedEndpoints, PortSpec, ServiceKey,
+};
 
 /// Which side dials a peering (DESIGN.md, Joining: the joiner dials).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +119,13 @@ pub struct ImportRecord {
     /// this field existed) means unknown and is read as `healthy_endpoints`.
     #[serde(default)]
     pub total_endpoints: u32,
+    /// The peer's service is headless (records written before this field
+    /// existed read false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headless: bool,
+    /// Its named endpoints: (hostname, ready), when headless.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_endpoints: Vec<(String, bool)>,
 }
 
 /// Everything stored from one peer's exports.
@@ -137,6 +146,13 @@ impl From<&ImportedService> for ImportRecord {
             weights: i.weights.clone(),
             healthy_endpoints: i.healthy,
             total_endpoints: i.total,
+            headless: i.headless.is_some(),
+            named_endpoints: i
+                .headless
+                .iter()
+                .flat_map(NamedEndpoints::iter)
+                .map(|e| (e.hostname.clone(), e.ready))
+                .collect(),
         }
     }
 }
@@ -161,6 +177,14 @@ impl ImportRecord {
             healthy: self.healthy_endpoints,
             // Records written before totals were kept read 0: fully healthy.
             total: self.total_endpoints.max(self.healthy_endpoints),
+            headless: self.headless.then(|| {
+                NamedEndpoints::from_list(self.named_endpoints.iter().map(|(hostname, ready)| {
+                    NamedEndpoint {
+                        hostname: hostname.clone(),
+                        ready: *ready,
+                    }
+                }))
+            }),
         })
     }
 }
@@ -218,5 +242,39 @@ mod tests {
         assert_eq!(export_key(&key), "demo/hello");
         assert_eq!(parse_export_key("demo/hello"), Some(key));
         assert_eq!(parse_export_key("demo"), None);
+    }
+
+    #[test]
+    fn a_headless_import_keeps_its_named_endpoints_through_the_store() {
+        let named = NamedEndpoints::from_list([
+            NamedEndpoint {
+                hostname: "db-1".into(),
+                ready: false,
+            },
+            NamedEndpoint {
+                hostname: "db-0".into(),
+                ready: true,
+            },
+        ]);
+        let import = ImportedService {
+            ports: vec![PortSpec {
+                name: "pg".into(),
+                port: 5432,
+            }],
+            exported_at_ms: 5,
+            affinity: Affinity::Local,
+            weights: BTreeMap::new(),
+            healthy: 1,
+            total: 2,
+            headless: Some(named),
+        };
+        let json = serde_json::to_vec(&ImportRecord::from(&import)).unwrap();
+        let back: ImportRecord = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.to_import(), Some(import));
+        // A record written before headless services existed reads as not
+        // headless.
+        let old = br#"{"ports":[["pg",5432]],"exported_at_unix_ms":5,"affinity":"local","healthy_endpoints":1}"#;
+        let old: ImportRecord = serde_json::from_slice(old).unwrap();
+        assert_eq!(old.to_import().unwrap().headless, None);
     }
 }

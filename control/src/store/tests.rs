@@ -185,6 +185,8 @@ fn import(port: u16) -> ImportRecord {
         weights: Default::default(),
         healthy_endpoints: 1,
         total_endpoints: 2,
+        headless: false,
+        named_endpoints: vec![],
     }
 }
 

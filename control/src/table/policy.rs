@@ -105,6 +105,7 @@ mod tests {
             weights: BTreeMap::new(),
             healthy: 1,
             total: 1,
+            headless: None,
         }
     }
 

@@ -6,11 +6,14 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::{Answer, answer};
 use crate::snapshot::{
-    ClusterRecord, PortRecord, ServiceRecord, ZoneIndex, ZoneSnapshot, zone_name,
+    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneIndex, ZoneSnapshot, zone_name,
 };
 
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 10);
 const EAST_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 11);
+const PG_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 30);
+const PG_0_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 40);
+const PG_2_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 42);
 
 fn snapshot() -> ZoneSnapshot {
     ZoneSnapshot {
@@ -37,6 +40,7 @@ fn snapshot() -> ZoneSnapshot {
                 clusters: vec![ClusterRecord {
                     cluster: "east".into(),
                     pinned_vip: EAST_VIP,
+                    endpoints: vec![],
                 }],
             },
             ServiceRecord {
@@ -49,6 +53,34 @@ fn snapshot() -> ZoneSnapshot {
                     weight: 1,
                 }],
                 clusters: vec![],
+            },
+            ServiceRecord {
+                namespace: "prod".into(),
+                name: "pg".into(),
+                vip: PG_VIP,
+                ports: vec![PortRecord {
+                    name: "pg".into(),
+                    port: 5432,
+                    weight: 100,
+                }],
+                clusters: vec![
+                    ClusterRecord {
+                        cluster: "east".into(),
+                        pinned_vip: Ipv4Addr::new(240, 0, 0, 31),
+                        endpoints: vec![EndpointRecord {
+                            hostname: "pg-0".into(),
+                            vip: PG_0_VIP,
+                        }],
+                    },
+                    ClusterRecord {
+                        cluster: "west".into(),
+                        pinned_vip: Ipv4Addr::new(240, 0, 0, 32),
+                        endpoints: vec![EndpointRecord {
+                            hostname: "pg-2".into(),
+                            vip: PG_2_VIP,
+                        }],
+                    },
+                ],
             },
         ],
     }
@@ -345,4 +377,53 @@ fn every_record_has_the_snapshot_ttl() {
             assert_eq!(record.ttl, 7, "{record}");
         }
     }
+}
+
+#[test]
+fn a_named_endpoint_answers_its_own_vip_and_an_unknown_hostname_is_nxdomain() {
+    let q = "pg-0.east.pg.prod.svc.clusterset.local.";
+    assert_eq!(
+        ask(q, RecordType::A),
+        only(vec![record(q, RData::A(A(PG_0_VIP)))])
+    );
+    assert_eq!(ask(q, RecordType::AAAA), Answer::NoData);
+    let other = "PG-2.West.pg.prod.svc.clusterset.local.";
+    assert_eq!(
+        ask(other, RecordType::A),
+        only(vec![record(other, RData::A(A(PG_2_VIP)))])
+    );
+    for unknown in [
+        "pg-9.east.pg.prod.svc.clusterset.local.",
+        "pg-2.east.pg.prod.svc.clusterset.local.",
+        "pg-0.north.pg.prod.svc.clusterset.local.",
+        "pg-0.east.web.prod.svc.clusterset.local.",
+    ] {
+        assert_eq!(ask(unknown, RecordType::A), Answer::NxDomain, "{unknown}");
+    }
+    assert_eq!(
+        ask("pg.prod.svc.clusterset.local.", RecordType::A),
+        only(vec![record(
+            "pg.prod.svc.clusterset.local.",
+            RData::A(A(PG_VIP))
+        )]),
+        "the service name keeps its VIP"
+    );
+}
+
+#[test]
+fn srv_of_a_headless_service_lists_every_named_endpoint_with_its_address() {
+    let q = "_pg._tcp.pg.prod.svc.clusterset.local.";
+    let pg0 = "pg-0.east.pg.prod.svc.clusterset.local.";
+    let pg2 = "pg-2.west.pg.prod.svc.clusterset.local.";
+    let srv = |target: &str| record(q, RData::SRV(SRV::new(0, 100, 5432, name(target))));
+    assert_eq!(
+        ask(q, RecordType::SRV),
+        Answer::Records {
+            answers: vec![srv(pg0), srv(pg2)],
+            additionals: vec![
+                record(pg0, RData::A(A(PG_0_VIP))),
+                record(pg2, RData::A(A(PG_2_VIP))),
+            ],
+        }
+    );
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::router::ZoneRouter;
-use crate::snapshot::{ClusterRecord, PortRecord, ServiceRecord, zone_name};
+use crate::snapshot::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, zone_name};
 use crate::udp::hickory_answer;
 
 fn snapshot() -> ZoneSnapshot {
@@ -35,6 +35,7 @@ fn snapshot() -> ZoneSnapshot {
         clusters: vec![ClusterRecord {
             cluster: "east".into(),
             pinned_vip: Ipv4Addr::new(127, 240, 0, 11),
+            endpoints: vec![],
         }],
     };
     let db = ServiceRecord {
@@ -44,10 +45,35 @@ fn snapshot() -> ZoneSnapshot {
         ports: vec![],
         clusters: vec![],
     };
+    // Headless: two named endpoints in east, SRV listing them.
+    let pg = ServiceRecord {
+        namespace: "prod".into(),
+        name: "pg".into(),
+        vip: Ipv4Addr::new(127, 240, 0, 30),
+        ports: vec![PortRecord {
+            name: "pg".into(),
+            port: 5432,
+            weight: 100,
+        }],
+        clusters: vec![ClusterRecord {
+            cluster: "east".into(),
+            pinned_vip: Ipv4Addr::new(127, 240, 0, 31),
+            endpoints: vec![
+                EndpointRecord {
+                    hostname: "pg-0".into(),
+                    vip: Ipv4Addr::new(127, 240, 0, 32),
+                },
+                EndpointRecord {
+                    hostname: "pg-1".into(),
+                    vip: Ipv4Addr::new(127, 240, 0, 33),
+                },
+            ],
+        }],
+    };
     ZoneSnapshot {
         zone: "clusterset.local".into(),
         ttl: 5,
-        services: vec![web, db],
+        services: vec![web, db, pg],
         serial: 7,
     }
 }
@@ -60,7 +86,7 @@ fn fast_zone(snapshot: &Arc<ZoneSnapshot>) -> FastZone {
 
 /// Every kind of name: apex, empty non-terminals, VIP, pinned, SRV, and
 /// NXDOMAIN ones.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 17] = [
     "clusterset.local.",
     "svc.clusterset.local.",
     "prod.svc.clusterset.local.",
@@ -73,6 +99,11 @@ const NAMES: [&str; 12] = [
     "west.web.prod.svc.clusterset.local.",
     "dev.svc.clusterset.local.",
     "ns.clusterset.local.",
+    "pg-0.east.pg.prod.svc.clusterset.local.",
+    "pg-1.east.pg.prod.svc.clusterset.local.",
+    "pg-9.east.pg.prod.svc.clusterset.local.",
+    "pg-0.west.pg.prod.svc.clusterset.local.",
+    "_pg._tcp.pg.prod.svc.clusterset.local.",
 ];
 
 const TYPES: [RecordType; 7] = [

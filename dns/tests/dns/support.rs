@@ -46,6 +46,7 @@ pub(crate) fn web() -> ServiceRecord {
         clusters: vec![ClusterRecord {
             cluster: "east".into(),
             pinned_vip: EAST_VIP,
+            endpoints: vec![],
         }],
     }
 }

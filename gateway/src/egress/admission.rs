@@ -115,6 +115,7 @@ mod tests {
             key: ("demo".into(), "hello".into()),
             port: 8080,
             pinned: None,
+            endpoint: None,
         };
         (
             Accepted {

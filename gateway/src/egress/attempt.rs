@@ -21,12 +21,12 @@ use tracing::{debug, info, warn};
 use super::carry::{Connected, Upstream, carry};
 use super::early::Early;
 use super::{Accepted, Egress, EgressError, remote, reset, targets};
-use crate::dial;
 use crate::error::AttemptError;
 use crate::health::Transition;
 use crate::select::Rng;
 use crate::state::{GatewayState, Import, Target};
 use crate::wire::Route;
+use crate::{dial, endpoint};
 
 /// Stages 3–5 for one connection: choose, attempt, carry.
 #[derive(Debug, Clone)]
@@ -71,6 +71,11 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
     };
     let targets = targets::choose(&egress.health, &state, import, &listener, &mut Rng::new());
     let route = Route::new(&import.key.0, &import.key.1, listener.port);
+    // A named endpoint's VIP: the route names it, wherever it runs.
+    let route = match &listener.endpoint {
+        Some(hostname) => route.to_endpoint(hostname),
+        None => route,
+    };
     let mut early = Early::default();
     let attempts = Attempts {
         egress: &egress,
@@ -146,7 +151,8 @@ impl Attempts<'_> {
                         &target.cluster,
                         error.label(),
                     );
-                    feedback(egress, target, &error, remote_clusters, now);
+                    let named = self.route.endpoint.is_some();
+                    feedback(egress, target, &error, remote_clusters, named, now);
                     let stop = !error.may_try_next();
                     last = Some(error);
                     if stop {
@@ -174,7 +180,7 @@ impl Attempts<'_> {
             .exports
             .get(&(route.namespace.clone(), route.service.clone()))
             .ok_or(AttemptError::NoEndpoint)?;
-        let candidates = dial::candidates(export, route.port);
+        let candidates = endpoint::candidates(export, route);
         let (mut stream, addr) = dial::dial(
             &self.egress.health,
             &candidates,
@@ -196,18 +202,22 @@ impl Attempts<'_> {
     }
 }
 
-/// What a failed attempt tells health.
+/// What a failed attempt tells health. A named endpoint that cannot be
+/// reached says nothing of its cluster (`named`): the cluster still serves
+/// its other endpoints, so it is not ejected.
 fn feedback(
     egress: &Egress,
     target: &Target,
     error: &AttemptError,
     remote_clusters: usize,
+    named: bool,
     now: Instant,
 ) {
     if target.local {
         return;
     }
-    if error.ejects_cluster()
+    if !named
+        && error.ejects_cluster()
         && egress
             .health
             .connect_result(&target.cluster, false, remote_clusters, now)

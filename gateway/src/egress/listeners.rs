@@ -45,9 +45,14 @@ where
             match TcpListener::bind(addr).await {
                 Ok(socket) => {
                     let (ns, name) = &listener.key;
-                    match &listener.pinned {
-                        None => info!("egress listening on {addr} for {ns}/{name}"),
-                        Some(c) => info!("egress listening on {addr} for {ns}/{name} in {c}"),
+                    match (&listener.pinned, &listener.endpoint) {
+                        (None, _) => info!("egress listening on {addr} for {ns}/{name}"),
+                        (Some(c), None) => {
+                            info!("egress listening on {addr} for {ns}/{name} in {c}")
+                        }
+                        (Some(c), Some(h)) => {
+                            info!("egress listening on {addr} for {ns}/{name} endpoint {h} in {c}")
+                        }
                     }
                     let task = tokio::spawn(accept(
                         egress.clone(),

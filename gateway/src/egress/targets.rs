@@ -100,6 +100,7 @@ mod tests {
             address: ip.parse().unwrap(),
             ready: true,
             ports: BTreeMap::from([("http".to_string(), 9000)]),
+            hostname: None,
         };
         let export = Export {
             ports: vec![("http".into(), 8080)],
@@ -126,6 +127,7 @@ mod tests {
             key: ("demo".into(), "hello".into()),
             port: 8080,
             pinned: pinned.map(str::to_string),
+            endpoint: None,
         }
     }
 

@@ -5,11 +5,12 @@
 
 use std::net::SocketAddr;
 
-use crate::dial;
+use crate::endpoint;
 use crate::state::GatewayState;
 use crate::wire::{Refusal, Route};
 
-/// The ready endpoints `peer` may reach for `route`.
+/// The ready endpoints `peer` may reach for `route` (for a named
+/// endpoint's route, that endpoint only).
 ///
 /// # Errors
 /// The [`Refusal`] to answer with.
@@ -28,7 +29,8 @@ pub(super) fn authorize(
     if !export.allows(peer) {
         return Err(Refusal::NotExportedToYou);
     }
-    let candidates = dial::candidates(export, route.port);
+    // A named endpoint's route: that endpoint or nothing.
+    let candidates = endpoint::candidates(export, route);
     if candidates.is_empty() {
         return Err(Refusal::NoHealthyEndpoint);
     }
@@ -47,6 +49,7 @@ mod tests {
             address: "10.0.0.1".parse().unwrap(),
             ready,
             ports: BTreeMap::from([("http".to_string(), 9000)]),
+            hostname: Some("hello-0".into()),
         };
         let export = Export {
             ports: vec![("http".into(), 8080)],
@@ -67,6 +70,16 @@ mod tests {
             &Route::new("demo", "hello", 8080),
         );
         assert_eq!(got, Ok(vec!["10.0.0.1:9000".parse().unwrap()]));
+    }
+
+    #[test]
+    fn a_named_endpoint_that_is_not_there_is_no_healthy_endpoint() {
+        let s = state(&[], true);
+        let route = Route::new("demo", "hello", 8080);
+        let named = authorize(&s, "west", &route.clone().to_endpoint("hello-0"));
+        assert_eq!(named, Ok(vec!["10.0.0.1:9000".parse().unwrap()]));
+        let other = authorize(&s, "west", &route.to_endpoint("hello-1"));
+        assert_eq!(other, Err(Refusal::NoHealthyEndpoint));
     }
 
     #[test]

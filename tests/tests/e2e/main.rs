@@ -12,6 +12,7 @@ mod export;
 mod gateway;
 mod gateway_api;
 mod hardening;
+mod headless;
 mod imports;
 mod ingress;
 mod join;

@@ -52,6 +52,7 @@ fn table(services: Vec<GlobalService>) -> TableSnapshot {
     TableSnapshot {
         version: 1,
         services: services.into_iter().map(|s| (s.key.clone(), s)).collect(),
+        ..Default::default()
     }
 }
 
@@ -91,7 +92,7 @@ fn k8s_service(type_: Option<&str>, ports: &[(&str, i32, &str)]) -> Service {
 
 #[test]
 fn a_service_import_carries_type_vip_ports_and_exporting_clusters() {
-    let si = service_import(&hello(&["west", "east"]));
+    let si = service_import(&hello(&["west", "east"]), false);
     assert_eq!(si.metadata.namespace.as_deref(), Some("demo"));
     assert_eq!(si.metadata.name.as_deref(), Some("hello"));
     assert_eq!(si.spec.type_, "ClusterSetIP");
@@ -118,13 +119,20 @@ fn a_service_import_carries_type_vip_ports_and_exporting_clusters() {
 }
 
 #[test]
-fn import_type_is_cluster_set_ip_for_every_export_today() {
-    assert_eq!(import_type(&hello(&["east"])), ImportType::ClusterSetIp);
+fn import_type_follows_the_headless_flag() {
+    assert_eq!(import_type(false), ImportType::ClusterSetIp);
+    assert_eq!(import_type(true), ImportType::Headless);
     let mut no_vip = hello(&["east"]);
     no_vip.vip = None;
     assert!(
-        service_import(&no_vip).spec.ips.is_empty(),
+        service_import(&no_vip, false).spec.ips.is_empty(),
         "no VIP yet: no ips"
+    );
+    let headless = service_import(&hello(&["east"]), true);
+    assert_eq!(headless.spec.type_, "Headless");
+    assert!(
+        headless.spec.ips.is_empty(),
+        "a headless import lists no ips"
     );
 }
 

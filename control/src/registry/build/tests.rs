@@ -162,3 +162,53 @@ fn names_and_port_names_that_are_not_dns_labels_are_not_exported_and_say_why() {
         snap.problems
     );
 }
+
+const DB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+  namespace: demo
+  annotations: { fedmesh.io/export: "true" }
+spec:
+  clusterIP: None
+  ports: [ { name: pg, port: 5432 } ]
+"#;
+
+const DB_SLICE: &str = r#"
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: db-abc
+  namespace: demo
+  labels: { kubernetes.io/service-name: db }
+addressType: IPv4
+ports: [ { name: pg, port: 15432 } ]
+endpoints:
+  - { addresses: ["127.0.0.20"], hostname: db-0 }
+  - { addresses: ["127.0.0.21"], hostname: db-1, conditions: { ready: false } }
+  - { addresses: ["127.0.0.22"] }
+  - { addresses: ["127.0.0.23"], hostname: DB_3 }
+"#;
+
+#[test]
+fn a_headless_service_keeps_its_endpoints_hostnames_and_reports_bad_ones() {
+    let snap = build(&[service(DB), service(HELLO)], &[slice(DB_SLICE)]);
+    let db = &snap.services[&ServiceKey::new("demo", "db")];
+    assert!(db.headless, "clusterIP: None is headless");
+    assert!(!snap.services[&ServiceKey::new("demo", "hello")].headless);
+    let names: Vec<_> = db.endpoints.iter().map(|e| e.hostname.as_deref()).collect();
+    assert_eq!(names, [Some("db-0"), Some("db-1"), None, Some("DB_3")]);
+    let (named, _) = NamedEndpoints::from_endpoints(&db.endpoints);
+    let got: Vec<_> = named
+        .iter()
+        .map(|e| (e.hostname.as_str(), e.ready))
+        .collect();
+    assert_eq!(got, [("db-0", true), ("db-1", false)]);
+    let problem = snap
+        .problems
+        .iter()
+        .find(|p| p.message.contains("DB_3"))
+        .expect("the bad hostname is reported");
+    assert!(problem.message.contains("not a DNS label"), "{problem}");
+}

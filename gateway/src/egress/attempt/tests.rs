@@ -94,6 +94,7 @@ fn state(endpoint: SocketAddr, west_gateway: SocketAddr) -> GatewayState {
             address: endpoint.ip(),
             ready: true,
             ports: BTreeMap::from([("http".to_string(), endpoint.port())]),
+            hostname: None,
         }],
         export_to: Vec::new(),
     };
@@ -199,6 +200,7 @@ async fn no_usable_target_resets_the_client_and_counts_it() {
             key: ("demo".into(), "hello".into()),
             port: 8080,
             pinned: Some("nowhere".into()),
+            endpoint: None,
         },
     };
     let r = forward(e.clone(), conn).await;
