@@ -37,6 +37,7 @@ const CONTROL: &[&str] = &[
     "peeringAdvertise",
     "adminListen",
     "gatewayListen",
+    "webListen",
     "heartbeatInterval",
     "peerDeadAfter",
     "staleGrace",
@@ -206,6 +207,7 @@ fn control(
         ));
     }
     let gateway_listen = listen(s, "gatewayListen", d.gateway_listen, listeners)?;
+    let web_listen = optional_listen(s, "webListen", listeners)?;
     let heartbeat_interval = positive_duration(s, "heartbeatInterval", d.heartbeat_interval)?;
     let peer_dead_after = positive_duration(s, "peerDeadAfter", d.peer_dead_after)?;
     if peer_dead_after <= heartbeat_interval {
@@ -227,6 +229,7 @@ fn control(
         peering_advertise,
         admin_listen,
         gateway_listen,
+        web_listen,
         heartbeat_interval,
         peer_dead_after,
         stale_grace,
