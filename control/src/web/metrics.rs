@@ -66,6 +66,13 @@ struct CertLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    namespace: String,
+    service: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RcodeLabels {
     rcode: &'static str,
 }
@@ -85,6 +92,7 @@ pub struct ControlMetrics {
     exports: Gauge,
     exports_version: Gauge,
     services: Gauge,
+    endpoints: Family<EndpointLabels, Gauge>,
     gateways: Gauge,
     gateways_ready: Gauge,
     cert_expiry: Family<CertLabels, Gauge>,
@@ -130,6 +138,7 @@ impl ControlMetrics {
             exports: Gauge::default(),
             exports_version: Gauge::default(),
             services: Gauge::default(),
+            endpoints: Family::default(),
             gateways: Gauge::default(),
             gateways_ready: Gauge::default(),
             cert_expiry: Family::default(),
@@ -249,6 +258,11 @@ impl ControlMetrics {
             self.services.clone(),
         );
         r.register(
+            "service_endpoints_healthy",
+            "Healthy endpoints of each global service in each cluster serving it",
+            self.endpoints.clone(),
+        );
+        r.register(
             "gateways",
             "This cluster's gateways known to the control plane",
             self.gateways.clone(),
@@ -293,6 +307,17 @@ impl ControlMetrics {
         self.exports.set(gauge(sample.exports));
         self.exports_version.set(gauge(sample.exports_version));
         self.services.set(gauge(sample.services));
+        self.endpoints.clear();
+        for e in &sample.endpoints {
+            let labels = EndpointLabels {
+                namespace: e.namespace.clone(),
+                service: e.service.clone(),
+                cluster: e.cluster.clone(),
+            };
+            self.endpoints
+                .get_or_create(&labels)
+                .set(i64::from(e.healthy));
+        }
         self.gateways.set(gauge(sample.gateways));
         self.gateways_ready.set(gauge(sample.gateways_ready));
         self.cert_expiry.clear();

@@ -45,6 +45,19 @@ pub(super) struct CertSample {
     pub not_after_s: i64,
 }
 
+/// One cluster's healthy endpoints of one global service.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct EndpointSample {
+    /// Namespace.
+    pub namespace: String,
+    /// Service name.
+    pub service: String,
+    /// The cluster serving it.
+    pub cluster: String,
+    /// Its healthy endpoints there.
+    pub healthy: u32,
+}
+
 /// Everything `/metrics` shows that is read, not counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Sample {
@@ -56,6 +69,8 @@ pub(super) struct Sample {
     pub exports_version: u64,
     /// Services in the global table.
     pub services: u64,
+    /// Healthy endpoints of each service in each cluster serving it.
+    pub endpoints: Vec<EndpointSample>,
     /// This cluster's gateways known to the gateway API, and how many of
     /// them last reported ready with a stream open.
     pub gateways: u64,
@@ -141,12 +156,29 @@ pub(super) fn take(inputs: &WebInputs) -> Sample {
         exports: exports.entries.len() as u64,
         exports_version: exports.version,
         services: table.services.len() as u64,
+        endpoints: endpoints(&table),
         gateways: gateways.len() as u64,
         gateways_ready: ready as u64,
         certs,
         dns: inputs.dns.by_rcode(),
         process: super::process::read(),
     }
+}
+
+/// Every (service, cluster) pair of the table with its healthy endpoints.
+fn endpoints(table: &TableSnapshot) -> Vec<EndpointSample> {
+    let per_cluster = |s: &crate::table::GlobalService| {
+        s.clusters
+            .iter()
+            .map(|c| EndpointSample {
+                namespace: s.key.namespace.clone(),
+                service: s.key.name.clone(),
+                cluster: c.cluster.clone(),
+                healthy: c.healthy,
+            })
+            .collect::<Vec<_>>()
+    };
+    table.services.values().flat_map(per_cluster).collect()
 }
 
 /// Exports of `peer` refused here by the imports policy.
