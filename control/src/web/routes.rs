@@ -27,6 +27,11 @@ const UI: &str = include_str!("ui.html");
 /// a connection open without sending anything).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections served at once; past it a new one is closed at once (a
+/// scraper or browser retries), so the port cannot exhaust the control
+/// plane's file descriptors.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Serves `listener` until `stop` completes.
 pub(super) async fn serve(
     listener: TcpListener,
@@ -35,6 +40,7 @@ pub(super) async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     tokio::pin!(stop);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = &mut stop => return,
@@ -50,8 +56,13 @@ pub(super) async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!("web port at {MAX_CONNECTIONS} connections; one closed");
+            continue;
+        };
         let (inputs, metrics) = (inputs.clone(), metrics.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let reply = answer(&req, &inputs, &metrics);
                 async move { Ok::<_, Infallible>(reply) }

@@ -173,8 +173,15 @@ fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service()
         dns_count(&east, "NOERROR") > before
     });
 
+    let scrape = Instant::now();
     let (code, classic) = http_get(&east, "/metrics");
     assert_eq!(code, 200);
+    let samples = classic.lines().filter(|l| !l.starts_with('#')).count();
+    println!(
+        "east /metrics: {} bytes, {samples} samples, answered in {:?}",
+        classic.len(),
+        scrape.elapsed()
+    );
     for line in [
         "fedmesh_control_peers{state=\"connected\"} 2",
         "fedmesh_control_peers{state=\"disconnected\"} 0",
@@ -209,6 +216,19 @@ fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service()
                     && !l.ends_with(" 0")
             })
     });
+
+    let (_, m) = http_get(&west_web, "/metrics");
+    let value = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "west export propagation: {} changes, {} s in all",
+        value("fedmesh_control_export_propagation_seconds_count "),
+        value("fedmesh_control_export_propagation_seconds_sum ")
+    );
 
     let (content_type, open) = get_accepting(
         &east,
