@@ -90,3 +90,6 @@ pub async fn serve(
     routes::serve(listener, Arc::new(inputs), metrics, stop).await;
     timer.abort();
 }
+
+#[cfg(test)]
+mod tests;

@@ -32,7 +32,7 @@ pub struct QueryCounters {
 
 impl QueryCounters {
     /// Counters with `shards` shards (at least one).
-    pub(crate) fn new(shards: usize) -> Arc<Self> {
+    pub fn new(shards: usize) -> Arc<Self> {
         let shards = (0..shards.max(1)).map(|_| Shard::default()).collect();
         Arc::new(Self { shards })
     }
