@@ -297,6 +297,11 @@ fn the_topology_page_renders_every_cluster_and_shows_a_killed_peers_link_down() 
     for needle in ["east", "west", "eu", "region us-west", "connected"] {
         assert!(text.contains(needle), "page text lacks {needle:?}:\n{text}");
     }
+    // FEDMESH_UI_SCREENSHOT=DIR keeps what the page looked like.
+    let shots = std::env::var_os("FEDMESH_UI_SCREENSHOT").map(std::path::PathBuf::from);
+    if let Some(dir) = &shots {
+        browser.screenshot(&dir.join("topology-connected.png"));
+    }
 
     fed.get_mut("west").kill9();
     let killed = Instant::now();
@@ -305,6 +310,9 @@ fn the_topology_page_renders_every_cluster_and_shows_a_killed_peers_link_down() 
         let r = browser.eval(RENDERED);
         if link_state(&r, "west").as_deref() == Some("disconnected") {
             assert_eq!(link_state(&r, "eu").as_deref(), Some("connected"), "{r}");
+            if let Some(dir) = &shots {
+                browser.screenshot(&dir.join("topology-west-down.png"));
+            }
             break;
         }
         assert!(

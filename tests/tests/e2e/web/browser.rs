@@ -27,6 +27,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    "--window-size=1280,900",
 ];
 
 /// A WebDriver session on a chromedriver child.
@@ -129,6 +130,20 @@ impl Browser {
         let body = json!({"script": script, "args": []});
         let v = request(self.port, "POST", &path, Some(&body)).expect("execute script");
         v["value"].clone()
+    }
+}
+
+impl Browser {
+    /// Saves a PNG of the window to `path` (for a person to look at).
+    pub(super) fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let at = format!("/session/{}/screenshot", self.session);
+        let v = request(self.port, "GET", &at, None).expect("screenshot");
+        let png = v["value"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .expect("a base64 PNG");
+        std::fs::write(path, png).expect("write the screenshot");
     }
 }
 
