@@ -108,7 +108,11 @@ pub(crate) fn promtool_check_metrics(text: &str) {
 
 #[test]
 fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service() {
-    let fed = web_mesh("");
+    let mut fed = web_mesh("");
+    // East's gateway reports to east; it probes west's once it imports
+    // from west.
+    fed.get_mut("east").start_gateway();
+    fed.get_mut("west").start_gateway();
     fed.get("west").write_manifest(
         "hello.yaml",
         &service_yaml(
@@ -159,8 +163,25 @@ fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service()
         (west["region"].as_str(), west["zone"].as_str()),
         (Some("us-west"), Some("us-west-2a"))
     );
-    let gateways = names(&t["gateways"], "cluster");
-    assert!(gateways.contains(&"west".to_string()), "{}", t["gateways"]);
+    wait_until(
+        "east's topology shows its gateway and west's as probed",
+        SYNC,
+        || {
+            let g = topology(&east)["gateways"].clone();
+            let find = |cluster: &str| {
+                g.as_array()
+                    .and_then(|all| all.iter().find(|x| x["cluster"] == cluster).cloned())
+            };
+            let mine =
+                find("east").is_some_and(|x| x["name"] == "gw-1" && x["health"] == "healthy");
+            let west = find("west").is_some_and(|x| {
+                x["health"] == "healthy"
+                    && x["probes"][0]["by"] == "gw-1"
+                    && x["probes"][0]["up"] == true
+            });
+            mine && west
+        },
+    );
 
     // One DNS question, so a response code moves.
     let before = dns_count(&east, "NOERROR");
@@ -188,6 +209,8 @@ fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service()
         "fedmesh_control_peer_state{peer=\"west\",state=\"connected\"} 1",
         "fedmesh_control_peer_imports{peer=\"west\"} 1",
         "fedmesh_control_services 1",
+        "fedmesh_control_gateways_ready 1",
+        "fedmesh_control_service_endpoints_healthy{namespace=\"demo\",service=\"hello\",cluster=\"west\"} 1",
     ] {
         assert!(
             classic.lines().any(|l| l == line),
@@ -198,6 +221,8 @@ fn metrics_pass_promtool_and_the_topology_names_every_cluster_link_and_service()
         "fedmesh_control_peer_heartbeat_age_seconds{peer=\"eu\"}",
         "fedmesh_control_peer_sync_pending_exports{peer=\"west\"}",
         "fedmesh_control_cert_expiry_timestamp_seconds{cert=\"root\",name=\"east\"}",
+        "fedmesh_control_cert_expiry_timestamp_seconds{cert=\"gateway\",name=\"gw-1\"}",
+        "fedmesh_control_cert_expiry_timestamp_seconds{cert=\"peer_root\",name=\"west\"}",
         "fedmesh_control_build_info{",
         "process_resident_memory_bytes ",
         "process_open_fds ",
