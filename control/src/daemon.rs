@@ -88,8 +88,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &flows,
         &gateways,
         dns.query_counters(),
-    );
-    let web = web.start(listeners.web.take(), &stop_rx);
+    )
+    .start(listeners.web.take(), &stop_rx);
     let mut tasks = serve(&config, &id, &dialer, &flows, listeners, gateways, &stop_rx)?;
     info!(cluster = %config.cluster, trust_domain = %config.trust_domain, "control plane started");
     info!("peering listening on {}", addrs.0);
@@ -283,11 +283,10 @@ struct WebPort(WebInputs);
 impl WebPort {
     fn start(
         self,
-        listener: Option<tokio::net::TcpListener>,
+        listener: Option<(tokio::net::TcpListener, std::net::SocketAddr)>,
         stop: &watch::Receiver<bool>,
     ) -> Option<(std::net::SocketAddr, ServerTask)> {
-        let listener = listener?;
-        let addr = listener.local_addr().ok()?;
+        let (listener, addr) = listener?;
         let stop = stopped(stop.clone());
         let task = tokio::spawn(async move {
             crate::web::serve(listener, self.0, stop).await;

@@ -24,8 +24,8 @@ pub(super) struct Listeners {
     pub gateway: TcpListener,
     /// `control.adminListen`.
     pub admin: AdminListener,
-    /// `control.webListen`, when set.
-    pub web: Option<TcpListener>,
+    /// `control.webListen`, when set, with its bound address.
+    pub web: Option<(TcpListener, SocketAddr)>,
     /// Bound addresses, for the "listening on" lines.
     pub peering_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
@@ -41,7 +41,11 @@ impl Listeners {
         let gateway = bind(config.control.gateway_listen, "control.gatewayListen").await?;
         let admin = bind_admin(&config.control.admin_listen).await?;
         let web = match config.control.web_listen {
-            Some(addr) => Some(bind(addr, "control.webListen").await?),
+            Some(addr) => {
+                let l = bind(addr, "control.webListen").await?;
+                let local = l.local_addr()?;
+                Some((l, local))
+            }
             None => None,
         };
         let (admin_text, admin_socket) = match &admin {
