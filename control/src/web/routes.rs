@@ -10,7 +10,10 @@ use std::time::Duration;
 use fedmesh_proto::metrics_text;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -22,6 +25,36 @@ use crate::clock;
 
 /// The topology page: HTML with its script and style inline, compiled in.
 const UI: &str = include_str!("ui.html");
+
+/// The page's Content-Security-Policy: its own inline script and style
+/// only (by hash, CSP Level 3 §8.3), fetches only to this port, nothing
+/// else loaded, no framing. A name a peer sends can never run as script.
+fn ui_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        format!(
+            "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            inline_hash(UI, "script"),
+            inline_hash(UI, "style"),
+        )
+    })
+}
+
+/// `sha256-<base64>` of the text inside the first `<tag>…</tag>` of `html`.
+fn inline_hash(html: &str, tag: &str) -> String {
+    use base64::Engine as _;
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let body = html
+        .split_once(&open)
+        .and_then(|(_, rest)| rest.split_once(&close))
+        .map_or("", |(body, _)| body);
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
 
 /// A request's headers must arrive within this (a slow client cannot hold
 /// a connection open without sending anything).
@@ -111,7 +144,10 @@ fn answer(
             r
         }
         "/ui/" | "/ui/index.html" => {
-            reply(StatusCode::OK, UI.to_string(), "text/html; charset=utf-8")
+            let mut r = reply(StatusCode::OK, UI.to_string(), "text/html; charset=utf-8");
+            let policy = HeaderValue::from_static(ui_policy());
+            r.headers_mut().insert(CONTENT_SECURITY_POLICY, policy);
+            r
         }
         "/" | "/ui" => {
             let mut r = text(StatusCode::FOUND, "see /ui/\n");
@@ -149,8 +185,8 @@ fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 fn reply(code: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
