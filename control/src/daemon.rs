@@ -7,8 +7,9 @@
 //! served yet: `listen.rs`); the stored peers; the service flows (registry
 //! → exports → table → DNS zone: `services.rs`); the peering tasks
 //! (dialers, stale expiry, leaf renewal); then the peering (TLS), admin
-//! (loopback or unix socket), gateway API (TLS) and DNS servers, each
-//! logging one "listening on ADDR" line.
+//! (loopback or unix socket), gateway API (TLS) and DNS servers, and the
+//! web port when `control.webListen` is set (`web_port`), each logging
+//! one "listening on ADDR" line.
 
 mod identity;
 mod listen;
@@ -42,6 +43,7 @@ use crate::peering::server::{JoinLimitLayer, MAX_CONCURRENT_JOINS, PeeringServic
 use crate::peering::sync::AckedViews;
 use crate::peering::{MAX_SYNC_MESSAGE, PeerSet};
 use crate::store::{Role, Store};
+use crate::web::WebInputs;
 use fedmesh_proto::transport::{
     ListenerLimits, Unauthenticated, tls_incoming, tls_incoming_limited,
 };
@@ -57,7 +59,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(config: Config) -> anyhow::Result<()> {
     raise_open_file_limit();
     let id = Identity::load(&config)?;
-    let listeners = Listeners::bind(&config).await?;
+    let mut listeners = Listeners::bind(&config).await?;
     let peers = load_peers(&id.store)?;
     let flows = services::start(&config, &id.store, &peers, &id.bootstrap).await?;
     let dialer = Dialer {
@@ -77,12 +79,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addrs = (listeners.peering_addr, listeners.gateway_addr);
     let admin_text = listeners.admin_text.clone();
     let admin_socket = listeners.admin_socket.clone();
-    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, &stop_rx)?;
+    // The gateway API fills it; `fedctl check` and the web port read it.
+    let gateways = GatewayRegistry::new();
+    let web = web_port(
+        &config,
+        &id,
+        &dialer,
+        &flows,
+        &gateways,
+        dns.query_counters(),
+    )
+    .start(listeners.web.take(), &stop_rx);
+    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, gateways, &stop_rx)?;
     info!(cluster = %config.cluster, trust_domain = %config.trust_domain, "control plane started");
     info!("peering listening on {}", addrs.0);
     info!("gateway API listening on {}", addrs.1);
     info!("admin listening on {admin_text}");
     info!("dns listening on {}", dns.local_addr());
+    if let Some((addr, task)) = web {
+        info!("web listening on {addr}");
+        tasks.push(task);
+    }
     tasks.extend(embedded_gateway(&config, &stop_rx));
 
     wait_for_signal().await;
@@ -182,11 +199,10 @@ fn serve(
     dialer: &Dialer,
     flows: &Flows,
     listeners: Listeners,
+    gateways: Arc<GatewayRegistry>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<ServerTask>> {
     let peers = &dialer.peering.peers;
-    // The gateway API fills it; `fedctl check` reads it.
-    let gateways = GatewayRegistry::new();
     let peering_tls =
         handles::server_tls(&id.cert, peers.trust()).context("while building peering TLS")?;
     let peering = Server::builder()
@@ -234,6 +250,50 @@ fn serve(
             stopped(stop.clone()),
         ),
     ])
+}
+
+/// The web port's handles (`control.webListen`): read-only views of the
+/// peers, exports, table, gateways, DNS counters and certificates.
+fn web_port(
+    config: &Config,
+    id: &Identity,
+    dialer: &Dialer,
+    flows: &Flows,
+    gateways: &Arc<GatewayRegistry>,
+    dns: Arc<fedmesh_dns::QueryCounters>,
+) -> WebPort {
+    WebPort(WebInputs {
+        cluster: config.cluster.clone(),
+        locality: locality(config),
+        peers: dialer.peering.peers.clone(),
+        acked: dialer.peering.acked.clone(),
+        exports: flows.exports.clone(),
+        table: flows.table.clone(),
+        gateways: gateways.clone(),
+        gateway_name: config.gateway.name.clone(),
+        dns,
+        root_not_after: id.ca.not_after(),
+        control_cert: id.cert.clone(),
+    })
+}
+
+/// The web port stage: serves when `control.webListen` bound a listener.
+struct WebPort(WebInputs);
+
+impl WebPort {
+    fn start(
+        self,
+        listener: Option<(tokio::net::TcpListener, std::net::SocketAddr)>,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<(std::net::SocketAddr, ServerTask)> {
+        let (listener, addr) = listener?;
+        let stop = stopped(stop.clone());
+        let task = tokio::spawn(async move {
+            crate::web::serve(listener, self.0, stop).await;
+            Ok(())
+        });
+        Some((addr, task))
+    }
 }
 
 fn gateway_api(

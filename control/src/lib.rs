@@ -4,12 +4,13 @@
 //! CA ([`ca`]) and state ([`store`]), links the cluster with its peers
 //! ([`peering`]: join handshake, one mTLS sync stream per peering with
 //! heartbeats), serves the admin API for `fedctl` and the gateway API for
-//! `fedgw` ([`api`]). [`daemon`] wires these together; [`cli`] is the
+//! `fedgw` ([`api`]), and the web port ([`web`]: metrics, topology, the
+//! topology page). [`daemon`] wires these together; [`cli`] is the
 //! command line.
 //!
 //! Layers, each using only those below it: [`model`] (the vocabulary) →
 //! [`store`], [`ca`], [`registry`] → [`exports`] → [`table`] → [`peering`],
-//! [`dnsfeed`], [`import_services`] → [`api`] → [`daemon`] → [`cli`].
+//! [`dnsfeed`], [`import_services`] → [`api`], [`web`] → [`daemon`] → [`cli`].
 //! `fedctl check` ([`checks`]) reads the [`context::Control`] bundle the
 //! daemon builds for it. [`harness`] (child processes, config and manifest
 //! texts, one DNS question) is what `fedctl demo` (in [`cli`]) shares with
@@ -34,3 +35,4 @@ pub mod registry;
 pub mod renewal;
 pub mod store;
 pub mod table;
+pub mod web;

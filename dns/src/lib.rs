@@ -29,11 +29,15 @@
 //! differential test (`fast/tests.rs`) checks that they agree message for
 //! message.
 //!
+//! Every response sent is counted by response code (`counters`), read by
+//! the control plane's `/metrics` through [`DnsServer::query_counters`].
+//!
 //! Start reading at `answer.rs`: it is the whole zone in one match, with
 //! the rules and their RFCs. `router.rs` shows how it is wired into
 //! hickory; `fast.rs` how the answers are pre-encoded.
 
 mod answer;
+mod counters;
 mod error;
 mod fast;
 mod handler;
@@ -43,6 +47,7 @@ mod server;
 mod snapshot;
 mod udp;
 
+pub use counters::{QueryCounters, RCODES};
 pub use error::DnsError;
 pub use server::{DnsConfig, DnsServer};
 pub use snapshot::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneSnapshot};

@@ -34,6 +34,7 @@ use hickory_server::zone_handler::{Catalog, MessageResponse, ZoneHandler};
 use tokio::sync::watch;
 use tracing::{Instrument, field, info, info_span, warn};
 
+use crate::counters::QueryCounters;
 use crate::error::DnsError;
 use crate::handler::SnapshotZoneHandler;
 use crate::snapshot::{ZoneSnapshot, zone_name};
@@ -119,9 +120,14 @@ impl RequestHandler for ZoneRouter {
     }
 }
 
-/// The router shared by hickory's TCP server and the UDP workers.
+/// The router as hickory's TCP server holds it, counting each response
+/// (by the code hickory sent) in shard `.2` of `.1`.
 #[derive(Clone)]
-pub(crate) struct SharedRouter(pub(crate) Arc<ZoneRouter>);
+pub(crate) struct SharedRouter(
+    pub(crate) Arc<ZoneRouter>,
+    pub(crate) Arc<QueryCounters>,
+    pub(crate) usize,
+);
 
 #[async_trait::async_trait]
 impl RequestHandler for SharedRouter {
@@ -130,9 +136,12 @@ impl RequestHandler for SharedRouter {
         request: &Request,
         response_handle: R,
     ) -> ResponseInfo {
-        self.0
+        let info = self
+            .0
             .handle_request::<R, T>(request, response_handle)
-            .await
+            .await;
+        self.1.count(self.2, u16::from(info.response_code));
+        info
     }
 }
 

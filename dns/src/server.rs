@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::counters::QueryCounters;
 use crate::error::DnsError;
 use crate::fast::publish::{self, FastReader};
 use crate::router::{SharedRouter, ZoneRouter};
@@ -47,6 +48,8 @@ pub struct DnsServer {
     workers: Vec<udp::Worker>,
     /// The encoding task; dropping the set aborts it.
     tasks: JoinSet<()>,
+    /// Responses sent, by rcode: a shard per UDP worker, the last for TCP.
+    counts: Arc<QueryCounters>,
 }
 
 impl DnsServer {
@@ -74,18 +77,27 @@ impl DnsServer {
         let mut tasks = JoinSet::new();
         let tables = publish::spawn(snapshots.clone(), &mut tasks);
         let runtime = Handle::current();
+        let counts = QueryCounters::new(udp.len() + 1);
+        let tcp_shard = udp.len();
         let mut threads = Vec::with_capacity(udp.len());
-        for socket in udp {
+        for (shard, socket) in udp.into_iter().enumerate() {
             let reader = FastReader::new(snapshots.clone(), tables.clone());
-            let worker = udp::Worker::spawn(socket, reader, Arc::clone(&router), runtime.clone())
-                .map_err(|source| DnsError::Bind {
+            let counting = (Arc::clone(&counts), shard);
+            let worker = udp::Worker::spawn(
+                socket,
+                reader,
+                Arc::clone(&router),
+                runtime.clone(),
+                counting,
+            )
+            .map_err(|source| DnsError::Bind {
                 proto: "udp",
                 addr: local_addr,
                 source,
             })?;
             threads.push(worker);
         }
-        let mut server = Server::new(SharedRouter(router));
+        let mut server = Server::new(SharedRouter(router, Arc::clone(&counts), tcp_shard));
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
         info!(
             listen = %local_addr,
@@ -98,12 +110,18 @@ impl DnsServer {
             server,
             workers: threads,
             tasks,
+            counts,
         })
     }
 
     /// The bound address (the same port for UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Responses sent so far, by response code (UDP and TCP), for metrics.
+    pub fn query_counters(&self) -> Arc<QueryCounters> {
+        Arc::clone(&self.counts)
     }
 
     /// Stops accepting queries and waits for the socket tasks to end.

@@ -27,6 +27,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
+use crate::counters::QueryCounters;
 use crate::fast::publish::FastReader;
 use crate::router::ZoneRouter;
 use batch::Batch;
@@ -86,7 +87,8 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts serving `socket` on a new thread, handing the slow path to
-    /// tasks on `runtime`.
+    /// tasks on `runtime`; every response sent is counted in `counts`'
+    /// shard `shard`.
     ///
     /// # Errors
     ///
@@ -96,6 +98,7 @@ impl Worker {
         fast: FastReader,
         router: Arc<ZoneRouter>,
         runtime: Handle,
+        (counts, shard): (Arc<QueryCounters>, usize),
     ) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Serving {
@@ -105,6 +108,8 @@ impl Worker {
             runtime,
             stop: Arc::clone(&stop),
             slow: Arc::new(AtomicUsize::new(0)),
+            counts,
+            shard,
         };
         let thread = std::thread::Builder::new()
             .name("dns-udp".into())
@@ -143,6 +148,9 @@ struct Serving {
     stop: Arc<AtomicBool>,
     /// Slow-path tasks in flight.
     slow: Arc<AtomicUsize>,
+    /// Responses sent, by rcode; this worker counts into `shard`.
+    counts: Arc<QueryCounters>,
+    shard: usize,
 }
 
 impl Serving {
@@ -179,6 +187,8 @@ impl Serving {
             return false;
         }
         if self.fast.current().is_some_and(|t| t.respond(query, out)) {
+            // The fast path never sets an extended (EDNS) code.
+            self.counts.count_header(self.shard, out);
             return true;
         }
         if self.slow.fetch_add(1, Ordering::Relaxed) >= MAX_SLOW_IN_FLIGHT {
@@ -191,14 +201,26 @@ impl Serving {
             Arc::clone(&self.router),
             Arc::clone(&self.slow),
         );
+        let (counts, shard) = (Arc::clone(&self.counts), self.shard);
         let query = query.to_vec();
         self.runtime.spawn(async move {
             if let Some(response) = hickory::answer(&router, &query, src).await {
                 batch::send_one(&socket, &response, src);
+                count_decoded(&counts, shard, &response);
             }
             slow.fetch_sub(1, Ordering::Relaxed);
         });
         false
+    }
+}
+
+/// Counts a slow-path response by its full response code: decoding joins
+/// the header's 4 bits with the OPT record's upper 8 (RFC 6891 §6.1.3), so
+/// BADVERS is told from NOERROR.
+fn count_decoded(counts: &QueryCounters, shard: usize, response: &[u8]) {
+    match hickory_proto::op::Message::from_vec(response) {
+        Ok(message) => counts.count(shard, u16::from(message.metadata.response_code)),
+        Err(_) => counts.count_header(shard, response),
     }
 }
 

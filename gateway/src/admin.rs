@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::metrics::{Format, Metrics};
+use crate::metrics::Metrics;
 
 /// What the admin port reports.
 #[derive(Debug, Default)]
@@ -51,32 +51,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, state: Arc<Admi
     }
 }
 
-/// The format a scrape with this `Accept` header gets: OpenMetrics when
-/// it accepts `application/openmetrics-text` (q > 0) at least as much as
-/// `text/plain`, the classic format otherwise, and when there is no
-/// header. Media ranges and q-values as in RFC 9110 §12.5.1; a q-value
-/// that does not parse counts as 1.
-pub fn metrics_format(accept: Option<&str>) -> Format {
-    let (mut openmetrics, mut text) = (0.0_f64, 0.0_f64);
-    for range in accept.unwrap_or("").split(',') {
-        let mut params = range.split(';');
-        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = params
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse().unwrap_or(1.0));
-        match media.as_str() {
-            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
-            "text/plain" => text = text.max(q),
-            _ => {}
-        }
-    }
-    if openmetrics > 0.0 && openmetrics >= text {
-        Format::OpenMetrics
-    } else {
-        Format::Classic
-    }
-}
+/// The format a scrape with this `Accept` header gets (RFC 9110 §12.5.1
+/// q-values; shared with the control plane's web port).
+pub use fedmesh_proto::metrics_text::negotiate as metrics_format;
 
 fn answer(
     path: &str,

@@ -11,12 +11,11 @@
 //! Bytes are counted by [`crate::splice`] as they are read, through the
 //! [`ByteMeters`] handles these methods hand out, so a long connection's
 //! bytes show while it is open. [`Metrics::encode`] writes OpenMetrics or,
-//! converted by `classic`, the classic Prometheus text format.
+//! converted by [`Format::render`], the classic Prometheus text format.
 //!
 //! Services are labelled `namespace` and `service` (the name), never a
 //! joined `ns/name`.
 
-mod classic;
 mod prepare;
 #[cfg(test)]
 mod tests;
@@ -88,24 +87,9 @@ pub struct ByteMeters {
     pub down: ByteCounter,
 }
 
-/// Which text format [`Metrics::encode`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// OpenMetrics 1.0 text, as prometheus-client writes it.
-    OpenMetrics,
-    /// The classic Prometheus text format, version 0.0.4.
-    Classic,
-}
-
-impl Format {
-    /// The `Content-Type` of a scrape answer in this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
-        }
-    }
-}
+/// Which text format [`Metrics::encode`] writes (shared with the control
+/// plane's web port).
+pub use fedmesh_proto::metrics_text::Format;
 
 /// Counts of a peer cluster's pools since the last report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -469,10 +453,7 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        match format {
-            Format::OpenMetrics => out,
-            Format::Classic => classic::from_openmetrics(&out),
-        }
+        format.render(out)
     }
 }
 

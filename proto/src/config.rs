@@ -32,6 +32,8 @@ mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_web;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -108,6 +110,9 @@ pub struct ControlConfig {
     /// Where gateways dial in for config and certificates (default
     /// `127.0.0.1:15012`).
     pub gateway_listen: SocketAddr,
+    /// The web port (`/metrics`, `/ready`, `/live`, `/api/topology`,
+    /// `/ui/`); not served when unset (the default).
+    pub web_listen: Option<SocketAddr>,
     /// How often each side of a peering sends a heartbeat (default 1 s).
     pub heartbeat_interval: Duration,
     /// Silence after which a peer is marked stale (default 3 s); more than
@@ -126,6 +131,7 @@ impl Default for ControlConfig {
             peering_advertise: HostPort::from_socket_addr(peering_listen),
             admin_listen: AdminListen::Tcp(loopback(15000)),
             gateway_listen: loopback(15012),
+            web_listen: None,
             heartbeat_interval: Duration::from_secs(1),
             peer_dead_after: Duration::from_secs(3),
             stale_grace: Duration::from_secs(30),

@@ -12,11 +12,13 @@
 //!   with validation and defaults.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
+//! - [`metrics_text`]: the two Prometheus text formats of every `/metrics`.
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
 pub mod config;
 pub mod identity;
+pub mod metrics_text;
 pub mod token;
 pub mod transport;
 

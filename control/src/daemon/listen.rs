@@ -24,6 +24,8 @@ pub(super) struct Listeners {
     pub gateway: TcpListener,
     /// `control.adminListen`.
     pub admin: AdminListener,
+    /// `control.webListen`, when set, with its bound address.
+    pub web: Option<(TcpListener, SocketAddr)>,
     /// Bound addresses, for the "listening on" lines.
     pub peering_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
@@ -38,6 +40,14 @@ impl Listeners {
         let peering = bind(config.control.peering_listen, "control.peeringListen").await?;
         let gateway = bind(config.control.gateway_listen, "control.gatewayListen").await?;
         let admin = bind_admin(&config.control.admin_listen).await?;
+        let web = match config.control.web_listen {
+            Some(addr) => {
+                let l = bind(addr, "control.webListen").await?;
+                let local = l.local_addr()?;
+                Some((l, local))
+            }
+            None => None,
+        };
         let (admin_text, admin_socket) = match &admin {
             AdminListener::Tcp(_, addr) => (addr.to_string(), None),
             AdminListener::Unix(_, owned) => {
@@ -50,6 +60,7 @@ impl Listeners {
             peering,
             gateway,
             admin,
+            web,
             admin_text,
             admin_socket,
         })

@@ -31,7 +31,9 @@ pub struct AckedViews {
 }
 
 impl AckedViews {
-    fn get(&self, peer: &str) -> Option<(SyncPos, View)> {
+    /// The position and view `peer` last acked, if any (read by the web
+    /// port's sync-lag metrics).
+    pub fn get(&self, peer: &str) -> Option<(SyncPos, View)> {
         self.lock().get(peer).cloned()
     }
 

@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
+use crate::metrics::Format;
 use crate::state::{Affinity, GatewayState, Import, Locality, Target};
 
 /// What Prometheus 2.x sends when scraping.

@@ -38,6 +38,7 @@ const CONTROL: &[&str] = &[
     "peeringAdvertise",
     "adminListen",
     "gatewayListen",
+    "webListen",
     "heartbeatInterval",
     "peerDeadAfter",
     "staleGrace",
@@ -210,6 +211,7 @@ fn control(
         ));
     }
     let gateway_listen = listen(s, "gatewayListen", d.gateway_listen, listeners)?;
+    let web_listen = optional_listen(s, "webListen", listeners)?;
     let heartbeat_interval = positive_duration(s, "heartbeatInterval", d.heartbeat_interval)?;
     let peer_dead_after = positive_duration(s, "peerDeadAfter", d.peer_dead_after)?;
     if peer_dead_after <= heartbeat_interval {
@@ -231,6 +233,7 @@ fn control(
         peering_advertise,
         admin_listen,
         gateway_listen,
+        web_listen,
         heartbeat_interval,
         peer_dead_after,
         stale_grace,

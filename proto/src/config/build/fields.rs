@@ -162,6 +162,26 @@ pub(super) fn listen(
     Ok(addr)
 }
 
+/// An optional TCP listen address (unset: not served), recorded for the
+/// conflict check when set.
+pub(super) fn optional_listen(
+    s: &Section<'_>,
+    key: &str,
+    listeners: &mut Vec<Listener>,
+) -> Result<Option<SocketAddr>, Issue> {
+    let Some(field) = s.field(key) else {
+        return Ok(None);
+    };
+    let addr = socket_addr(&field, super::super::loopback(15080))?;
+    listeners.push(Listener::new(
+        s.path(key),
+        field.line(),
+        addr,
+        Protocol::Tcp,
+    ));
+    Ok(Some(addr))
+}
+
 /// The admin API address: loopback or unix only. A relative socket path
 /// resolves against `base`.
 pub(super) fn admin_listen(f: &Field<'_>, base: &Path) -> Result<AdminListen, Issue> {
