@@ -6,6 +6,8 @@
 
 mod client;
 pub mod demo;
+mod drain;
+pub mod drill;
 mod output;
 
 use std::path::PathBuf;
@@ -84,6 +86,30 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         wait: Option<Duration>,
     },
+    /// Take this cluster out of rotation: peers and its own gateways send
+    /// it new connections only when no other cluster can serve; open
+    /// connections continue. Run against CLUSTER's own admin API.
+    Drain {
+        /// This cluster's name (a check that --admin is the right one).
+        cluster: String,
+    },
+    /// Put a drained cluster back into rotation.
+    Undrain {
+        /// This cluster's name.
+        cluster: String,
+    },
+    /// A failover drill: send new connections through a service's VIP,
+    /// drain a cluster, undrain it; report failed connections, switch-over
+    /// and return times. Non-zero exit if any connection failed.
+    Drill(drill::DrillArgs),
+    /// Show this fedctl's version and, when it answers, the control
+    /// plane's.
+    Version,
+    /// Print a shell completion script (e.g. `source <(fedctl completion bash)`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The quickstart: three clusters on this host, joined, a service
     /// exported in two, DNS answered, traffic sent, a failover shown.
     Demo {
@@ -161,13 +187,40 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::backend::serve(listen, name).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "fedctl", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Version => {
+            let admin = admin_address(&cli)?;
+            return drain::version(client::connect(&admin).await.ok(), cli.output).await;
+        }
         _ => {}
     }
     let admin = admin_address(&cli)?;
     let mut client = client::connect(&admin).await?;
     match cli.command {
-        Command::Run | Command::Demo { .. } | Command::DemoBackend { .. } => {
+        Command::Run
+        | Command::Demo { .. }
+        | Command::DemoBackend { .. }
+        | Command::Completion { .. }
+        | Command::Version => {
             unreachable!("handled above")
+        }
+        Command::Drain { cluster } => drain::set(&mut client, &cluster, true, cli.output).await,
+        Command::Undrain { cluster } => drain::set(&mut client, &cluster, false, cli.output).await,
+        Command::Drill(args) => {
+            let gateway = match &cli.config {
+                Some(path) => Some(
+                    Config::load(path)
+                        .context("while reading --config to find gateway.adminListen")?
+                        .gateway
+                        .admin_listen,
+                ),
+                None => None,
+            };
+            drill::run(&mut client, args, gateway, cli.output).await
         }
         Command::Token {
             command: TokenCommand::Create { ttl },

@@ -224,7 +224,8 @@ fn serve(
         },
         check_runner(config, id, peers, flows, gateways),
     )
-    .with_local(flows.local.clone());
+    .with_local(flows.local.clone())
+    .with_drain(flows.drain.clone());
     Ok(vec![
         tokio::spawn(peering),
         tokio::spawn(gateway),

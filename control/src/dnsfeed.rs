@@ -106,6 +106,7 @@ mod tests {
             exported_at_ms: 0,
             gateway_address: String::new(),
             ports: vec![],
+            draining: false,
         };
         let service = GlobalService {
             key: key.clone(),

@@ -359,4 +359,7 @@ pub struct ImportedService {
     /// (a peer on an earlier release sends none, and then counts as fully
     /// healthy).
     pub total: u32,
+    /// The peer is drained (`fedctl drain`): a last resort for new
+    /// connections.
+    pub draining: bool,
 }

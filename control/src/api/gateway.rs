@@ -190,6 +190,7 @@ fn imported(s: &GlobalService, listen: &ListenPorts) -> Option<v1::ImportedServi
                 pinned_vip: c.pinned_vip.map(|ip| ip.to_string()).unwrap_or_default(),
                 local: c.local,
                 stale: c.stale,
+                draining: c.draining,
             })
             .collect(),
         listen_ports,
@@ -355,6 +356,7 @@ mod tests {
             exported_at_ms: 0,
             gateway_address: "127.0.2.1:15443".into(),
             ports: vec![],
+            draining: false,
         };
         let service = GlobalService {
             key: ServiceKey::new("demo", "hello"),

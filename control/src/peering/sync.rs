@@ -260,6 +260,8 @@ pub fn import_from_proto(
             healthy: e.healthy_endpoints,
             // 0 is "unknown" (an earlier release): count it fully healthy.
             total: e.total_endpoints.max(e.healthy_endpoints),
+            // An earlier release sends none: not draining.
+            draining: e.draining,
         },
     ))
 }

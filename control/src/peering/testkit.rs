@@ -138,6 +138,7 @@ impl Side {
                     spec: ExportSpec::default(),
                     healthy: 1,
                     total: 1,
+                    draining: false,
                 };
                 (key, Arc::new(entry))
             })

@@ -117,6 +117,9 @@ pub struct ImportRecord {
     /// this field existed) means unknown and is read as `healthy_endpoints`.
     #[serde(default)]
     pub total_endpoints: u32,
+    /// The peer is drained; false in records written before drains.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Everything stored from one peer's exports.
@@ -137,6 +140,7 @@ impl From<&ImportedService> for ImportRecord {
             weights: i.weights.clone(),
             healthy_endpoints: i.healthy,
             total_endpoints: i.total,
+            draining: i.draining,
         }
     }
 }
@@ -161,6 +165,7 @@ impl ImportRecord {
             healthy: self.healthy_endpoints,
             // Records written before totals were kept read 0: fully healthy.
             total: self.total_endpoints.max(self.healthy_endpoints),
+            draining: self.draining,
         })
     }
 }

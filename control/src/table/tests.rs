@@ -34,6 +34,7 @@ fn exports(entries: &[(&str, i64, Affinity)]) -> ExportState {
                 },
                 healthy: 1,
                 total: 1,
+                draining: false,
             };
             (key, Arc::new(entry))
         })
@@ -61,6 +62,7 @@ fn import(port: u16, at: i64, affinity: Affinity, healthy: u32) -> ImportedServi
         weights: BTreeMap::new(),
         healthy,
         total: healthy,
+        draining: false,
     }
 }
 

@@ -66,6 +66,7 @@ mod tests {
                 format!("{cluster}:15443")
             },
             local,
+            draining: false,
         }
     }
 

@@ -20,6 +20,7 @@ fn state(version: u64, names: &[(&str, &[&str])]) -> ExportState {
                 },
                 healthy: 1,
                 total: 1,
+                draining: false,
             };
             (key, Arc::new(entry))
         })
