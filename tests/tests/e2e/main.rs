@@ -6,6 +6,7 @@ mod cli_docs;
 mod config;
 mod demo;
 mod docs;
+mod drain;
 mod endpoints;
 mod examples;
 mod export;
