@@ -1,8 +1,8 @@
 //! The drill's traffic: new TCP connections to the VIP at a fixed rate,
 //! each one judged on its own.
 //!
-//! A connection **succeeds** when it connects, its line
-//! (`fedmesh drill\n`) is written, and at least one byte comes back within
+//! A connection **succeeds** when it connects, its line ([`LINE`]) is
+//! written, and at least one byte comes back within
 //! [`REPLY_TIMEOUT`] (a greeting, an answer, or an error page: the drill
 //! tests the path, not the backend). It **fails** when it is refused,
 //! reset, times out, or is closed with no byte. Connections run
@@ -16,6 +16,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+/// What each connection writes: a line, then an empty line, so that a
+/// server that speaks first (a greeting), an echo server and an HTTP/1
+/// server (which answers an unknown request line, often with a 400) all
+/// send something back.
+pub(super) const LINE: &[u8] = b"fedmesh drill\r\n\r\n";
 
 /// How long a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -95,7 +101,7 @@ pub(super) async fn one(target: SocketAddr) -> Result<(), String> {
         .await
         .map_err(|_| format!("connect to {target} timed out"))?
         .map_err(|e| format!("connect to {target}: {e}"))?;
-    conn.write_all(b"fedmesh drill\n")
+    conn.write_all(LINE)
         .await
         .map_err(|e| format!("write: {e}"))?;
     let mut byte = [0u8; 1];
