@@ -151,8 +151,26 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 /// Runs the parsed command line and returns the process exit code. Errors
 /// are printed as `error: …` with the whole cause.
 pub fn main(cli: Cli) -> ExitCode {
-    let verbose = matches!(cli.command, Command::Run);
-    init_tracing(verbose);
+    // `run` reads its config first: its `log` section sets up the logs.
+    let run_config = match &cli.command {
+        Command::Run => match run_config(&cli) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    // hickory logs every DNS request at info: keep it for debugging only.
+    let default = match run_config {
+        Some(_) => "info,hickory_server=warn,hickory_proto=warn",
+        None => "warn",
+    };
+    if let Err(e) = fedmesh_gateway::logging::init(run_config.as_ref().map(|c| &c.log), default) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -160,7 +178,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, run_config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -169,12 +187,16 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Run = cli.command {
-        let path = cli.config.as_deref().ok_or_else(|| {
-            anyhow!("`fedctl run` needs --config FILE (the cluster config, see docs/config.md)")
-        })?;
-        let config = Config::load(path)?;
+/// The config `fedctl run` needs.
+fn run_config(cli: &Cli) -> anyhow::Result<Config> {
+    let path = cli.config.as_deref().ok_or_else(|| {
+        anyhow!("`fedctl run` needs --config FILE (the cluster config, see docs/config.md)")
+    })?;
+    Ok(Config::load(path)?)
+}
+
+async fn dispatch(cli: Cli, run_config: Option<Config>) -> anyhow::Result<ExitCode> {
+    if let Some(config) = run_config {
         crate::daemon::run(config).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -245,20 +267,4 @@ fn admin_address(cli: &Cli) -> anyhow::Result<AdminListen> {
         return Ok(config.control.admin_listen);
     }
     AdminListen::parse("127.0.0.1:15000").map_err(|e| anyhow!(e))
-}
-
-fn init_tracing(verbose: bool) {
-    use tracing_subscriber::EnvFilter;
-    // hickory logs every DNS request at info: keep it for debugging only.
-    let default = if verbose {
-        "info,hickory_server=warn,hickory_proto=warn"
-    } else {
-        "warn"
-    };
-    let filter = EnvFilter::try_from_env("FEDMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

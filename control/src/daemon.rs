@@ -32,6 +32,7 @@ use self::identity::Identity;
 use self::listen::{Listeners, serve_admin};
 use self::services::Flows;
 use crate::api::admin::{AdminService, CheckRunner, TokenIssuer};
+use crate::api::admin_health;
 use crate::api::gateway::{GatewayApi, GatewayIdentity, GatewayInputs};
 use crate::api::gateways::GatewayRegistry;
 use crate::ca::LEAF_LIFETIME;
@@ -77,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addrs = (listeners.peering_addr, listeners.gateway_addr);
     let admin_text = listeners.admin_text.clone();
     let admin_socket = listeners.admin_socket.clone();
-    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, &stop_rx)?;
+    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, &stop_rx).await?;
     info!(cluster = %config.cluster, trust_domain = %config.trust_domain, "control plane started");
     info!("peering listening on {}", addrs.0);
     info!("gateway API listening on {}", addrs.1);
@@ -175,8 +176,9 @@ fn start_peering(config: &Config, id: &Identity, dialer: &Dialer) {
 
 type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Serves peering, the gateway API and admin until `stop` turns true.
-fn serve(
+/// Serves peering, the gateway API and admin until `stop` turns true; the
+/// gateway API and admin ports also answer gRPC health and reflection.
+async fn serve(
     config: &Config,
     id: &Identity,
     dialer: &Dialer,
@@ -214,6 +216,8 @@ fn serve(
     );
     let gateway = Server::builder()
         .add_service(GatewayConfigServer::new(gateway_api))
+        .add_service(admin_health::health_for::<GatewayConfigServer<GatewayApi>>().await)
+        .add_service(admin_health::reflection()?)
         .serve_with_incoming_shutdown(gateway_incoming, stopped(stop.clone()));
     let admin = AdminService::new(
         dialer.clone(),
@@ -231,7 +235,10 @@ fn serve(
         tokio::spawn(gateway),
         serve_admin(
             listeners.admin,
-            AdminServer::new(admin),
+            Server::builder()
+                .add_service(AdminServer::new(admin))
+                .add_service(admin_health::health_for::<AdminServer<AdminService>>().await)
+                .add_service(admin_health::reflection()?),
             stopped(stop.clone()),
         ),
     ])

@@ -25,6 +25,7 @@
 mod build;
 mod duration;
 mod listeners;
+mod log;
 mod names;
 mod net;
 mod yaml;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{format_duration, parse_duration};
+pub use log::{LogConfig, LogFormat};
 pub use net::{AdminListen, HostPort, Ipv4Net};
 
 /// A cluster's whole config, validated, with defaults filled in and relative
@@ -64,6 +66,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Where local services are read from.
     pub registry: RegistryConfig,
+    /// How `fedctl run` and `fedgw` write logs.
+    pub log: LogConfig,
     /// The file this config came from (the `origin` given to
     /// [`Config::from_yaml`], such as `<inline>`).
     pub source: PathBuf,

@@ -20,6 +20,11 @@ pub mod identity;
 pub mod token;
 pub mod transport;
 
+/// The encoded `FileDescriptorSet` of every `.proto` file, for gRPC
+/// server reflection (`grpcurl list` and friends).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fedmesh_descriptor.bin"));
+
 /// Generated protobuf messages and tonic clients and servers
 /// (package `fedmesh.v1`).
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -19,6 +19,7 @@ mod join_safety;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod manners;
 mod pool;
 mod registry_events;
 mod restart;
