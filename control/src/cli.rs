@@ -156,7 +156,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run => match run_config(&cli) {
             Ok(config) => Some(config),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
                 return ExitCode::FAILURE;
             }
         },
@@ -181,7 +181,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match runtime.block_on(dispatch(cli, run_config)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -303,7 +303,8 @@ fn embedded_gateway(config: &Config, stop: &watch::Receiver<bool>) -> Option<Ser
         let stop = stopped(stop.clone());
         tokio::spawn(async move {
             if let Err(error) = fedmesh_gateway::gateway::run(&config, stop).await {
-                tracing::error!(error = %format!("{error:#}"), "embedded gateway stopped");
+                let error = fedmesh_proto::chain::chain_text(error.as_ref());
+                tracing::error!(%error, "embedded gateway stopped");
             }
             Ok(())
         })

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     match runtime.block_on(fedmesh_gateway::gateway::run(&config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

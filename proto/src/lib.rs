@@ -12,9 +12,11 @@
 //!   with validation and defaults.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
+//! - [`chain`]: an error and its causes as the binaries print them.
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
+pub mod chain;
 pub mod config;
 pub mod identity;
 pub mod token;
