@@ -87,6 +87,36 @@ fn the_admin_port_answers_grpc_health_serving_and_reflection() {
 }
 
 #[test]
+fn the_gateway_api_port_answers_grpc_health_serving_over_tls() {
+    use fedmesh_proto::identity::{self, PinnedServerVerifier};
+    use fedmesh_proto::token::BootstrapToken;
+    let fed = one_cluster("", &[]);
+    let east = fed.get("east");
+    let token = std::fs::read_to_string(east.dir.join("data/gateway-bootstrap.token")).unwrap();
+    let pin = BootstrapToken::decode(&token).unwrap().pin;
+    let tls = identity::client_config(None, PinnedServerVerifier::new(pin), &[b"h2"]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        let channel = fedmesh_proto::transport::connect(
+            &east.gateway_api(),
+            std::sync::Arc::new(tls),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("the gateway API answers TLS");
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: "fedmesh.v1.GatewayConfig".into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status
+    });
+    assert_eq!(status, ServingStatus::Serving as i32);
+}
+
+#[test]
 fn rust_log_and_log_format_json_shape_the_daemon_log() {
     let fed = one_cluster(
         "log:\n  format: json\n",
