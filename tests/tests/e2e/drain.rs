@@ -143,6 +143,10 @@ fn drain_sends_new_connections_to_west_keeps_open_ones_and_undrain_brings_them_b
         100,
         SWITCH.saturating_sub(drained.elapsed()),
     );
+    eprintln!(
+        "drain east: 100 + 100 new connections in a row on west {} ms after the drain",
+        drained.elapsed().as_millis()
+    );
     assert!(echoes(&mut held), "an open connection to east is not cut");
 
     assert!(east_draining_as_seen_by(&fed, "eu"));
