@@ -6,6 +6,8 @@
 
 mod client;
 pub mod demo;
+mod drain;
+pub mod drill;
 mod output;
 
 use std::path::PathBuf;
@@ -84,6 +86,30 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         wait: Option<Duration>,
     },
+    /// Take this cluster out of rotation: peers and its own gateways send
+    /// it new connections only when no other cluster can serve; open
+    /// connections continue. Run against CLUSTER's own admin API.
+    Drain {
+        /// This cluster's name (a check that --admin is the right one).
+        cluster: String,
+    },
+    /// Put a drained cluster back into rotation.
+    Undrain {
+        /// This cluster's name.
+        cluster: String,
+    },
+    /// A failover drill: send new connections through a service's VIP,
+    /// drain a cluster, undrain it; report failed connections, switch-over
+    /// and return times. Non-zero exit if any connection failed.
+    Drill(drill::DrillArgs),
+    /// Show this fedctl's version and, when it answers, the control
+    /// plane's.
+    Version,
+    /// Print a shell completion script (e.g. `source <(fedctl completion bash)`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The quickstart: three clusters on this host, joined, a service
     /// exported in two, DNS answered, traffic sent, a failover shown.
     Demo {
@@ -125,8 +151,26 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 /// Runs the parsed command line and returns the process exit code. Errors
 /// are printed as `error: …` with the whole cause.
 pub fn main(cli: Cli) -> ExitCode {
-    let verbose = matches!(cli.command, Command::Run);
-    init_tracing(verbose);
+    // `run` reads its config first: its `log` section sets up the logs.
+    let run_config = match &cli.command {
+        Command::Run => match run_config(&cli) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    // hickory logs every DNS request at info: keep it for debugging only.
+    let default = match run_config {
+        Some(_) => "info,hickory_server=warn,hickory_proto=warn",
+        None => "warn",
+    };
+    if let Err(e) = fedmesh_gateway::logging::init(run_config.as_ref().map(|c| &c.log), default) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -134,21 +178,25 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, run_config)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Run = cli.command {
-        let path = cli.config.as_deref().ok_or_else(|| {
-            anyhow!("`fedctl run` needs --config FILE (the cluster config, see docs/config.md)")
-        })?;
-        let config = Config::load(path)?;
+/// The config `fedctl run` needs.
+fn run_config(cli: &Cli) -> anyhow::Result<Config> {
+    let path = cli.config.as_deref().ok_or_else(|| {
+        anyhow!("`fedctl run` needs --config FILE (the cluster config, see docs/config.md)")
+    })?;
+    Ok(Config::load(path)?)
+}
+
+async fn dispatch(cli: Cli, run_config: Option<Config>) -> anyhow::Result<ExitCode> {
+    if let Some(config) = run_config {
         crate::daemon::run(config).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -161,13 +209,40 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::backend::serve(listen, name).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "fedctl", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Version => {
+            let admin = admin_address(&cli)?;
+            return drain::version(client::connect(&admin).await.ok(), cli.output).await;
+        }
         _ => {}
     }
     let admin = admin_address(&cli)?;
     let mut client = client::connect(&admin).await?;
     match cli.command {
-        Command::Run | Command::Demo { .. } | Command::DemoBackend { .. } => {
+        Command::Run
+        | Command::Demo { .. }
+        | Command::DemoBackend { .. }
+        | Command::Completion { .. }
+        | Command::Version => {
             unreachable!("handled above")
+        }
+        Command::Drain { cluster } => drain::set(&mut client, &cluster, true, cli.output).await,
+        Command::Undrain { cluster } => drain::set(&mut client, &cluster, false, cli.output).await,
+        Command::Drill(args) => {
+            let gateway = match &cli.config {
+                Some(path) => Some(
+                    Config::load(path)
+                        .context("while reading --config to find gateway.adminListen")?
+                        .gateway
+                        .admin_listen,
+                ),
+                None => None,
+            };
+            drill::run(&mut client, args, gateway, cli.output).await
         }
         Command::Token {
             command: TokenCommand::Create { ttl },
@@ -192,20 +267,4 @@ fn admin_address(cli: &Cli) -> anyhow::Result<AdminListen> {
         return Ok(config.control.admin_listen);
     }
     AdminListen::parse("127.0.0.1:15000").map_err(|e| anyhow!(e))
-}
-
-fn init_tracing(verbose: bool) {
-    use tracing_subscriber::EnvFilter;
-    // hickory logs every DNS request at info: keep it for debugging only.
-    let default = if verbose {
-        "info,hickory_server=warn,hickory_proto=warn"
-    } else {
-        "warn"
-    };
-    let filter = EnvFilter::try_from_env("FEDMESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

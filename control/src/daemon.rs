@@ -33,6 +33,7 @@ use self::identity::Identity;
 use self::listen::{Listeners, serve_admin};
 use self::services::Flows;
 use crate::api::admin::{AdminService, CheckRunner, TokenIssuer};
+use crate::api::admin_health;
 use crate::api::gateway::{GatewayApi, GatewayIdentity, GatewayInputs};
 use crate::api::gateways::GatewayRegistry;
 use crate::ca::LEAF_LIFETIME;
@@ -90,7 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dns.query_counters(),
     )
     .start(listeners.web.take(), &stop_rx);
-    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, gateways, &stop_rx)?;
+    let mut tasks = serve(&config, &id, &dialer, &flows, listeners, gateways, &stop_rx).await?;
     info!(cluster = %config.cluster, trust_domain = %config.trust_domain, "control plane started");
     info!("peering listening on {}", addrs.0);
     info!("gateway API listening on {}", addrs.1);
@@ -192,8 +193,9 @@ fn start_peering(config: &Config, id: &Identity, dialer: &Dialer) {
 
 type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Serves peering, the gateway API and admin until `stop` turns true.
-fn serve(
+/// Serves peering, the gateway API and admin until `stop` turns true; the
+/// gateway API and admin ports also answer gRPC health and reflection.
+async fn serve(
     config: &Config,
     id: &Identity,
     dialer: &Dialer,
@@ -230,6 +232,8 @@ fn serve(
     );
     let gateway = Server::builder()
         .add_service(GatewayConfigServer::new(gateway_api))
+        .add_service(admin_health::health_for::<GatewayConfigServer<GatewayApi>>().await)
+        .add_service(admin_health::reflection()?)
         .serve_with_incoming_shutdown(gateway_incoming, stopped(stop.clone()));
     let admin = AdminService::new(
         dialer.clone(),
@@ -240,13 +244,17 @@ fn serve(
         },
         check_runner(config, id, peers, flows, gateways),
     )
-    .with_local(flows.local.clone());
+    .with_local(flows.local.clone())
+    .with_drain(flows.drain.clone());
     Ok(vec![
         tokio::spawn(peering),
         tokio::spawn(gateway),
         serve_admin(
             listeners.admin,
-            AdminServer::new(admin),
+            Server::builder()
+                .add_service(AdminServer::new(admin))
+                .add_service(admin_health::health_for::<AdminServer<AdminService>>().await)
+                .add_service(admin_health::reflection()?),
             stopped(stop.clone()),
         ),
     ])
@@ -355,7 +363,8 @@ fn embedded_gateway(config: &Config, stop: &watch::Receiver<bool>) -> Option<Ser
         let stop = stopped(stop.clone());
         tokio::spawn(async move {
             if let Err(error) = fedmesh_gateway::gateway::run(&config, stop).await {
-                tracing::error!(error = %format!("{error:#}"), "embedded gateway stopped");
+                let error = fedmesh_proto::chain::chain_text(error.as_ref());
+                tracing::error!(%error, "embedded gateway stopped");
             }
             Ok(())
         })

@@ -127,6 +127,7 @@ mod tests {
             exported_at_ms: 0,
             gateway_address: String::new(),
             ports: vec![],
+            draining: false,
         };
         let service = GlobalService {
             key: key.clone(),
@@ -174,6 +175,7 @@ mod tests {
         use crate::table::headless::{EndpointEntry, HeadlessService};
         let key = ServiceKey::new("demo", "db");
         let entry = ClusterEntry {
+            draining: false,
             cluster: "east".into(),
             local: true,
             locality: Locality::default(),

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::clock;
 use crate::model::{ExportSpec, LocalSnapshot, NamedEndpoints, PortSpec, ServiceKey};
-use crate::store::Store;
+use crate::store::{DrainRecord, Store};
 
 /// One exported service as peers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,9 @@ pub struct ExportEntry {
     pub total: u32,
     /// `Some` for a headless service: its endpoints with a hostname.
     pub headless: Option<NamedEndpoints>,
+    /// This cluster is drained (`fedctl drain`): importers use it only
+    /// when no other cluster can serve.
+    pub draining: bool,
 }
 
 impl ExportEntry {
@@ -75,6 +78,7 @@ impl ExportEntry {
                 .as_ref()
                 .map(NamedEndpoints::to_proto)
                 .unwrap_or_default(),
+            draining: self.draining,
         }
     }
 }
@@ -150,7 +154,9 @@ pub fn new_epoch() -> u64 {
     u64::from_le_bytes(bytes).max(1)
 }
 
-/// Owns the export state: reads registry snapshots, publishes versions.
+/// Owns the export state: reads registry snapshots and the drain state,
+/// publishes versions. A drain or undrain changes every entry, so it
+/// reaches each peer as one incremental update.
 ///
 /// Version 0 means "the registry has not been read yet": sessions send no
 /// exports until version 1, so a restarting cluster never tells its peers
@@ -158,6 +164,7 @@ pub fn new_epoch() -> u64 {
 pub async fn run(
     store: Arc<Store>,
     mut local: watch::Receiver<Arc<LocalSnapshot>>,
+    mut drain: watch::Receiver<DrainRecord>,
     out: watch::Sender<Arc<ExportState>>,
 ) {
     let mut times = match store.export_times() {
@@ -182,7 +189,8 @@ pub async fn run(
             continue;
         }
         let current = out.borrow().clone();
-        let (entries, added, removed) = compute(&snapshot, &current.entries, &mut times);
+        let draining = drain.borrow_and_update().draining;
+        let (entries, added, removed) = compute(&snapshot, draining, &current.entries, &mut times);
         if !added.is_empty() || !removed.is_empty() {
             let store = store.clone();
             let saved =
@@ -201,7 +209,11 @@ pub async fn run(
             );
             out.send_replace(Arc::new(next));
         }
-        if local.changed().await.is_err() {
+        let changed = tokio::select! {
+            r = local.changed() => r,
+            r = drain.changed() => r,
+        };
+        if changed.is_err() {
             return;
         }
     }
@@ -217,6 +229,7 @@ type Computed = (
 /// also the export-time rows to add and remove.
 fn compute(
     snapshot: &LocalSnapshot,
+    draining: bool,
     prev: &View,
     times: &mut BTreeMap<ServiceKey, i64>,
 ) -> Computed {
@@ -241,6 +254,7 @@ fn compute(
             headless: svc
                 .headless
                 .then(|| NamedEndpoints::from_endpoints(&svc.endpoints).0),
+            draining,
         };
         let entry = match prev.get(&svc.key) {
             Some(old) if **old == entry => old.clone(),

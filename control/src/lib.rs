@@ -26,6 +26,7 @@ pub mod clock;
 pub mod context;
 pub mod daemon;
 pub mod dnsfeed;
+pub mod drain;
 pub mod exports;
 pub mod harness;
 pub mod import_services;

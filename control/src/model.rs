@@ -415,4 +415,7 @@ pub struct ImportedService {
     pub total: u32,
     /// `Some` when the peer's service is headless: its named endpoints.
     pub headless: Option<NamedEndpoints>,
+    /// The peer is drained (`fedctl drain`): a last resort for new
+    /// connections.
+    pub draining: bool,
 }

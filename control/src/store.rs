@@ -10,7 +10,8 @@
 //! Tables: `meta` (CA material, schema version), `peers` (one record per
 //! peering), `tokens` (join-token hashes; never the secret itself),
 //! `exports` (first-export times), `imports` (what each peer exports),
-//! `sync` (the export version acked to each peer), `vips` (allocations).
+//! `sync` (the export version acked to each peer), `vips` (allocations);
+//! `meta` also keeps whether this cluster is drained (`drain.rs`).
 //!
 //! Calls block on disk I/O; they are short and rare (join, leave, token
 //! create), so async callers use them directly or via `spawn_blocking`.
@@ -21,9 +22,11 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
+mod drain;
 mod joins;
 mod records;
 
+pub use drain::DrainRecord;
 pub use joins::{JoinRefusal, JoinStored};
 pub use records::{
     ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,

@@ -82,6 +82,9 @@ pub struct ClusterEntry {
     pub gateway_address: String,
     /// The ports it exports.
     pub ports: Vec<PortSpec>,
+    /// It is drained (`fedctl drain`): gateways send it new connections
+    /// only when no other cluster can serve.
+    pub draining: bool,
 }
 
 /// A service as the federation sees it from here.
@@ -228,6 +231,7 @@ fn local_candidates(
             exported_at_ms: e.exported_at_ms,
             gateway_address: String::new(),
             ports: e.ports.clone(),
+            draining: e.draining,
         };
         entries.entry(key.clone()).or_default().push(Candidate {
             entry,
@@ -264,6 +268,7 @@ fn add_peer_candidates(
                 exported_at_ms: imp.exported_at_ms,
                 gateway_address: peer.gateway_address.clone(),
                 ports: imp.ports.clone(),
+                draining: imp.draining,
             };
             entries.entry(key.clone()).or_default().push(Candidate {
                 entry,

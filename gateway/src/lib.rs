@@ -28,6 +28,7 @@ pub mod health;
 pub mod ingress;
 pub mod lifecycle;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod pools;
 pub mod select;

@@ -20,14 +20,6 @@ struct Args {
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDMESH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    raise_open_file_limit();
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -35,6 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // FEDMESH_LOG, then RUST_LOG, then log.level; log.format.
+    if let Err(e) = fedmesh_gateway::logging::init(Some(&config.log), "info") {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -45,7 +43,7 @@ fn main() -> ExitCode {
     match runtime.block_on(fedmesh_gateway::gateway::run(&config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fedmesh_proto::chain::chain_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

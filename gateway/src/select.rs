@@ -30,6 +30,10 @@
 //! those shares, picks within that level by usable endpoints, then lists
 //! every other usable target as failover order. The caller tries them in
 //! turn, so a failed connect moves to the next.
+//!
+//! Draining clusters (`fedctl drain`) are ordered the same way among
+//! themselves, but only after every other usable target: they get a new
+//! connection only when nothing else can serve it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,11 +66,26 @@ pub fn order<'a>(
     max_claimed: u32,
     rng: &mut Rng,
 ) -> Vec<&'a Target> {
-    let candidates: Vec<Candidate<'a>> = import
+    let (serving, draining): (Vec<Candidate<'a>>, Vec<Candidate<'a>>) = import
         .targets
         .iter()
         .map(|t| Candidate::new(t, healthy_now(t), max_claimed))
-        .collect();
+        .partition(|c| !c.target.draining);
+    let mut out = spread(import, serving, me, rng);
+    out.extend(spread(import, draining, me, rng));
+    out
+}
+
+/// The order of `candidates` by weights, else by locality levels.
+fn spread<'a>(
+    import: &'a Import,
+    candidates: Vec<Candidate<'a>>,
+    me: &Locality,
+    rng: &mut Rng,
+) -> Vec<&'a Target> {
+    if candidates.is_empty() {
+        return Vec::new();
+    }
     if import.weights.is_empty() {
         return by_levels(candidates, me, import.affinity, rng);
     }
@@ -304,3 +323,6 @@ impl Default for Rng {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_drain;

@@ -56,6 +56,9 @@ pub struct Target {
     pub gateway: String,
     /// This cluster.
     pub local: bool,
+    /// The cluster is drained (`fedctl drain`): used for new connections
+    /// only when no other target can serve ([`crate::select`]).
+    pub draining: bool,
 }
 
 /// A global service this gateway serves on its VIP.
@@ -331,6 +334,7 @@ fn import(i: &v1::ImportedService) -> Result<Import, String> {
                 total: t.total_endpoints.max(t.healthy_endpoints),
                 gateway: t.gateway_address.clone(),
                 local: t.local,
+                draining: t.draining,
             })
         })
         .collect::<Result<_, _>>()?;

@@ -109,6 +109,7 @@ mod tests {
             total: 1,
             gateway: gateway.into(),
             local,
+            draining: false,
         }
     }
 

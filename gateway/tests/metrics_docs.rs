@@ -31,6 +31,7 @@ fn state() -> GatewayState {
         total: 1,
         gateway: if local { "" } else { "127.0.2.1:15443" }.into(),
         local,
+        draining: false,
     };
     let import = Import {
         key: hello(),

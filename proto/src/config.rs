@@ -26,6 +26,7 @@ mod build;
 mod duration;
 mod imports;
 mod listeners;
+mod log;
 mod names;
 mod net;
 mod yaml;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::{format_duration, parse_duration};
 pub use imports::{ImportEntry, ImportsPolicy, Refused};
+pub use log::{LogConfig, LogFormat};
 pub use net::{AdminListen, HostPort, Ipv4Net};
 
 /// A cluster's whole config, validated, with defaults filled in and relative
@@ -71,6 +73,8 @@ pub struct Config {
     /// Which peers may serve which namespaces here (`imports`; absent:
     /// every peer, every namespace).
     pub imports: ImportsPolicy,
+    /// How `fedctl run` and `fedgw` write logs.
+    pub log: LogConfig,
     /// The file this config came from (the `origin` given to
     /// [`Config::from_yaml`], such as `<inline>`).
     pub source: PathBuf,

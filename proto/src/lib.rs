@@ -13,14 +13,21 @@
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
 //! - [`metrics_text`]: the two Prometheus text formats of every `/metrics`.
+//! - [`chain`]: an error and its causes as the binaries print them.
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
+pub mod chain;
 pub mod config;
 pub mod identity;
 pub mod metrics_text;
 pub mod token;
 pub mod transport;
+
+/// The encoded `FileDescriptorSet` of every `.proto` file, for gRPC
+/// server reflection (`grpcurl list` and friends).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fedmesh_descriptor.bin"));
 
 /// Generated protobuf messages and tonic clients and servers
 /// (package `fedmesh.v1`).

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::api::split::effective_split;
 use crate::clock;
+use crate::drain::DrainSwitch;
 use crate::model::{ExportSpec, LocalSnapshot, ServiceKey};
 use crate::peering::handles::Dialer;
 use crate::peering::info::parse_roots;
@@ -59,6 +60,8 @@ pub struct AdminService {
     checks: CheckRunner,
     /// This cluster's services: export-to of its own exports.
     local: Option<watch::Receiver<Arc<LocalSnapshot>>>,
+    /// `fedctl drain` / `undrain`.
+    drain: Option<DrainSwitch>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -81,7 +84,19 @@ impl AdminService {
             tokens,
             checks,
             local: None,
+            drain: None,
         }
+    }
+
+    /// Adds the drain switch (`fedctl drain` / `undrain`).
+    #[must_use]
+    pub fn with_drain(mut self, drain: DrainSwitch) -> Self {
+        self.drain = Some(drain);
+        self
+    }
+
+    fn me(&self) -> &str {
+        &self.dialer.peering.me.name
     }
 
     /// Adds this cluster's services, so `fedctl services` shows the
@@ -180,10 +195,31 @@ impl Admin for AdminService {
                 let mut status = peer_status(v);
                 status.imports =
                     u32::try_from(table.imports_from(&v.record.name)).unwrap_or(u32::MAX);
+                status.draining = drain::peer_draining(&table, &v.record.name);
                 status
             })
             .collect();
-        Ok(Response::new(v1::ListPeersResponse { peers }))
+        let self_draining = self.drain.as_ref().is_some_and(|d| d.state().draining);
+        Ok(Response::new(v1::ListPeersResponse {
+            peers,
+            self_draining,
+        }))
+    }
+
+    async fn set_draining(
+        &self,
+        request: Request<v1::SetDrainingRequest>,
+    ) -> Result<Response<v1::SetDrainingResponse>, Status> {
+        drain::set_draining(self.drain.as_ref(), self.me(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_version(
+        &self,
+        _request: Request<v1::GetVersionRequest>,
+    ) -> Result<Response<v1::GetVersionResponse>, Status> {
+        Ok(Response::new(drain::version(self.me())))
     }
 
     async fn check(
@@ -259,6 +295,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
                 exported_at_unix_ms: c.exported_at_ms,
                 local: c.local,
                 gateway_address: c.gateway_address.clone(),
+                draining: c.draining,
             })
             .collect(),
         conflicts: s.conflicts.clone(),
@@ -358,8 +395,11 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         trust_domain: r.trust_domain.clone(),
         gateway_address: r.gateway_address.clone(),
         last_error: v.last_error.clone().unwrap_or_default(),
+        draining: false,
     }
 }
+
+mod drain;
 
 #[cfg(test)]
 mod tests;

@@ -196,6 +196,7 @@ fn imported(
                 local: c.local,
                 stale: c.stale,
                 endpoint_vips: endpoint_vips(headless, &c.cluster),
+                draining: c.draining,
             })
             .collect(),
         listen_ports,
@@ -383,6 +384,7 @@ mod tests {
             exported_at_ms: 0,
             gateway_address: "127.0.2.1:15443".into(),
             ports: vec![],
+            draining: false,
         };
         let service = GlobalService {
             key: ServiceKey::new("demo", "hello"),

@@ -68,6 +68,7 @@ mod tests {
             exported_at_ms: 0,
             gateway_address: String::new(),
             ports: vec![],
+            draining: false,
         }
     }
 

@@ -144,6 +144,11 @@ pub(super) async fn peers(
         )),
         Output::Table => print!("{}", output::peers_table(&r.peers)),
     }
+    if r.self_draining {
+        eprintln!(
+            "this cluster is drained: peers use it only when no other cluster can serve (`fedctl undrain` puts it back)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -508,6 +508,13 @@ fn print_keep_help(demo: &Demo) {
     }
     println!("  {exe} --admin {} services", east.admin());
     println!("  {exe} --admin {} check", east.admin());
+    let eu = &demo.clusters[2];
+    println!(
+        "  {exe} --admin {} drill --cluster east --service demo/hello --cluster-admin {} --gateway-admin {}:{GATEWAY_ADMIN_PORT}",
+        eu.admin(),
+        east.admin(),
+        eu.ip
+    );
     println!("logs: {}/<cluster>/fedctl.log", demo.root.display());
     let pids: Vec<String> = demo
         .clusters

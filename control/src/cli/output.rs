@@ -79,6 +79,7 @@ pub(super) fn peer_json(p: &v1::PeerStatus) -> Value {
         "rootExpires": time_or_null(p.root_expires_unix_ms),
         "trustDomain": p.trust_domain,
         "gatewayAddress": p.gateway_address,
+        "draining": p.draining,
         "lastError": if p.last_error.is_empty() { Value::Null } else { Value::String(p.last_error.clone()) },
     })
 }
@@ -116,7 +117,11 @@ pub(super) fn peers_table(peers: &[v1::PeerStatus]) -> String {
             vec![
                 p.name.clone(),
                 p.role.clone(),
-                p.state.clone(),
+                if p.draining {
+                    format!("{}, draining", p.state)
+                } else {
+                    p.state.clone()
+                },
                 p.endpoint.clone(),
                 locality_text(p.locality.as_ref()),
                 clock::rfc3339_ms(p.since_unix_ms),
@@ -158,6 +163,7 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
             "pinnedVip": text_or_null(&c.pinned_vip),
             "exportedAt": time_or_null(c.exported_at_unix_ms),
             "local": c.local,
+            "draining": c.draining,
         })).collect::<Vec<_>>(),
         "conflicts": s.conflicts,
         "affinity": affinity_name(s.affinity),
@@ -215,6 +221,9 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
                     }
                     if c.stale {
                         t.push_str(", stale");
+                    }
+                    if c.draining {
+                        t.push_str(", draining");
                     }
                     t.push(')');
                     t
@@ -433,7 +442,25 @@ mod tests {
         }
         assert_eq!(c["exportedAt"], "2026-11-22T10:00:00Z");
         assert_eq!(c["pinnedVip"], "127.77.1.2");
-        assert!(services_table(&[s]).contains("east(1)"));
+        assert!(services_table(std::slice::from_ref(&s)).contains("east(1)"));
+        assert_eq!(c["draining"], false);
+
+        let mut drained = s;
+        drained.clusters[0].draining = true;
+        assert_eq!(service_json(&drained)["clusters"][0]["draining"], true);
+        assert!(services_table(&[drained]).contains("east(1, draining)"));
+    }
+
+    #[test]
+    fn a_draining_peer_is_shown_in_json_and_table() {
+        let p = v1::PeerStatus {
+            name: "east".into(),
+            state: "connected".into(),
+            draining: true,
+            ..Default::default()
+        };
+        assert_eq!(peer_json(&p)["draining"], true);
+        assert!(peers_table(&[p]).contains("connected, draining"));
     }
 
     #[test]

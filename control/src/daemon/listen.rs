@@ -9,12 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use fedmesh_proto::config::{AdminListen, Config};
-use fedmesh_proto::v1::admin_server::AdminServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::transport::Server;
-
-use crate::api::admin::AdminService;
 
 /// Every listener of the control plane, bound.
 pub(super) struct Listeners {
@@ -145,12 +141,13 @@ fn bind_unix(path: &Path) -> anyhow::Result<AdminListener> {
     Ok(AdminListener::Unix(l, owned))
 }
 
+/// Serves `router` (the admin API with health and reflection) on the
+/// admin listener until `stop`.
 pub(super) fn serve_admin(
     listener: AdminListener,
-    service: AdminServer<AdminService>,
+    router: tonic::transport::server::Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
-    let router = Server::builder().add_service(service);
     match listener {
         AdminListener::Tcp(l, _) => {
             tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop))

@@ -1,5 +1,5 @@
 //! The service flows of `fedctl run`, each an owner task publishing on a
-//! `watch`: registry → exports → table → DNS zone. In Kubernetes mode the
+//! `watch`: registry (and the drain switch) → exports → table → DNS zone. In Kubernetes mode the
 //! VIPs are the ClusterIPs of the import Services the control plane
 //! publishes (whose target ports the gateway listens on); otherwise they
 //! come from `gateway.vipRange`.
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::dnsfeed;
+use crate::drain::DrainSwitch;
 use crate::exports::{self, ExportState};
 use crate::import_services::{self, ImportServices, ListenPorts};
 use crate::model::{LocalSnapshot, Locality};
@@ -38,6 +39,8 @@ pub(super) struct Flows {
     pub listen_ports: watch::Receiver<Arc<ListenPorts>>,
     /// The DNS zone built from the table.
     pub zone: watch::Receiver<Arc<ZoneSnapshot>>,
+    /// Whether this cluster is drained (`fedctl drain`).
+    pub drain: DrainSwitch,
     /// Standalone mode: nothing publishes listen ports, but the channel
     /// stays open for the life of the process (a closed one would end
     /// every gateway watch).
@@ -58,7 +61,13 @@ pub(super) async fn start(
     tokio::spawn(registry.run(local_tx));
     let initial_exports = ExportState::new(exports::new_epoch(), 0, Default::default());
     let (exports_tx, exports) = watch::channel(Arc::new(initial_exports));
-    tokio::spawn(exports::run(store.clone(), local.clone(), exports_tx));
+    let drain = DrainSwitch::load(store.clone());
+    tokio::spawn(exports::run(
+        store.clone(),
+        local.clone(),
+        drain.subscribe(),
+        exports_tx,
+    ));
     let (table_events, events) = mpsc::channel(256);
     let (table_tx, table) = watch::channel(Arc::new(TableSnapshot::default()));
     let (vips, listen_ports, listen_ports_tx) = vip_mode(config, kube, &table, bootstrap);
@@ -94,6 +103,7 @@ pub(super) async fn start(
         table,
         listen_ports,
         zone,
+        drain,
         _listen_ports_tx: listen_ports_tx,
     })
 }

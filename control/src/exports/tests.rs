@@ -38,6 +38,7 @@ fn unchanged_entries_keep_their_identity_and_export_time() {
     let mut times = BTreeMap::new();
     let (first, added, _) = compute(
         &snapshot(vec![svc("a", &[], 1), svc("b", &[], 1)]),
+        false,
         &View::default(),
         &mut times,
     );
@@ -45,6 +46,7 @@ fn unchanged_entries_keep_their_identity_and_export_time() {
     let first: View = Arc::new(first);
     let (second, added, removed) = compute(
         &snapshot(vec![svc("a", &[], 1), svc("b", &[], 2)]),
+        false,
         &first,
         &mut times,
     );
@@ -63,6 +65,7 @@ fn unexporting_forgets_the_export_time() {
     let mut times = BTreeMap::new();
     let (first, _, _) = compute(
         &snapshot(vec![svc("a", &[], 1)]),
+        false,
         &View::default(),
         &mut times,
     );
@@ -70,6 +73,7 @@ fn unexporting_forgets_the_export_time() {
     unexported.export = None;
     let (second, _, removed) = compute(
         &snapshot(vec![unexported]),
+        false,
         &Arc::new(first.clone()),
         &mut times,
     );
@@ -85,6 +89,7 @@ fn export_to_is_enforced_per_peer() {
     let mut times = BTreeMap::new();
     let (entries, _, _) = compute(
         &snapshot(vec![svc("open", &[], 1), svc("westonly", &["west"], 1)]),
+        false,
         &View::default(),
         &mut times,
     );
@@ -100,7 +105,7 @@ fn wire_form_carries_every_field() {
     s.export.as_mut().unwrap().affinity = Affinity::Remote;
     s.export.as_mut().unwrap().weights.insert("east".into(), 90);
     let mut times = BTreeMap::new();
-    let (entries, _, _) = compute(&snapshot(vec![s]), &View::default(), &mut times);
+    let (entries, _, _) = compute(&snapshot(vec![s]), false, &View::default(), &mut times);
     let p = entries.values().next().unwrap().to_proto();
     assert_eq!((p.namespace.as_str(), p.name.as_str()), ("demo", "a"));
     assert_eq!(p.ports[0].port, 8080);
@@ -118,7 +123,7 @@ fn not_ready_endpoints_count_in_the_total_but_not_as_healthy() {
         e.ready = false;
     }
     let mut times = BTreeMap::new();
-    let (entries, _, _) = compute(&snapshot(vec![s]), &View::default(), &mut times);
+    let (entries, _, _) = compute(&snapshot(vec![s]), false, &View::default(), &mut times);
     let p = entries.values().next().unwrap().to_proto();
     assert_eq!((p.healthy_endpoints, p.total_endpoints), (4, 10));
 }
@@ -131,6 +136,7 @@ fn a_headless_export_carries_its_named_endpoints_on_the_wire() {
     let mut times = BTreeMap::new();
     let (entries, _, _) = compute(
         &snapshot(vec![db, svc("web", &[], 1)]),
+        false,
         &View::default(),
         &mut times,
     );
@@ -144,4 +150,22 @@ fn a_headless_export_carries_its_named_endpoints_on_the_wire() {
     assert_eq!(names, [("db-0", true), ("db-1", false)]);
     let web = entries[&ServiceKey::new("demo", "web")].to_proto();
     assert!(!web.headless && web.named_endpoints.is_empty(), "{web:?}");
+}
+
+#[test]
+fn a_drain_marks_every_entry_so_each_is_sent_again() {
+    let mut times = BTreeMap::new();
+    let services = snapshot(vec![svc("a", &[], 1), svc("b", &["west"], 1)]);
+    let (serving, _, _) = compute(&services, false, &View::default(), &mut times);
+    let serving: View = Arc::new(serving);
+    let (drained, added, removed) = compute(&services, true, &serving, &mut times);
+    assert!(added.is_empty() && removed.is_empty(), "export times stay");
+    assert!(
+        drained
+            .values()
+            .all(|e| e.draining && e.to_proto().draining)
+    );
+    let (upserts, removals) = diff(&serving, &Arc::new(drained));
+    assert_eq!(upserts.len(), 2, "every export goes out again, marked");
+    assert!(removals.is_empty(), "a drain withdraws nothing");
 }

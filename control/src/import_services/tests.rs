@@ -26,6 +26,7 @@ fn entry(cluster: &str) -> ClusterEntry {
         exported_at_ms: 0,
         gateway_address: String::new(),
         ports: vec![],
+        draining: false,
     }
 }
 

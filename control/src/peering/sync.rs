@@ -263,6 +263,8 @@ pub fn import_from_proto(
             // 0 is "unknown" (an earlier release): count it fully healthy.
             total: e.total_endpoints.max(e.healthy_endpoints),
             headless: NamedEndpoints::from_proto(e.headless, &e.named_endpoints)?,
+            // An earlier release sends none: not draining.
+            draining: e.draining,
         },
     ))
 }

@@ -139,6 +139,7 @@ impl Side {
                     healthy: 1,
                     total: 1,
                     headless: None,
+                    draining: false,
                 };
                 (key, Arc::new(entry))
             })

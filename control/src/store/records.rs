@@ -126,6 +126,9 @@ pub struct ImportRecord {
     /// Its named endpoints: (hostname, ready), when headless.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub named_endpoints: Vec<(String, bool)>,
+    /// The peer is drained; false in records written before drains.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Everything stored from one peer's exports.
@@ -153,6 +156,7 @@ impl From<&ImportedService> for ImportRecord {
                 .flat_map(NamedEndpoints::iter)
                 .map(|e| (e.hostname.clone(), e.ready))
                 .collect(),
+            draining: i.draining,
         }
     }
 }
@@ -185,6 +189,7 @@ impl ImportRecord {
                     }
                 }))
             }),
+            draining: self.draining,
         })
     }
 }
@@ -257,6 +262,7 @@ mod tests {
             },
         ]);
         let import = ImportedService {
+            draining: false,
             ports: vec![PortSpec {
                 name: "pg".into(),
                 port: 5432,

@@ -187,6 +187,7 @@ fn import(port: u16) -> ImportRecord {
         total_endpoints: 2,
         headless: false,
         named_endpoints: vec![],
+        draining: false,
     }
 }
 

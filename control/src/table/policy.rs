@@ -99,6 +99,7 @@ mod tests {
 
     fn import() -> ImportedService {
         ImportedService {
+            draining: false,
             ports: vec![],
             exported_at_ms: 1,
             affinity: Affinity::Local,

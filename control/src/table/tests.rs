@@ -35,6 +35,7 @@ fn exports(entries: &[(&str, i64, Affinity)]) -> ExportState {
                 healthy: 1,
                 total: 1,
                 headless: None,
+                draining: false,
             };
             (key, Arc::new(entry))
         })
@@ -63,6 +64,7 @@ fn import(port: u16, at: i64, affinity: Affinity, healthy: u32) -> ImportedServi
         healthy,
         total: healthy,
         headless: None,
+        draining: false,
     }
 }
 

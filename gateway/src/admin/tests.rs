@@ -50,6 +50,7 @@ fn metrics() -> Arc<Metrics> {
         total: 1,
         gateway: if local { "" } else { "127.0.2.1:15443" }.into(),
         local,
+        draining: false,
     };
     let import = Import {
         key: key.clone(),

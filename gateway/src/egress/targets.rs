@@ -72,6 +72,7 @@ mod tests {
                 format!("{cluster}:15443")
             },
             local,
+            draining: false,
         }
     }
 

@@ -19,6 +19,7 @@ fn target(cluster: &str, local: bool) -> Target {
         total: 1,
         gateway: if local { "" } else { "127.0.2.1:15443" }.into(),
         local,
+        draining: false,
     }
 }
 

@@ -21,6 +21,7 @@ fn target(cluster: &str, l: Locality, healthy: u32, local: bool) -> Target {
             format!("{cluster}:15443")
         },
         local,
+        draining: false,
     }
 }
 

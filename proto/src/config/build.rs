@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::listeners::{Listener, Protocol, check_conflicts};
+use super::log::LOG;
 use super::names::{dns_name_problem, label_problem};
 use super::net::{DEFAULT_VIP_RANGE, parse_upstream};
 use super::yaml::{Field, Issue, Node, Section};
@@ -30,6 +31,7 @@ const ROOT: &[&str] = &[
     "gateway",
     "registry",
     "imports",
+    "log",
 ];
 const LOCALITY: &[&str] = &["region", "zone"];
 const CA: &[&str] = &["certFile", "keyFile"];
@@ -90,6 +92,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ("gateway.outlier", OUTLIER),
     ("gateway.rateLimit", RATE_LIMIT),
     ("registry", REGISTRY),
+    ("log", LOG),
 ];
 
 /// The whole config from the parsed document; `origin`'s folder is the base
@@ -153,6 +156,7 @@ pub(super) fn config(doc: &Spanned<Node>, src: &str, origin: &Path) -> Result<Co
         gateway,
         registry,
         imports: imports.unwrap_or_default(),
+        log: super::log::log(&root.section("log", LOG)?)?,
         source: origin.to_path_buf(),
     })
 }

@@ -63,6 +63,18 @@ impl Admin for ManyServices {
             .collect();
         Ok(Response::new(v1::ListServicesResponse { services }))
     }
+    async fn set_draining(
+        &self,
+        _: Request<v1::SetDrainingRequest>,
+    ) -> Result<Response<v1::SetDrainingResponse>, Status> {
+        unimplemented()
+    }
+    async fn get_version(
+        &self,
+        _: Request<v1::GetVersionRequest>,
+    ) -> Result<Response<v1::GetVersionResponse>, Status> {
+        unimplemented()
+    }
 }
 
 #[tokio::test]

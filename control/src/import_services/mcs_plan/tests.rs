@@ -19,6 +19,7 @@ fn port(name: &str, port: u16) -> PortSpec {
 
 fn entry(cluster: &str, ports: Vec<PortSpec>) -> ClusterEntry {
     ClusterEntry {
+        draining: false,
         cluster: cluster.into(),
         local: cluster == "east",
         locality: Locality::default(),

@@ -21,6 +21,7 @@ fn state(version: u64, names: &[(&str, &[&str])]) -> ExportState {
                 healthy: 1,
                 total: 1,
                 headless: None,
+                draining: false,
             };
             (key, Arc::new(entry))
         })

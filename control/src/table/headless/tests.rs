@@ -31,6 +31,7 @@ fn ports() -> Vec<PortSpec> {
 fn exports(hosts: &[&str]) -> ExportState {
     let key = ServiceKey::new("demo", "db");
     let entry = ExportEntry {
+        draining: false,
         key: key.clone(),
         ports: ports(),
         exported_at_ms: 1,
@@ -54,6 +55,7 @@ fn peer(state: LinkState) -> Vec<PeerLink> {
 /// West exports demo/db headless with `hosts`.
 fn imports(hosts: &[&str]) -> Imports {
     let import = ImportedService {
+        draining: false,
         ports: ports(),
         exported_at_ms: 2,
         affinity: Affinity::Local,

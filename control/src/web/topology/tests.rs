@@ -66,6 +66,7 @@ fn gateway(name: &str, watches: u32, ready: bool, probes: &[(&str, bool)]) -> Ga
 fn table() -> TableSnapshot {
     let key = ServiceKey::new("demo", "hello");
     let entry = |cluster: &str, local: bool| ClusterEntry {
+        draining: false,
         cluster: cluster.into(),
         local,
         locality: locality("us-east"),

@@ -72,6 +72,7 @@ fn target(cluster: &str, gateway: Option<SocketAddr>) -> Target {
         total: 1,
         gateway: gateway.map(|g| g.to_string()).unwrap_or_default(),
         local: gateway.is_none(),
+        draining: false,
     }
 }
 
