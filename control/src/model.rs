@@ -17,6 +17,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub use fedmesh_proto::app_protocol::AppProtocol;
 use serde::{Deserialize, Serialize};
 
 /// A value that is not a word of the vocabulary.
@@ -247,6 +248,9 @@ pub struct PortSpec {
     pub name: String,
     /// Service port.
     pub port: u16,
+    /// What it speaks, decided once by the exporting cluster's registry
+    /// ([`AppProtocol::detect`]).
+    pub app_protocol: AppProtocol,
 }
 
 impl fmt::Display for PortSpec {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Affinity, ImportedService, Locality, PortSpec, ServiceKey};
+use crate::model::{Affinity, AppProtocol, ImportedService, Locality, PortSpec, ServiceKey};
 
 /// Which side dials a peering (DESIGN.md, Joining: the joiner dials).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +117,10 @@ pub struct ImportRecord {
     /// this field existed) means unknown and is read as `healthy_endpoints`.
     #[serde(default)]
     pub total_endpoints: u32,
+    /// Service port → its protocol's wire value, for the ports that are not
+    /// TCP (records written before this field existed: all TCP).
+    #[serde(default)]
+    pub app_protocols: BTreeMap<u16, String>,
 }
 
 /// Everything stored from one peer's exports.
@@ -137,6 +141,12 @@ impl From<&ImportedService> for ImportRecord {
             weights: i.weights.clone(),
             healthy_endpoints: i.healthy,
             total_endpoints: i.total,
+            app_protocols: i
+                .ports
+                .iter()
+                .filter(|p| p.app_protocol.is_http())
+                .map(|p| (p.port, p.app_protocol.as_wire().to_string()))
+                .collect(),
         }
     }
 }
@@ -153,6 +163,11 @@ impl ImportRecord {
                 .map(|(name, port)| PortSpec {
                     name: name.clone(),
                     port: *port,
+                    app_protocol: self
+                        .app_protocols
+                        .get(port)
+                        .and_then(|w| AppProtocol::from_wire(w).ok())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             exported_at_ms: self.exported_at_unix_ms,

@@ -185,6 +185,7 @@ fn import(port: u16) -> ImportRecord {
         weights: Default::default(),
         healthy_endpoints: 1,
         total_endpoints: 2,
+        app_protocols: Default::default(),
     }
 }
 
