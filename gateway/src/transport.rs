@@ -37,6 +37,7 @@ use http::StatusCode;
 pub mod client;
 mod dial;
 mod opening;
+mod request;
 pub mod server;
 pub mod stream;
 
@@ -49,7 +50,7 @@ mod tests_pool;
 #[cfg(test)]
 mod tests_probe;
 
-pub use client::{Opening, PeerPool, PoolStats, Response, TlsSource};
+pub use client::{Opening, PeerPool, PoolStats, RequestStream, Response, TlsSource};
 pub use server::{Incoming, serve_connection};
 pub use stream::Tunnel;
 

@@ -197,7 +197,7 @@ impl Attempts<'_> {
 }
 
 /// What a failed attempt tells health.
-fn feedback(
+pub(super) fn feedback(
     egress: &Egress,
     target: &Target,
     error: &AttemptError,
