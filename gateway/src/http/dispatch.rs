@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 use tracing::debug;
 
 use super::egress::{ClientConn, handle};
-use super::sniff::{Sniffed, first_request};
+use super::sniff::{FIRST_BYTES, Sniffed, first_request};
 use crate::egress::{Accepted, Egress, EgressError};
 
 /// How long open requests may take to finish once the gateway drains.
@@ -65,7 +65,7 @@ where
         let egress = self.egress.clone();
         let tcp = self.tcp.clone();
         Box::pin(async move {
-            match first_request(&conn.client, egress.idle_timeout).await {
+            match first_request(&conn.client, FIRST_BYTES, egress.idle_timeout).await {
                 Sniffed::Tunnel => tcp.oneshot(conn).await,
                 Sniffed::Http => {
                     serve(egress, conn).await;

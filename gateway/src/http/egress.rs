@@ -87,7 +87,6 @@ pub(super) async fn handle(
         Ok(answered) => answered,
         Err(error) => {
             debug!(%error, "no target can serve the request");
-            egress.metrics.egress_failed(key);
             let answer = status(StatusCode::SERVICE_UNAVAILABLE, "no target can serve");
             (HTTP_NO_CLUSTER.to_string(), answer)
         }
