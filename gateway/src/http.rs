@@ -25,6 +25,9 @@
 //!    sends it to one of its endpoints over pooled endpoint connections
 //!    (HTTP/1.1, or h2c for h2c and gRPC ports), or answers 503 with a
 //!    `fedmesh-reason` when it has none.
+//!    An idempotent request's response is held for a moment before the
+//!    client sees it ([`settle`]), so that a reset right after the head
+//!    still lets the request go to the next target.
 //! 4. The response flows back the same way, streamed frame by frame with
 //!    HTTP/2 flow control ([`body`]); trailers (gRPC status) included.
 //!
@@ -37,6 +40,7 @@ mod endpoints;
 mod headers;
 mod ingress;
 mod remote;
+mod settle;
 mod sniff;
 
 pub use dispatch::Dispatch;

@@ -14,7 +14,9 @@
 //!    whose `fedmesh-reason` says the peer has nothing — passes the request
 //!    to the next, unless it may have reached an endpoint and the method
 //!    is not idempotent (GET, HEAD, OPTIONS, PUT, DELETE), or its body is
-//!    gone. Failures and 5xx answers feed the cluster's outlier record.
+//!    gone. An idempotent request's response is held for a moment
+//!    ([`super::settle`]): if it breaks then, the next target is tried.
+//!    Failures and 5xx answers feed the cluster's outlier record.
 //!
 //! Route matching, filters and retry policies (issue 10, next steps) slot
 //! in between 2 and 3: they pick the service or cluster copy, then this
@@ -30,6 +32,7 @@ use tracing::{debug, warn};
 
 use super::body::{Held, RequestBody, boxed, full};
 use super::headers::{absolute, is_idempotent, strip_gateway, strip_hop_by_hop};
+use super::settle::{RESPONSE_HOLD, settle};
 use super::{Body, remote};
 use crate::dial;
 use crate::egress::{Egress, attempt_feedback, choose_targets};
@@ -159,14 +162,21 @@ impl Attempts<'_> {
                 // A streamed body went to a target already.
                 (false, None) => break,
             };
-            let failed = match self.one(target, head, attempt_body).await {
-                Ok(response) => match self.judge(target, response, remote_clusters) {
-                    Ok(response) => {
-                        let response = response.map(|b| boxed(Held::new(b, permit)));
-                        return Ok((target.cluster.clone(), response));
-                    }
-                    Err(failed) => failed,
-                },
+            let answer = match self.one(target, head, attempt_body).await {
+                Ok(response) => self.judge(target, response, remote_clusters),
+                Err(failed) => Err(failed),
+            };
+            // Nothing has gone to the client yet: an idempotent request
+            // whose response breaks right away may still go elsewhere.
+            let answer = match answer {
+                Ok(response) if idempotent && body.can_replay() => held(response).await,
+                other => other,
+            };
+            let failed = match answer {
+                Ok(response) => {
+                    let response = response.map(|b| boxed(Held::new(b, permit)));
+                    return Ok((target.cluster.clone(), response));
+                }
                 Err(failed) => failed,
             };
             self.failed(target, &failed.error, remote_clusters);
@@ -285,6 +295,18 @@ impl Attempts<'_> {
         metrics.egress_attempt_failed(key, &target.cluster, error.label());
         attempt_feedback(self.egress, target, error, remote_clusters);
     }
+}
+
+/// `response` once its start has settled ([`settle`]).
+async fn held(response: Response<Body>) -> Result<Response<Body>, Failed> {
+    settle(response, RESPONSE_HOLD)
+        .await
+        .map_err(|error| Failed {
+            error: AttemptError::BadAnswer(format!(
+                "response broke before it was sent on: {error}"
+            )),
+            reached: true,
+        })
 }
 
 /// A peer ingress's refusal: a status it answers with and a reason header
