@@ -49,6 +49,8 @@ mod tests;
 mod tests_pool;
 #[cfg(test)]
 mod tests_probe;
+#[cfg(test)]
+mod tests_request;
 
 pub use client::{Opening, PeerPool, PoolStats, RequestStream, Response, TlsSource};
 pub use server::{Incoming, serve_connection};

@@ -240,3 +240,6 @@ fn for_endpoint(mut request: Request<Body>, h2: bool) -> Request<Body> {
     }
     request
 }
+
+#[cfg(test)]
+mod tests;
