@@ -27,6 +27,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HttpBackend {
     addr: SocketAddr,
     seen: Arc<AtomicUsize>,
+    seen_h2: Arc<AtomicUsize>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -45,10 +46,13 @@ impl HttpBackend {
             .block_on(TcpListener::bind(addr))
             .unwrap_or_else(|e| panic!("HTTP backend bind {addr}: {e}"));
         let seen = Arc::new(AtomicUsize::new(0));
-        runtime.spawn(accept(listener, name.to_string(), seen.clone()));
+        let seen_h2 = Arc::new(AtomicUsize::new(0));
+        let counts = (seen.clone(), seen_h2.clone());
+        runtime.spawn(accept(listener, name.to_string(), counts));
         Self {
             addr,
             seen,
+            seen_h2,
             runtime: Some(runtime),
         }
     }
@@ -62,6 +66,11 @@ impl HttpBackend {
     pub fn seen(&self) -> usize {
         self.seen.load(Ordering::Relaxed)
     }
+
+    /// Of those, the ones that came over HTTP/2.
+    pub fn seen_h2(&self) -> usize {
+        self.seen_h2.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for HttpBackend {
@@ -72,20 +81,25 @@ impl Drop for HttpBackend {
     }
 }
 
-async fn accept(listener: TcpListener, name: String, seen: Arc<AtomicUsize>) {
+/// Requests answered, and of those over HTTP/2.
+type Counts = (Arc<AtomicUsize>, Arc<AtomicUsize>);
+
+async fn accept(listener: TcpListener, name: String, counts: Counts) {
     // Bounded by the runtime: it ends when the backend is dropped.
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let (name, seen) = (name.clone(), seen.clone());
+        let (name, (seen, seen_h2)) = (name.clone(), counts.clone());
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    seen.fetch_add(1, Ordering::Relaxed);
-                    let body = Full::new(Bytes::from(name.clone()));
-                    async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
-                });
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                if req.version() == hyper::Version::HTTP_2 {
+                    seen_h2.fetch_add(1, Ordering::Relaxed);
+                }
+                let body = Full::new(Bytes::from(name.clone()));
+                async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+            });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder.serve_connection(TokioIo::new(conn), service).await;
         });

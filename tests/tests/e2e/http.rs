@@ -25,6 +25,16 @@ fn mesh() -> Federation {
 /// Exports demo/hello in `cluster` on the HTTP port `http:8080`, with
 /// `annotations`; returns where its backend must listen.
 fn export_hello(fed: &Federation, cluster: &str, annotations: &[(&str, &str)]) -> SocketAddr {
+    export_hello_on(fed, cluster, "http", annotations)
+}
+
+/// As [`export_hello`], on a port named `port_name`.
+fn export_hello_on(
+    fed: &Federation,
+    cluster: &str,
+    port_name: &str,
+    annotations: &[(&str, &str)],
+) -> SocketAddr {
     let c = fed.get(cluster);
     let backend: SocketAddr = (c.ip, 18080).into();
     c.write_manifest(
@@ -32,7 +42,7 @@ fn export_hello(fed: &Federation, cluster: &str, annotations: &[(&str, &str)]) -
         &service_yaml(
             "demo",
             "hello",
-            "http",
+            port_name,
             8080,
             18080,
             annotations,
@@ -45,16 +55,21 @@ fn export_hello(fed: &Federation, cluster: &str, annotations: &[(&str, &str)]) -
 /// eu's VIP for demo/hello once both exporters are imported and its
 /// gateway takes requests there.
 fn eu_vip(fed: &Federation) -> SocketAddr {
+    eu_vip_as(fed, "HTTP", Flavor::Http1)
+}
+
+/// As [`eu_vip`], for a port shown as `protocol`, asked with `flavor`.
+fn eu_vip_as(fed: &Federation, protocol: &str, flavor: Flavor) -> SocketAddr {
     let eu = fed.get("eu");
     wait_until("eu imports hello from east and west", SYNC, || {
         eu.service_clusters("demo/hello") == ["east", "west"]
     });
     let service = eu.service("demo/hello").expect("imported");
-    assert_eq!(service["ports"][0]["protocol"], "HTTP", "{service}");
+    assert_eq!(service["ports"][0]["protocol"], protocol, "{service}");
     let vip: std::net::IpAddr = service["vip"].as_str().unwrap().parse().unwrap();
     let addr = SocketAddr::new(vip, 8080);
     wait_until("eu's gateway answers on the VIP", SYNC, || {
-        KeepAliveClient::connect(addr, Flavor::Http1)
+        KeepAliveClient::connect(addr, flavor)
             .and_then(|mut c| c.get("/"))
             .is_ok_and(|(status, _)| status == 200)
     });
@@ -144,4 +159,28 @@ fn requests_on_one_connection_all_succeed_while_easts_backend_is_killed() {
         }
     }
     assert_eq!(served.values().sum::<usize>(), 60, "{served:?}");
+}
+
+#[test]
+fn an_h2c_port_is_http2_from_the_client_to_the_endpoints_and_balanced_per_request() {
+    let fed = mesh();
+    let east = HttpBackend::start(export_hello_on(&fed, "east", "h2c-api", &[EXPORT]), "east");
+    let west = HttpBackend::start(export_hello_on(&fed, "west", "h2c-api", &[EXPORT]), "west");
+    let vip = eu_vip_as(&fed, "H2C", Flavor::H2c);
+    let served = split(vip, Flavor::H2c, 100);
+    assert!(
+        served.get("east").is_some_and(|n| *n > 0) && served.get("west").is_some_and(|n| *n > 0),
+        "one h2c connection's requests reach both clusters: {served:?}"
+    );
+    assert_eq!(
+        east.seen(),
+        east.seen_h2(),
+        "east's endpoint got HTTP/2 only"
+    );
+    assert_eq!(
+        west.seen(),
+        west.seen_h2(),
+        "west's endpoint got HTTP/2 only"
+    );
+    assert!(east.seen() + west.seen() >= 100);
 }
