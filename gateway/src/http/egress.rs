@@ -180,8 +180,7 @@ impl Attempts<'_> {
                 Err(failed) => failed,
             };
             self.failed(target, &failed.error, remote_clusters);
-            let go_on =
-                failed.error.may_try_next() && body.can_replay() && (!failed.reached || idempotent);
+            let go_on = may_go_on(&failed, idempotent, body.can_replay());
             last = failed.error;
             if !go_on {
                 break;
@@ -297,6 +296,13 @@ impl Attempts<'_> {
     }
 }
 
+/// Whether a request whose attempt `failed` goes to the next target:
+/// the failure allows it, the body can be sent again, and either nothing
+/// reached an endpoint or the method is idempotent (RFC 9110 §9.2.2).
+fn may_go_on(failed: &Failed, idempotent: bool, replayable: bool) -> bool {
+    failed.error.may_try_next() && replayable && (!failed.reached || idempotent)
+}
+
 /// `response` once its start has settled ([`settle`]).
 async fn held(response: Response<Body>) -> Result<Response<Body>, Failed> {
     settle(response, RESPONSE_HOLD)
@@ -327,4 +333,55 @@ fn status(code: StatusCode, text: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(error: AttemptError, reached: bool) -> Failed {
+        Failed { error, reached }
+    }
+
+    #[test]
+    fn a_request_that_reached_no_endpoint_goes_on_whatever_its_method() {
+        let refused = failed(AttemptError::Refused(Refusal::EndpointFailed), false);
+        assert!(
+            may_go_on(&refused, false, true),
+            "a POST goes on after a refusal"
+        );
+        assert!(may_go_on(&refused, true, true));
+        assert!(
+            !may_go_on(&refused, true, false),
+            "not once its body is gone"
+        );
+        let gone = failed(AttemptError::ClientGone, false);
+        assert!(!may_go_on(&gone, true, true), "not for a client that left");
+    }
+
+    #[test]
+    fn a_request_that_may_have_reached_an_endpoint_goes_on_only_if_idempotent() {
+        let broke = failed(AttemptError::BadAnswer("reset".into()), true);
+        assert!(may_go_on(&broke, true, true), "a GET goes on");
+        assert!(!may_go_on(&broke, false, true), "a POST does not");
+    }
+
+    #[test]
+    fn only_a_gateways_reason_with_its_own_status_is_a_refusal() {
+        let answer = |code: u16, reason: Option<&'static str>| {
+            let mut r = status(StatusCode::from_u16(code).unwrap(), "x");
+            if let Some(reason) = reason {
+                r.headers_mut()
+                    .insert(wire::REASON_HEADER, HeaderValue::from_static(reason));
+            }
+            r
+        };
+        let no_endpoint = answer(503, Some("endpoint_failed"));
+        assert_eq!(refusal(&no_endpoint), Some(Refusal::EndpointFailed));
+        assert_eq!(refusal(&answer(503, None)), None, "an endpoint's own 503");
+        assert_eq!(refusal(&answer(200, Some("endpoint_failed"))), None);
+        assert_eq!(refusal(&answer(503, Some("made_up"))), None);
+        let forbidden = answer(403, Some("not_exported_to_peer"));
+        assert_eq!(refusal(&forbidden), Some(Refusal::NotExportedToYou));
+    }
 }
