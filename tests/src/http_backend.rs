@@ -97,7 +97,15 @@ async fn accept(listener: TcpListener, name: String, counts: Counts) {
                 if req.version() == hyper::Version::HTTP_2 {
                     seen_h2.fetch_add(1, Ordering::Relaxed);
                 }
-                let body = Full::new(Bytes::from(name.clone()));
+                // Trailers as gRPC sends its status (HTTP/2 only: HTTP/1.1
+                // drops them unless the client asked with `TE: trailers`).
+                let mut trailers = hyper::HeaderMap::new();
+                trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+                if let Ok(by) = hyper::header::HeaderValue::from_str(&name) {
+                    trailers.insert("x-served-by", by);
+                }
+                let trailers = std::future::ready(Some(Ok(trailers)));
+                let body = Full::new(Bytes::from(name.clone())).with_trailers(trailers);
                 async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -181,6 +189,18 @@ impl KeepAliveClient {
     /// # Errors
     /// What failed (the connection closed, a timeout, a bad body).
     pub fn get(&mut self, path: &str) -> Result<(u16, String), String> {
+        self.get_with_trailers(path)
+            .map(|(status, body, _)| (status, body))
+    }
+
+    /// One GET of `path`: (status, body, trailers if any).
+    ///
+    /// # Errors
+    /// What failed (the connection closed, a timeout, a bad body).
+    pub fn get_with_trailers(
+        &mut self,
+        path: &str,
+    ) -> Result<(u16, String, Option<hyper::HeaderMap>), String> {
         let request = Request::get(format!("http://{}{path}", self.authority))
             .header(hyper::header::HOST, &self.authority)
             .body(Full::new(Bytes::new()))
@@ -200,13 +220,18 @@ impl KeepAliveClient {
                 }
                 .map_err(|e| format!("request: {e}"))?;
                 let status = response.status().as_u16();
-                let body = response
+                let collected = response
                     .into_body()
                     .collect()
                     .await
-                    .map_err(|e| format!("body: {e}"))?
-                    .to_bytes();
-                Ok((status, String::from_utf8_lossy(&body).into_owned()))
+                    .map_err(|e| format!("body: {e}"))?;
+                let trailers = collected.trailers().cloned();
+                let body = collected.to_bytes();
+                Ok((
+                    status,
+                    String::from_utf8_lossy(&body).into_owned(),
+                    trailers,
+                ))
             };
             tokio::time::timeout(REQUEST_TIMEOUT, answer)
                 .await

@@ -183,4 +183,11 @@ fn an_h2c_port_is_http2_from_the_client_to_the_endpoints_and_balanced_per_reques
         "west's endpoint got HTTP/2 only"
     );
     assert!(east.seen() + west.seen() >= 100);
+    // Trailers (where gRPC puts its status) come back through both gateways.
+    let mut client = KeepAliveClient::connect(vip, Flavor::H2c).expect("connect");
+    let (status, name, trailers) = client.get_with_trailers("/status").expect("answered");
+    let trailers = trailers.expect("the endpoint's trailers arrive");
+    assert_eq!(status, 200);
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-served-by"], name.as_str());
 }
