@@ -10,6 +10,7 @@
 //! store at start: a restarted cluster serves its last imports at once,
 //! stale until their peers reconnect.
 
+mod protocols;
 pub mod vips;
 
 use std::collections::{BTreeMap, HashMap};
@@ -240,10 +241,11 @@ fn merge(
     in_use: &impl Fn(&VipName) -> bool,
 ) -> GlobalService {
     let oldest = &es[0].entry;
-    let ports = oldest.ports.clone();
+    let all = es.iter().map(|c| c.entry.ports.as_slice());
+    let ports = protocols::agreed(&oldest.ports, all);
     let mut conflicts = Vec::new();
     for e in es.iter().skip(1).map(|c| &c.entry) {
-        if e.ports != ports {
+        if !protocols::same_ports(&e.ports, &ports) {
             conflicts.push(format!(
                 "{} exports ports [{}] but the oldest export ({}) has [{}]; {}'s ports are used",
                 e.cluster,

@@ -276,6 +276,13 @@ impl Attempts<'_> {
                 reached: false,
             });
         }
+        if from_connect_only_ingress(&response) {
+            let error = "the peer's ingress takes CONNECT streams only (an earlier release)";
+            return Err(Failed {
+                error: AttemptError::BadAnswer(error.into()),
+                reached: false,
+            });
+        }
         let ok = !response.status().is_server_error();
         let health = &self.egress.health;
         if health.connect_result(&target.cluster, ok, remote_clusters, Instant::now()) {
@@ -322,6 +329,18 @@ fn refusal(response: &Response<Body>) -> Option<Refusal> {
     let reason = response.headers().get(wire::REASON_HEADER)?.to_str().ok()?;
     let refusal = Refusal::from_reason(reason)?;
     (response.status().as_u16() == refusal.http_status()).then_some(refusal)
+}
+
+/// Whether an ingress of an earlier release answered: it refuses every
+/// request stream with 405 and `Allow: CONNECT`, before any endpoint saw
+/// it. (The control plane keeps a port TCP until every exporter says HTTP;
+/// this covers an ingress older than its control plane.)
+fn from_connect_only_ingress(response: &Response<Body>) -> bool {
+    response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && response
+            .headers()
+            .get(header::ALLOW)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"CONNECT"))
 }
 
 /// A plain-text answer of the gateway itself.
@@ -383,5 +402,14 @@ mod tests {
         assert_eq!(refusal(&answer(503, Some("made_up"))), None);
         let forbidden = answer(403, Some("not_exported_to_peer"));
         assert_eq!(refusal(&forbidden), Some(Refusal::NotExportedToYou));
+    }
+
+    #[test]
+    fn an_earlier_releases_405_is_told_from_an_endpoints() {
+        let mut old = status(StatusCode::METHOD_NOT_ALLOWED, "x");
+        assert!(!from_connect_only_ingress(&old), "an endpoint's own 405");
+        old.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("CONNECT"));
+        assert!(from_connect_only_ingress(&old));
     }
 }
