@@ -32,6 +32,9 @@ use crate::select::Rng;
 /// Idle connections kept per endpoint; more are closed when they finish.
 const IDLE_PER_ENDPOINT: usize = 64;
 
+/// Endpoints remembered before those with no open connection are forgotten.
+const MAX_ENDPOINTS: usize = 4096;
+
 /// Why a request did not get a response from an endpoint.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EndpointError {
@@ -201,6 +204,13 @@ impl Endpoints {
             return;
         }
         let mut idle = self.lock();
+        if idle.len() > MAX_ENDPOINTS {
+            // Endpoints come and go: forget those with nothing open.
+            idle.retain(|_, list| {
+                list.retain(|s| !s.is_closed());
+                !list.is_empty()
+            });
+        }
         let list = idle.entry((addr, h2)).or_default();
         list.retain(|s| !s.is_closed());
         let already = h2 && !list.is_empty();
