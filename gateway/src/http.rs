@@ -11,8 +11,8 @@
 //!    goes to the byte path too (for the whole connection), anything else
 //!    is served by hyper, HTTP/1.1 or HTTP/2 with prior knowledge (told
 //!    apart by the h2 preface, RFC 9113 §3.3).
-//! 2. Each request goes down [`egress`]: its body is kept for a replay when
-//!    it is small and complete ([`body::RequestBody`]), its targets are
+//! 2. Each request goes down [`egress`]: its body is kept for a replay
+//!    while it is small ([`body::RequestBody`], [`tee`]), its targets are
 //!    chosen by the same selection as a connection's (locality, affinity,
 //!    weights, spill-over), and it is tried on them in order: a local
 //!    endpoint through the endpoint pool ([`endpoints`]), or a peer
@@ -42,6 +42,7 @@ mod ingress;
 mod remote;
 mod settle;
 mod sniff;
+mod tee;
 
 pub use dispatch::Dispatch;
 pub use endpoints::Endpoints;
@@ -56,6 +57,6 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// type (STYLE.md §5).
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
 
-/// The largest request body kept for a replay on the next target; a larger
-/// (or streamed, length-unknown) body is sent once and not retried.
+/// The most of a request body kept for a replay on the next target: a body
+/// is sent again only while no more than this of it has gone.
 pub const REPLAY_LIMIT: usize = 64 << 10;

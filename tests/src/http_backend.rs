@@ -105,8 +105,19 @@ async fn accept(listener: TcpListener, name: String, counts: Counts) {
                     trailers.insert("x-served-by", by);
                 }
                 let trailers = std::future::ready(Some(Ok(trailers)));
-                let body = Full::new(Bytes::from(name.clone())).with_trailers(trailers);
-                async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+                let name = name.clone();
+                async move {
+                    // A request with a body is answered `<name> <body>`.
+                    let got = req.into_body().collect().await.map(|b| b.to_bytes());
+                    let text = match got {
+                        Ok(body) if !body.is_empty() => {
+                            format!("{name} {}", String::from_utf8_lossy(&body))
+                        }
+                        _ => name,
+                    };
+                    let body = Full::new(Bytes::from(text)).with_trailers(trailers);
+                    Ok::<_, std::convert::Infallible>(Response::new(body))
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder.serve_connection(TokioIo::new(conn), service).await;
@@ -123,9 +134,12 @@ pub enum Flavor {
     H2c,
 }
 
+/// A client request body.
+type ClientBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
 enum Sender {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    H1(hyper::client::conn::http1::SendRequest<ClientBody>),
+    H2(hyper::client::conn::http2::SendRequest<ClientBody>),
 }
 
 /// One client connection that sends request after request on it.
@@ -203,8 +217,35 @@ impl KeepAliveClient {
     ) -> Result<(u16, String, Option<hyper::HeaderMap>), String> {
         let request = Request::get(format!("http://{}{path}", self.authority))
             .header(hyper::header::HOST, &self.authority)
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(Bytes::new()).boxed())
             .map_err(|e| e.to_string())?;
+        self.send(request, path)
+    }
+
+    /// One POST of `chunks` to `path`, streamed with no length given
+    /// (HTTP/1.1: chunked; HTTP/2: no `content-length`): (status, body).
+    ///
+    /// # Errors
+    /// What failed (the connection closed, a timeout, a bad body).
+    pub fn post_streamed(&mut self, path: &str, chunks: &[&str]) -> Result<(u16, String), String> {
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = chunks
+            .iter()
+            .map(|c| Ok(hyper::body::Frame::data(Bytes::from(c.to_string()))))
+            .collect();
+        let body = http_body_util::StreamBody::new(tokio_stream::iter(frames)).boxed();
+        let request = Request::post(format!("http://{}{path}", self.authority))
+            .header(hyper::header::HOST, &self.authority)
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        self.send(request, path)
+            .map(|(status, body, _)| (status, body))
+    }
+
+    fn send(
+        &mut self,
+        request: Request<ClientBody>,
+        path: &str,
+    ) -> Result<(u16, String, Option<hyper::HeaderMap>), String> {
         let sender = &mut self.sender;
         self.runtime.block_on(async move {
             let answer = async {

@@ -9,7 +9,8 @@
 //!   send capacity before every chunk.
 //! - [`RequestBody`] is a client's request body as egress holds it: kept
 //!   whole for a replay on the next target when it is empty or of a known
-//!   length up to [`super::REPLAY_LIMIT`]; otherwise streamed once.
+//!   length up to [`super::REPLAY_LIMIT`]; otherwise streamed through a
+//!   [`Tee`], which can replay it while at most that much has gone.
 //! - [`Held`] keeps a guard (a target permit, a pool slot) alive until the
 //!   body it wraps is dropped.
 
@@ -21,6 +22,7 @@ use h2::{RecvStream, SendStream};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
+use super::tee::Tee;
 use super::{Body, BodyError, REPLAY_LIMIT};
 
 /// An h2 receive stream as an HTTP body.
@@ -145,8 +147,8 @@ async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), 
 pub(crate) enum RequestBody {
     /// Complete and small: sent to as many targets as it takes.
     Kept(Bytes),
-    /// Streamed: goes to the first target that takes it; `None` after.
-    Streamed(Option<Body>),
+    /// Streamed, and recorded while it stays within the limit.
+    Streamed(Tee),
 }
 
 impl RequestBody {
@@ -164,13 +166,16 @@ impl RequestBody {
         let known = body.size_hint().exact();
         match known.and_then(|n| usize::try_from(n).ok()) {
             Some(n) if n <= REPLAY_LIMIT => Ok(RequestBody::Kept(body.collect().await?.to_bytes())),
-            _ => Ok(RequestBody::Streamed(Some(boxed(body)))),
+            _ => Ok(RequestBody::Streamed(Tee::new(boxed(body)))),
         }
     }
 
     /// Whether another target can still be sent the body.
     pub(crate) fn can_replay(&self) -> bool {
-        matches!(self, RequestBody::Kept(_) | RequestBody::Streamed(Some(_)))
+        match self {
+            RequestBody::Kept(_) => true,
+            RequestBody::Streamed(tee) => tee.can_replay(),
+        }
     }
 
     /// Whether there is no body at all.
@@ -178,11 +183,12 @@ impl RequestBody {
         matches!(self, RequestBody::Kept(b) if b.is_empty())
     }
 
-    /// The body for one attempt; `None` once a streamed body was taken.
+    /// The body for one attempt; `None` once a streamed body went past
+    /// the limit (or failed).
     pub(crate) fn take(&mut self) -> Option<Body> {
         match self {
             RequestBody::Kept(bytes) => Some(full(bytes.clone())),
-            RequestBody::Streamed(body) => body.take(),
+            RequestBody::Streamed(tee) => tee.reader(),
         }
     }
 }
