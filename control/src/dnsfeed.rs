@@ -136,10 +136,12 @@ mod tests {
                 PortSpec {
                     name: "http".into(),
                     port: 8080,
+                    app_protocol: Default::default(),
                 },
                 PortSpec {
                     name: String::new(),
                     port: 9090,
+                    app_protocol: Default::default(),
                 },
             ],
             affinity: Affinity::Local,

@@ -127,6 +127,7 @@ mod tests {
             namespace: "demo".into(),
             name: "hello".into(),
             ports: vec![fedmesh_proto::v1::ServicePort {
+                app_protocol: Default::default(),
                 name: "http".into(),
                 port: 8080,
                 protocol: "TCP".into(),

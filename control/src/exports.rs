@@ -57,6 +57,7 @@ impl ExportEntry {
                     name: p.name.clone(),
                     port: u32::from(p.port),
                     protocol: "TCP".into(),
+                    app_protocol: p.app_protocol.as_wire().into(),
                 })
                 .collect(),
             exported_at_unix_ms: self.exported_at_ms,

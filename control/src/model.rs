@@ -18,6 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub use fedmesh_proto::app_protocol::AppProtocol;
 use serde::{Deserialize, Serialize};
 
 pub use headless::{MAX_NAMED_ENDPOINTS, NamedEndpoint, NamedEndpoints};
@@ -295,6 +296,9 @@ pub struct PortSpec {
     pub name: String,
     /// Service port.
     pub port: u16,
+    /// What it speaks, decided once by the exporting cluster's registry
+    /// ([`AppProtocol::detect`]).
+    pub app_protocol: AppProtocol,
 }
 
 impl fmt::Display for PortSpec {

@@ -14,6 +14,7 @@
 
 pub mod headless;
 pub mod policy;
+mod protocols;
 pub mod vips;
 
 use std::collections::{BTreeMap, HashMap};
@@ -286,10 +287,11 @@ fn merge(
     in_use: &impl Fn(&VipName) -> bool,
 ) -> GlobalService {
     let oldest = &es[0].entry;
-    let ports = oldest.ports.clone();
+    let all = es.iter().map(|c| c.entry.ports.as_slice());
+    let ports = protocols::agreed(&oldest.ports, all);
     let mut conflicts = Vec::new();
     for e in es.iter().skip(1).map(|c| &c.entry) {
-        if e.ports != ports {
+        if !protocols::same_ports(&e.ports, &ports) {
             conflicts.push(format!(
                 "{} exports ports [{}] but the oldest export ({}) has [{}]; {}'s ports are used",
                 e.cluster,

@@ -7,6 +7,10 @@
 //!    of the current imports; accepts and hands each connection down.
 //! 2. **admission** ([`admission`]): the service's rate limit of new
 //!    connections (a tower layer).
+//!    Then, **protocol** ([`crate::http::Dispatch`]): a connection to an
+//!    HTTP port is served per request by [`crate::http`] (each request
+//!    chooses its target as 3 does); a TCP port's, or an HTTP port's whose
+//!    first request asks for `Upgrade`, goes on below.
 //! 3. **target choice** ([`targets`]): the targets to try, best first, by
 //!    locality, affinity, weights and capacity ([`crate::select`]).
 //! 4. **attempt** ([`attempt`]): the first target that connects — a local
@@ -29,7 +33,7 @@ mod targets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -37,11 +41,12 @@ use tower::ServiceBuilder;
 
 use crate::error::AttemptError;
 use crate::health::Health;
+use crate::http::{Dispatch, Endpoints};
 use crate::lifecycle::Lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pools::Pools;
-use crate::state::{GatewayState, Listener};
+use crate::state::{GatewayState, Import, Listener, Target};
 
 /// The handles egress uses.
 #[derive(Debug)]
@@ -56,6 +61,8 @@ pub struct Egress {
     pub metrics: Arc<Metrics>,
     /// Pooled connections to peer gateways.
     pub pools: Arc<Pools>,
+    /// Pooled HTTP connections to local endpoints (HTTP ports).
+    pub endpoints: Arc<Endpoints>,
     /// How long reaching one target may take (`gateway.connectTimeout`).
     pub connect_timeout: Duration,
     /// How long a carried connection may stay silent (`gateway.idleTimeout`).
@@ -110,10 +117,41 @@ pub async fn serve(egress: Arc<Egress>) {
             egress.limits.clone(),
             egress.metrics.clone(),
         ))
+        // 2½. Protocol: HTTP ports per request, the rest as bytes.
+        .layer_fn(|tcp| Dispatch::new(egress.clone(), tcp))
         // 3–5. Target choice, attempts with failover, carry.
         .service(attempt::Forward::new(egress.clone()));
     // 1. Listeners: one per VIP and port, each connection down the stack.
     listeners::run(egress, stack).await;
+}
+
+/// Stage 3 for one request of an HTTP port: the targets to try, best
+/// first, exactly as for a connection.
+pub(crate) fn choose_targets<'a>(
+    egress: &Egress,
+    state: &GatewayState,
+    import: &'a Import,
+    listener: &Listener,
+    rng: &mut crate::select::Rng,
+) -> Vec<&'a Target> {
+    targets::choose(&egress.health, state, import, listener, rng)
+}
+
+/// What a failed attempt of a request tells health, as a connection's does.
+pub(crate) fn attempt_feedback(
+    egress: &Egress,
+    target: &Target,
+    error: &AttemptError,
+    remote_clusters: usize,
+) {
+    attempt::feedback(
+        egress,
+        target,
+        error,
+        remote_clusters,
+        false,
+        Instant::now(),
+    );
 }
 
 /// A RST, not a FIN: the client learns at once that nothing serves.

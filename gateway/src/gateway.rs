@@ -152,12 +152,15 @@ pub async fn run(
     };
     let (status_tx, status_rx) = watch::channel(sources.sample());
     let reporter = link.clone();
+    // One endpoint pool: the ingress and the egress reach the same endpoints.
+    let endpoints = Arc::new(crate::http::Endpoints::new());
     let egress = Arc::new(Egress {
         states: state_rx.clone(),
         health: health.clone(),
         limits: Arc::new(Limits::new(&gw_config)),
         metrics: metrics.clone(),
         pools: pools.clone(),
+        endpoints: endpoints.clone(),
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
         bind: gw_config.ingress_listen.ip(),
@@ -172,6 +175,7 @@ pub async fn run(
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
         drain_timeout: DRAIN,
+        endpoints,
         life,
     });
     let tasks = [

@@ -14,7 +14,9 @@
 //!    then bytes both ways.
 //!
 //! Requests arrive by the pooled transport ([`streams`]: ALPN `h2`, one
-//! CONNECT stream per request, `:authority` names the service port), or
+//! CONNECT stream per request, `:authority` names the service port; for
+//! HTTP ports one request stream per client request, forwarded by
+//! [`crate::http`]), or
 //! over the first-wave tunnel ([`tunnel`]: ALPN `fedmesh-gw/1`, SNI names
 //! it, a status preface answers), which gateways of the previous release
 //! still dial.
@@ -62,6 +64,8 @@ pub struct Ingress {
     /// How long open streams of a pooled connection may take to finish
     /// once the gateway drains.
     pub drain_timeout: Duration,
+    /// Pooled HTTP connections to endpoints (HTTP ports).
+    pub endpoints: Arc<crate::http::Endpoints>,
     /// Open connections and the drain.
     pub life: Lifecycle,
 }

@@ -6,6 +6,7 @@
 //! [`state::GatewayState`]. [`egress`] listens on every imported VIP and
 //! carries each client connection down its stages (admission, target
 //! choice by [`select`], attempts with failover, carry by [`splice`]);
+//! HTTP ports go per request through [`http`] instead;
 //! local endpoints and a peer's [`ingress`] endpoints are dialed by the
 //! one loop in [`dial`], fed by [`health`] (probes, outlier detection per
 //! cluster and per endpoint). What gateways say to each other is in
@@ -25,6 +26,7 @@ pub mod endpoint;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod http;
 pub mod ingress;
 pub mod lifecycle;
 pub mod limits;

@@ -16,6 +16,9 @@
 //! Services are labelled `namespace` and `service` (the name), never a
 //! joined `ns/name`.
 
+mod http;
+
+pub use http::{HTTP_NO_CLUSTER, HTTP_PREPARED_CODES};
 mod prepare;
 #[cfg(test)]
 mod tests;
@@ -176,6 +179,8 @@ pub struct Metrics {
     peer_connects: Family<ClusterLabels, Counter>,
     peer_connections: Family<ClusterLabels, ActiveGauge>,
     peer_streams: Family<ClusterLabels, ActiveGauge>,
+    /// Requests of HTTP ports.
+    http: http::HttpMetrics,
     /// What the last snapshot named (see `prepare`).
     prepared: Mutex<prepare::Named>,
 }
@@ -212,6 +217,7 @@ impl Metrics {
             peer_connects: Family::default(),
             peer_connections: Family::default(),
             peer_streams: Family::default(),
+            http: http::HttpMetrics::default(),
             prepared: Mutex::default(),
         };
         for reason in INGRESS_REFUSALS {
@@ -228,6 +234,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("fedmesh_gateway");
         self.register_egress(&mut registry);
         self.register_peers(&mut registry);
+        self.http.register(&mut registry);
         registry
     }
 
@@ -363,6 +370,12 @@ impl Metrics {
         self.attempt_failed
             .get_or_create(&failure_labels(service, cluster, reason))
             .inc();
+    }
+
+    /// A request of an HTTP port of `service` was answered `code` by
+    /// `cluster` (`none`: by this gateway, no target could) after `took`.
+    pub fn http_request(&self, service: &ServiceKey, cluster: &str, code: u16, took: Duration) {
+        self.http.request(service, cluster, code, took);
     }
 
     /// A client connection was reset: nothing could serve.

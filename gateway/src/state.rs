@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
+use fedmesh_proto::app_protocol::AppProtocol;
 use fedmesh_proto::identity::{PeerTrust, TrustBundle};
 use fedmesh_proto::v1;
 use rustls_pki_types::CertificateDer;
@@ -192,6 +193,42 @@ pub struct GatewayState {
     pub exports: HashMap<ServiceKey, Export>,
     /// Headless imports: every named endpoint's VIP, by service.
     pub endpoint_vips: BTreeMap<ServiceKey, Vec<EndpointVip>>,
+    /// What each imported service port speaks, for the ones that are not
+    /// TCP (egress handles those per request); absent means TCP.
+    pub import_protocols: HashMap<(ServiceKey, u16), AppProtocol>,
+    /// What each exported service port speaks, for the ones that are not
+    /// TCP (ingress forwards those per request); absent means TCP.
+    pub export_protocols: HashMap<(ServiceKey, u16), AppProtocol>,
+}
+
+impl GatewayState {
+    /// What `port` of imported `key` speaks.
+    pub fn import_protocol(&self, key: &ServiceKey, port: u16) -> AppProtocol {
+        let found = self.import_protocols.get(&(key.clone(), port));
+        found.copied().unwrap_or_default()
+    }
+
+    /// What `port` of exported `key` speaks.
+    pub fn export_protocol(&self, key: &ServiceKey, port: u16) -> AppProtocol {
+        let found = self.export_protocols.get(&(key.clone(), port));
+        found.copied().unwrap_or_default()
+    }
+}
+
+/// A service port's protocol, keyed as in [`GatewayState`]'s maps.
+type PortProtocol = ((ServiceKey, u16), AppProtocol);
+
+/// The non-TCP ports of one service, keyed for [`GatewayState`]'s maps.
+fn protocols(key: &ServiceKey, ports: &[v1::ServicePort]) -> Result<Vec<PortProtocol>, String> {
+    let mut out = Vec::new();
+    for p in ports {
+        let protocol = AppProtocol::from_wire(&p.app_protocol)
+            .map_err(|e| format!("ports: port {}: {e}", p.port))?;
+        if let (true, Ok(port)) = (protocol.is_http(), u16::try_from(p.port)) {
+            out.push(((key.clone(), port), protocol));
+        }
+    }
+    Ok(out)
 }
 
 impl GatewayState {
@@ -248,6 +285,18 @@ impl GatewayState {
                     .map_err(|err| format!("exports[{i}] ({}/{}): {err}", e.namespace, e.name))
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
+        let mut import_protocols = HashMap::new();
+        for (i, imp) in s.imports.iter().enumerate() {
+            let key = (imp.namespace.clone(), imp.name.clone());
+            let found = protocols(&key, &imp.ports).map_err(|e| format!("imports[{i}]: {e}"))?;
+            import_protocols.extend(found);
+        }
+        let mut export_protocols = HashMap::new();
+        for (i, e) in s.exports.iter().enumerate() {
+            let key = (e.namespace.clone(), e.name.clone());
+            let found = protocols(&key, &e.ports).map_err(|e| format!("exports[{i}]: {e}"))?;
+            export_protocols.extend(found);
+        }
         Ok(Self {
             version: s.version,
             cluster: s.cluster.clone(),
@@ -257,6 +306,8 @@ impl GatewayState {
             imports,
             exports,
             endpoint_vips,
+            import_protocols,
+            export_protocols,
         })
     }
 }
@@ -496,6 +547,25 @@ mod tests {
         }]);
         let e = GatewayState::from_proto(&bad).unwrap_err();
         assert!(e.contains("listen_ports"), "{e}");
+    }
+
+    #[test]
+    fn http_ports_decode_and_an_empty_protocol_is_tcp() {
+        let mut snap = snapshot(vec![]);
+        snap.imports[0].ports[0].app_protocol = "grpc".into();
+        snap.imports[0].ports.push(v1::ServicePort {
+            name: "db".into(),
+            port: 5432,
+            ..Default::default()
+        });
+        let state = GatewayState::from_proto(&snap).unwrap();
+        let key = ("demo".to_string(), "hello".to_string());
+        assert_eq!(state.import_protocol(&key, 8080), AppProtocol::Grpc);
+        assert_eq!(state.import_protocol(&key, 5432), AppProtocol::Tcp);
+        assert_eq!(state.export_protocol(&key, 8080), AppProtocol::Tcp);
+        snap.imports[0].ports[0].app_protocol = "spdy".into();
+        let e = GatewayState::from_proto(&snap).unwrap_err();
+        assert!(e.contains("imports[0]") && e.contains("spdy"), "{e}");
     }
 
     #[test]

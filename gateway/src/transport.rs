@@ -22,6 +22,12 @@
 //!    `AsyncRead + AsyncWrite` with HTTP/2 flow control and half-close, so
 //!    the gateway splices it to the client or endpoint socket.
 //!
+//! For HTTP ports the egress opens one ordinary request stream per client
+//! request instead ([`PeerPool::request`], a [`RequestStream`]), naming
+//! the service port in [`crate::wire::SERVICE_HEADER`]; the server hands
+//! it to the same handler as an [`Incoming`] for which
+//! [`Incoming::is_request`] holds ([`crate::http`] forwards it).
+//!
 //! Probes ride the pool as HTTP/2 PING ([`PeerPool::ping`]). Every error is a
 //! [`TransportError`] that says whether the peer could have received the
 //! request ([`TransportError::is_before_request`]), which decides whether the
@@ -37,6 +43,7 @@ use http::StatusCode;
 pub mod client;
 mod dial;
 mod opening;
+mod request;
 pub mod server;
 pub mod stream;
 
@@ -48,8 +55,10 @@ mod tests;
 mod tests_pool;
 #[cfg(test)]
 mod tests_probe;
+#[cfg(test)]
+mod tests_request;
 
-pub use client::{Opening, PeerPool, PoolStats, Response, TlsSource};
+pub use client::{Opening, PeerPool, PoolStats, RequestStream, Response, TlsSource};
 pub use server::{Incoming, serve_connection};
 pub use stream::Tunnel;
 

@@ -7,7 +7,10 @@
 //! the refusals an ingress can answer, and how each travels: a two-byte
 //! [`preface`] on the first-wave tunnel, an HTTP status with a reason
 //! header on a CONNECT stream (DESIGN.md, "Wave 2 contract →
-//! Inter-gateway transport").
+//! Inter-gateway transport"). For HTTP ports a request travels as an
+//! ordinary HTTP/2 request stream that keeps the client's `:authority` and
+//! names the service port in [`SERVICE_HEADER`] instead; its refusals are
+//! the same status and reason header as a CONNECT's.
 //!
 //! Everything here is pure: parsing and formatting, no I/O but the
 //! preface's two bytes.
@@ -26,6 +29,18 @@ pub const ALPN_H2: &[u8] = b"h2";
 
 /// The header of a refused CONNECT naming why ([`Refusal::as_str`]).
 pub const REASON_HEADER: &str = "fedmesh-reason";
+
+/// The header of an HTTP request stream naming the service port it is
+/// for (`<port>.<svc>.<ns>.fedmesh`, as a CONNECT's `:authority` does).
+/// The client's own `:authority` (its `Host`) travels unchanged to the
+/// endpoint, which may route on it.
+pub const SERVICE_HEADER: &str = "fedmesh-service";
+
+/// Headers of this prefix belong to gateways: an egress drops them from
+/// client requests and an ingress from endpoint responses, so that no
+/// client or endpoint can pose as a gateway (a forged [`REASON_HEADER`]
+/// would make an egress retry a request that did reach an endpoint).
+pub const GATEWAY_HEADER_PREFIX: &str = "fedmesh-";
 
 /// The header of a CONNECT carrying how long the egress will wait for the
 /// answer, in milliseconds, so that the ingress can budget its endpoint
@@ -197,9 +212,24 @@ pub fn parse_budget(value: &str) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// Whether `name` is a gateway's own header ([`GATEWAY_HEADER_PREFIX`]).
+pub fn is_gateway_header(name: &str) -> bool {
+    name.len() >= GATEWAY_HEADER_PREFIX.len()
+        && name[..GATEWAY_HEADER_PREFIX.len()].eq_ignore_ascii_case(GATEWAY_HEADER_PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_headers_are_the_fedmesh_prefix_in_any_case() {
+        assert!(is_gateway_header(REASON_HEADER));
+        assert!(is_gateway_header(SERVICE_HEADER));
+        assert!(is_gateway_header("Fedmesh-Reason"));
+        assert!(!is_gateway_header("fedmesh"));
+        assert!(!is_gateway_header("x-fedmesh-reason"));
+    }
 
     #[test]
     fn a_route_name_is_port_service_and_namespace() {

@@ -17,6 +17,7 @@ use fedmesh_gateway::metrics::{
     Format, INGRESS_REFUSALS, LOCAL_ATTEMPT_REASONS, Metrics, REMOTE_ATTEMPT_REASONS,
 };
 use fedmesh_gateway::state::{Affinity, GatewayState, Import, Locality, ServiceKey, Target};
+use fedmesh_proto::app_protocol::AppProtocol;
 
 fn hello() -> ServiceKey {
     ("demo".to_string(), "hello".to_string())
@@ -46,6 +47,7 @@ fn state() -> GatewayState {
     GatewayState {
         cluster: "east".into(),
         imports: [(hello(), import)].into(),
+        import_protocols: [((hello(), 8080), AppProtocol::Http)].into(),
         ..GatewayState::default()
     }
 }
@@ -58,6 +60,7 @@ fn text() -> String {
     let _ingress = m.ingress_active(&hello(), "eu");
     m.ingress_meters(&hello(), "eu").up.inc_by(1);
     m.egress_connected(&hello(), "west", Duration::from_millis(1));
+    m.http_request(&hello(), "west", 200, Duration::from_millis(1));
     m.encode(Format::OpenMetrics)
 }
 

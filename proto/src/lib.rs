@@ -10,6 +10,8 @@
 //!   peer's root and a SPIFFE ID in *that* peer's trust domain.
 //! - [`config`]: the YAML cluster config read by `fedctl run` and `fedgw`,
 //!   with validation and defaults.
+//! - [`app_protocol`]: what a service port speaks (TCP or an HTTP flavour),
+//!   decided once from `appProtocol` or the port name.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
 //! - [`metrics_text`]: the two Prometheus text formats of every `/metrics`.
@@ -17,6 +19,7 @@
 //!
 //! Start with `proto/proto/peering.proto` to see what crosses the wire.
 
+pub mod app_protocol;
 pub mod chain;
 pub mod config;
 pub mod identity;

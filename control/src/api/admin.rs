@@ -281,6 +281,7 @@ pub fn service_status(s: &GlobalService, zone: &str) -> v1::GlobalServiceStatus 
                 name: p.name.clone(),
                 port: u32::from(p.port),
                 protocol: "TCP".into(),
+                app_protocol: p.app_protocol.as_wire().into(),
             })
             .collect(),
         clusters: s

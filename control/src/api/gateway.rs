@@ -255,6 +255,7 @@ fn ports(ports: &[PortSpec]) -> Vec<v1::ServicePort> {
             name: p.name.clone(),
             port: u32::from(p.port),
             protocol: "TCP".into(),
+            app_protocol: p.app_protocol.as_wire().into(),
         })
         .collect()
 }

@@ -11,6 +11,15 @@ use fedmesh_proto::v1;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::model::AppProtocol;
+
+/// A port's protocol as `fedctl services` shows it: `HTTP`, `H2C`, `GRPC`
+/// or `TCP` (a peer on an earlier release sends none: TCP).
+fn port_protocol(p: &v1::ServicePort) -> &'static str {
+    AppProtocol::from_wire(&p.app_protocol)
+        .unwrap_or_default()
+        .label()
+}
 
 /// Prints pretty JSON on stdout.
 pub(super) fn print_json(v: &Value) {
@@ -154,7 +163,7 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
         "name": s.name,
         "dnsName": s.dns_name,
         "vip": text_or_null(&s.vip),
-        "ports": s.ports.iter().map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol})).collect::<Vec<_>>(),
+        "ports": s.ports.iter().map(|p| json!({"name": p.name, "port": p.port, "protocol": port_protocol(p)})).collect::<Vec<_>>(),
         "clusters": s.clusters.iter().map(|c| json!({
             "name": c.name,
             "locality": c.locality.as_ref().map_or(Value::Null, |l| json!({"region": l.region, "zone": l.zone})),
@@ -203,10 +212,11 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
                 .ports
                 .iter()
                 .map(|p| {
+                    let protocol = port_protocol(p);
                     if p.name.is_empty() {
-                        p.port.to_string()
+                        format!("{}/{protocol}", p.port)
                     } else {
-                        format!("{}:{}", p.name, p.port)
+                        format!("{}:{}/{protocol}", p.name, p.port)
                     }
                 })
                 .collect::<Vec<_>>()
@@ -385,11 +395,20 @@ mod tests {
             name: "hello".into(),
             dns_name: "hello.demo.svc.clusterset.local".into(),
             vip: "127.77.1.1".into(),
-            ports: vec![v1::ServicePort {
-                name: "http".into(),
-                port: 8080,
-                protocol: "TCP".into(),
-            }],
+            ports: vec![
+                v1::ServicePort {
+                    name: "http".into(),
+                    port: 8080,
+                    protocol: "TCP".into(),
+                    app_protocol: "http".into(),
+                },
+                v1::ServicePort {
+                    name: "db".into(),
+                    port: 5432,
+                    protocol: "TCP".into(),
+                    app_protocol: String::new(),
+                },
+            ],
             clusters: vec![v1::ClusterStatus {
                 name: "east".into(),
                 locality: Some(v1::Locality {
@@ -427,7 +446,11 @@ mod tests {
         );
         assert_eq!(
             v["ports"][0],
-            json!({"name": "http", "port": 8080, "protocol": "TCP"})
+            json!({"name": "http", "port": 8080, "protocol": "HTTP"})
+        );
+        assert_eq!(
+            v["ports"][1],
+            json!({"name": "db", "port": 5432, "protocol": "TCP"})
         );
         let c = &v["clusters"][0];
         for key in [

@@ -8,6 +8,7 @@ fn svc(name: &str, to: &[&str], ready: usize) -> LocalService {
         ports: vec![PortSpec {
             name: "http".into(),
             port: 8080,
+            app_protocol: Default::default(),
         }],
         export: Some(ExportSpec {
             to: to.iter().map(|s| s.to_string()).collect(),

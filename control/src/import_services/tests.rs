@@ -11,6 +11,7 @@ fn port(name: &str, port: u16) -> PortSpec {
     PortSpec {
         name: name.into(),
         port,
+        app_protocol: Default::default(),
     }
 }
 

@@ -20,7 +20,9 @@ use tracing::warn;
 
 use crate::exports::{ExportState, View, diff};
 use crate::model::wire::{WireError, check_count, check_label, shown};
-use crate::model::{Affinity, ImportedService, NamedEndpoints, PortSpec, ServiceKey, is_dns_label};
+use crate::model::{
+    Affinity, AppProtocol, ImportedService, NamedEndpoints, PortSpec, ServiceKey, is_dns_label,
+};
 use crate::store::{ImportRecord, Store, StoreError, SyncPos};
 use crate::table::TableEvent;
 
@@ -237,6 +239,9 @@ pub fn import_from_proto(
         ports.push(PortSpec {
             name: p.name.clone(),
             port,
+            // A value from a later release that this one does not know is
+            // carried as bytes: TCP always works.
+            app_protocol: AppProtocol::from_wire(&p.app_protocol).unwrap_or_default(),
         });
     }
     if ports.is_empty() {

@@ -133,6 +133,7 @@ impl Side {
                     ports: vec![PortSpec {
                         name: "http".into(),
                         port: 8080,
+                        app_protocol: Default::default(),
                     }],
                     exported_at_ms: 1,
                     spec: ExportSpec::default(),

@@ -17,8 +17,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use super::annotations::parse_export;
 use crate::model::wire::shown;
 use crate::model::{
-    EndpointSpec, LocalService, LocalSnapshot, MAX_NAMED_ENDPOINTS, NamedEndpoints, PortSpec,
-    Problem, ServiceKey, is_dns_label,
+    AppProtocol, EndpointSpec, LocalService, LocalSnapshot, MAX_NAMED_ENDPOINTS, NamedEndpoints,
+    PortSpec, Problem, ServiceKey, is_dns_label,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -240,7 +240,15 @@ fn tcp_ports(
         let protocol = p.protocol.as_deref().unwrap_or("TCP");
         let name = p.name.clone().unwrap_or_default();
         match (protocol, u16::try_from(p.port)) {
-            ("TCP", Ok(port)) if port > 0 => ports.push(PortSpec { name, port }),
+            ("TCP", Ok(port)) if port > 0 => {
+                // Decided here once; peers and gateways take it as sent.
+                let app_protocol = AppProtocol::detect(p.app_protocol.as_deref(), &name);
+                ports.push(PortSpec {
+                    name,
+                    port,
+                    app_protocol,
+                });
+            }
             ("TCP", _) => problems.push(format!("port {name:?} has invalid number {}", p.port)),
             (other, _) if exported => problems.push(format!(
                 "port {} ({other}) is not exported: only TCP ports are carried in this version",

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Affinity, ImportedService, Locality, NamedEndpoint, NamedEndpoints, PortSpec, ServiceKey,
+    Affinity, AppProtocol, ImportedService, Locality, NamedEndpoint, NamedEndpoints, PortSpec,
+    ServiceKey,
 };
 
 /// Which side dials a peering (DESIGN.md, Joining: the joiner dials).
@@ -129,6 +130,10 @@ pub struct ImportRecord {
     /// The peer is drained; false in records written before drains.
     #[serde(default)]
     pub draining: bool,
+    /// Service port → its protocol's wire value, for the ports that are not
+    /// TCP (records written before this field existed: all TCP).
+    #[serde(default)]
+    pub app_protocols: BTreeMap<u16, String>,
 }
 
 /// Everything stored from one peer's exports.
@@ -157,6 +162,12 @@ impl From<&ImportedService> for ImportRecord {
                 .map(|e| (e.hostname.clone(), e.ready))
                 .collect(),
             draining: i.draining,
+            app_protocols: i
+                .ports
+                .iter()
+                .filter(|p| p.app_protocol.is_http())
+                .map(|p| (p.port, p.app_protocol.as_wire().to_string()))
+                .collect(),
         }
     }
 }
@@ -173,6 +184,11 @@ impl ImportRecord {
                 .map(|(name, port)| PortSpec {
                     name: name.clone(),
                     port: *port,
+                    app_protocol: self
+                        .app_protocols
+                        .get(port)
+                        .and_then(|w| AppProtocol::from_wire(w).ok())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             exported_at_ms: self.exported_at_unix_ms,
@@ -264,6 +280,7 @@ mod tests {
         let import = ImportedService {
             draining: false,
             ports: vec![PortSpec {
+                app_protocol: Default::default(),
                 name: "pg".into(),
                 port: 5432,
             }],

@@ -188,6 +188,7 @@ fn import(port: u16) -> ImportRecord {
         headless: false,
         named_endpoints: vec![],
         draining: false,
+        app_protocols: Default::default(),
     }
 }
 

@@ -16,6 +16,7 @@ fn http(port: u16) -> Vec<PortSpec> {
     vec![PortSpec {
         name: "http".into(),
         port,
+        app_protocol: Default::default(),
     }]
 }
 

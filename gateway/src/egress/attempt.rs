@@ -205,7 +205,7 @@ impl Attempts<'_> {
 /// What a failed attempt tells health. A named endpoint that cannot be
 /// reached says nothing of its cluster (`named`): the cluster still serves
 /// its other endpoints, so it is not ejected.
-fn feedback(
+pub(super) fn feedback(
     egress: &Egress,
     target: &Target,
     error: &AttemptError,

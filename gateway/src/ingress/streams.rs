@@ -100,6 +100,17 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
         .and_then(|v| v.to_str().ok())
         .and_then(wire::parse_budget)
         .map_or(ingress.connect_timeout, |b| b.min(ingress.connect_timeout));
+    if incoming.is_request() {
+        // An HTTP request stream: authorized the same way, then forwarded
+        // per request (DESIGN.md, HTTP-aware services).
+        match authorize(&ingress.state(), &peer, &route) {
+            Ok(candidates) => {
+                crate::http::forward(&ingress, &route, &candidates, budget, incoming).await
+            }
+            Err(refusal) => refuse(&ingress, &peer, Some(&route), incoming, refusal),
+        }
+        return;
+    }
     let reached = match authorize(&ingress.state(), &peer, &route) {
         Ok(candidates) => dial::dial(&ingress.health, &candidates, budget)
             .await

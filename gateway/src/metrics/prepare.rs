@@ -10,6 +10,8 @@
 //!   of target (local or remote) can fail with;
 //! - per peer cluster (a remote target): TLS handshakes of both kinds,
 //!   pooled connections opened and open, streams open, and ejections; per peer gateway address: probes ok and failed;
+//! - per imported service with an HTTP port and target cluster: requests
+//!   by the codes `http` prepares;
 //! - per exported service and peer it is exported to: ingress bytes and
 //!   active connections.
 //!
@@ -48,6 +50,8 @@ pub(super) struct Named {
     gateways: BTreeSet<String>,
     /// (exported service, peer cluster it is exported to).
     ingress: BTreeSet<(ServiceKey, String)>,
+    /// (imported service with an HTTP port, target cluster).
+    http: BTreeSet<(ServiceKey, String)>,
 }
 
 impl Named {
@@ -56,7 +60,14 @@ impl Named {
         let mut named = Named::default();
         for import in state.imports.values() {
             named.services.insert(import.key.clone());
+            let http = import
+                .ports
+                .iter()
+                .any(|(_, p)| state.import_protocol(&import.key, *p).is_http());
             for t in &import.targets {
+                if http {
+                    named.http.insert((import.key.clone(), t.cluster.clone()));
+                }
                 named
                     .targets
                     .insert((import.key.clone(), t.cluster.clone()), t.local);
@@ -98,6 +109,7 @@ impl Named {
             peers: self.peers.difference(&other.peers).cloned().collect(),
             gateways: self.gateways.difference(&other.gateways).cloned().collect(),
             ingress: self.ingress.difference(&other.ingress).cloned().collect(),
+            http: self.http.difference(&other.http).cloned().collect(),
         }
     }
 }
@@ -162,6 +174,9 @@ impl Metrics {
                 drop(self.probes.get_or_create(&probe_labels(gateway, result)));
             }
         }
+        for (key, cluster) in &named.http {
+            self.http.create(key, cluster);
+        }
         for (key, peer) in &named.ingress {
             let l = target_labels(key, peer);
             drop(self.ingress_bytes.get_or_create(&l));
@@ -212,6 +227,9 @@ impl Metrics {
             for result in PROBE_RESULTS {
                 self.probes.remove(&probe_labels(gateway, result));
             }
+        }
+        for (key, cluster) in last.http.difference(&next.http) {
+            self.http.remove(key, cluster);
         }
         for pair in last.ingress.difference(&next.ingress) {
             let l = target_labels(&pair.0, &pair.1);

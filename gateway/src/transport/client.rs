@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use bytes::Bytes;
-use h2::client::SendRequest;
+use h2::SendStream;
+use h2::client::{ResponseFuture, SendRequest};
 use http::{HeaderMap, Method, Request, Uri};
 use rustls_pki_types::ServerName;
 use tokio::time::Instant;
@@ -32,6 +33,7 @@ use super::stream::StreamSlot;
 use super::{PoolConfig, TransportError};
 
 pub use super::opening::{Opening, Response};
+pub use super::request::RequestStream;
 
 /// Rounds of pick-or-dial one `open` makes beyond `max_connections`
 /// before giving up; each dial (its own or another caller's) or refused
@@ -151,6 +153,48 @@ impl PeerPool {
                 authority: authority.to_owned(),
                 source,
             })?;
+        let request = connect_request(&uri, &headers);
+        let (response, stream, slot) = self.open_stream(&request, false, deadline).await?;
+        Ok(Opening::new(
+            Arc::clone(&self.addr),
+            stream,
+            response,
+            slot,
+            deadline,
+        ))
+    }
+
+    /// Opens an ordinary HTTP/2 request stream (not CONNECT) with
+    /// `request`'s head, END_STREAM set when `end_stream` (no body), on the
+    /// least-loaded connection as [`PeerPool::open`] does; the HTTP-aware
+    /// egress sends one per client request ([`crate::http`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PeerPool::open`]: every error happened before the peer could
+    /// act on the request.
+    pub async fn request(
+        &self,
+        request: &Request<()>,
+        end_stream: bool,
+        deadline: Instant,
+    ) -> Result<RequestStream, TransportError> {
+        let (response, send, slot) = self.open_stream(request, end_stream, deadline).await?;
+        Ok(RequestStream {
+            addr: Arc::clone(&self.addr),
+            response,
+            send,
+            slot,
+        })
+    }
+
+    /// Puts one stream with `request`'s head on a connection with room.
+    async fn open_stream(
+        &self,
+        request: &Request<()>,
+        end_stream: bool,
+        deadline: Instant,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>, StreamSlot), TransportError> {
         let mut last = None;
         for _ in 0..self.config.max_connections + EXTRA_ROUNDS {
             let (send, shared, slot) = match self.pick()? {
@@ -160,17 +204,11 @@ impl PeerPool {
                     continue;
                 }
             };
-            let request = connect_request(&uri, &headers);
-            match self.start(send, request, deadline).await {
-                Ok((response, stream)) => {
-                    return Ok(Opening::new(
-                        Arc::clone(&self.addr),
-                        stream,
-                        response,
-                        slot,
-                        deadline,
-                    ));
-                }
+            match self
+                .start(send, clone_head(request), end_stream, deadline)
+                .await
+            {
+                Ok((response, stream)) => return Ok((response, stream, slot)),
                 Err(error @ TransportError::Refused { .. }) => {
                     // GOAWAY or a broken connection: no new streams there;
                     // the next round picks another or dials.
@@ -363,15 +401,17 @@ impl PeerPool {
         &self,
         send: SendRequest<Bytes>,
         request: Request<()>,
+        end_stream: bool,
         deadline: Instant,
-    ) -> Result<(h2::client::ResponseFuture, h2::SendStream<Bytes>), TransportError> {
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), TransportError> {
         let mut send = match tokio::time::timeout_at(deadline, send.ready()).await {
             Ok(Ok(send)) => send,
             Ok(Err(source)) => return Err(self.not_taken(source)),
             Err(_) => return Err(self.open_timeout()),
         };
-        // END_STREAM unset: the stream stays open for the tunnel's bytes.
-        send.send_request(request, false)
+        // END_STREAM unset for CONNECT: the stream stays open for the
+        // tunnel's bytes.
+        send.send_request(request, end_stream)
             .map_err(|source| self.not_taken(source))
     }
 
@@ -427,6 +467,16 @@ fn backoff(config: &PoolConfig) -> ExponentialBackoff {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+/// A copy of a request head for one more try on another connection.
+fn clone_head(request: &Request<()>) -> Request<()> {
+    let mut copy = Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    copy
 }
 
 /// A classic CONNECT (RFC 9113 §8.5): `:method` and `:authority` only; h2

@@ -7,8 +7,12 @@
 //! [`refuse`](Incoming::refuse)s (503 + [`REASON_HEADER`], END_STREAM).
 //! Early data the client sent with the CONNECT waits in h2's receive buffer
 //! (bounded by the stream window) until `accept`: nothing reads it before,
-//! so no byte reaches an endpoint that was not chosen. Other methods get
-//! 405 without the handler. Shutdown is a graceful GOAWAY (RFC 9113 §6.8):
+//! so no byte reaches an endpoint that was not chosen. An ordinary request
+//! (not CONNECT) naming a service port in [`SERVICE_HEADER`] is an HTTP
+//! request stream of the HTTP-aware egress: the handler gets it as an
+//! [`Incoming`] too ([`Incoming::is_request`]), authorizes it the same way
+//! and takes it with [`Incoming::into_request`]. Other requests get 405
+//! without the handler. Shutdown is a graceful GOAWAY (RFC 9113 §6.8):
 //! open streams finish, then `serve_connection` returns.
 
 use std::future::Future;
@@ -17,12 +21,13 @@ use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::header::HeaderValue;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
 use super::stream::Tunnel;
 use super::{REASON_HEADER, ServerConfig, TransportError};
+use crate::wire::SERVICE_HEADER;
 
 /// How long a connection closed at the drain timeout may take to write its
 /// final GOAWAY.
@@ -39,6 +44,8 @@ pub struct Incoming {
     pub authority: String,
     /// The request headers.
     pub headers: HeaderMap,
+    /// For an HTTP request stream: its method and URI; `None` for CONNECT.
+    pub request: Option<(Method, Uri)>,
     body: RecvStream,
     respond: SendResponse<Bytes>,
 }
@@ -83,6 +90,23 @@ impl Incoming {
             .send_response(answer(status, headers), true)
             .map(drop)
             .map_err(|source| TransportError::Serve { source })
+    }
+
+    /// Whether this is an HTTP request stream rather than a CONNECT.
+    pub fn is_request(&self) -> bool {
+        self.request.is_some()
+    }
+
+    /// The HTTP request of a request stream (its body streams from the
+    /// peer as the reader takes it) and where its response goes; `None`
+    /// for a CONNECT stream, which is answered by `accept` or `refuse`.
+    pub fn into_request(self) -> Option<(Request<RecvStream>, SendResponse<Bytes>)> {
+        let (method, uri) = self.request?;
+        let mut request = Request::new(self.body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers;
+        Some((request, self.respond))
     }
 
     /// Waits until the client resets the stream (it gave up), for a handler
@@ -176,6 +200,22 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let (parts, body) = request.into_parts();
+    let service = parts
+        .headers
+        .get(SERVICE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let (false, Some(service)) = (parts.method == Method::CONNECT, service) {
+        // An HTTP request stream: authorized by the handler as a CONNECT.
+        let incoming = Incoming {
+            authority: service.to_owned(),
+            request: Some((parts.method, parts.uri)),
+            headers: parts.headers,
+            body,
+            respond,
+        };
+        tokio::spawn(handler(incoming));
+        return;
+    }
     if parts.method != Method::CONNECT {
         debug!(method = %parts.method, "non-CONNECT request on the peer transport");
         let mut headers = HeaderMap::new();
@@ -191,6 +231,7 @@ where
         .unwrap_or_default();
     let incoming = Incoming {
         authority,
+        request: None,
         headers: parts.headers,
         body,
         respond,

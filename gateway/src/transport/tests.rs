@@ -145,6 +145,10 @@ async fn accept_loop(
 
 /// The test ingress: what it does depends on the authority's first label.
 async fn handle(mut incoming: Incoming, events: mpsc::UnboundedSender<String>) {
+    if incoming.is_request() {
+        super::tests_request::echo_request(incoming).await;
+        return;
+    }
     let kind = incoming
         .authority
         .split('.')

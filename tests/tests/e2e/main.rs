@@ -14,6 +14,7 @@ mod gateway;
 mod gateway_api;
 mod hardening;
 mod headless;
+mod http;
 mod imports;
 mod ingress;
 mod join;

@@ -12,6 +12,7 @@ use crate::table::ClusterEntry;
 
 fn port(name: &str, port: u16) -> PortSpec {
     PortSpec {
+        app_protocol: Default::default(),
         name: name.into(),
         port,
     }

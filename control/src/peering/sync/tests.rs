@@ -12,6 +12,7 @@ fn state(version: u64, names: &[(&str, &[&str])]) -> ExportState {
                 ports: vec![PortSpec {
                     name: "http".into(),
                     port: 80,
+                    app_protocol: Default::default(),
                 }],
                 exported_at_ms: 1,
                 spec: ExportSpec {

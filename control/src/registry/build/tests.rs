@@ -54,7 +54,8 @@ fn service_and_slice_join_into_one_exported_service() {
         svc.ports,
         [PortSpec {
             name: "http".into(),
-            port: 8080
+            port: 8080,
+            app_protocol: crate::model::AppProtocol::Http,
         }]
     );
     assert_eq!(svc.export.as_ref().unwrap().to, ["west"]);

@@ -22,6 +22,7 @@ fn me() -> LocalCluster {
 
 fn ports() -> Vec<PortSpec> {
     vec![PortSpec {
+        app_protocol: Default::default(),
         name: "pg".into(),
         port: 5432,
     }]
