@@ -275,6 +275,7 @@ fn check_runner(
         local: flows.local.clone(),
         table: flows.table.clone(),
         gateways,
+        store: id.store.clone(),
     };
     Arc::new(move || crate::checks::run(&ctl))
 }

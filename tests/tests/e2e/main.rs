@@ -21,5 +21,6 @@ mod liveness;
 mod pool;
 mod registry_events;
 mod restart;
+mod store_full;
 mod tokens;
 mod trust;
