@@ -41,6 +41,7 @@ mod names;
 mod router;
 mod server;
 mod snapshot;
+mod tcp_guard;
 mod udp;
 
 pub use error::DnsError;

@@ -119,23 +119,6 @@ impl RequestHandler for ZoneRouter {
     }
 }
 
-/// The router shared by hickory's TCP server and the UDP workers.
-#[derive(Clone)]
-pub(crate) struct SharedRouter(pub(crate) Arc<ZoneRouter>);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedRouter {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        self.0
-            .handle_request::<R, T>(request, response_handle)
-            .await
-    }
-}
-
 /// Fixes hickory's responses where they break an RFC, on their way out:
 ///
 /// - the OPT record echoes the query's DO bit (RFC 3225 §3: "the DO bit of

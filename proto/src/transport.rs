@@ -22,6 +22,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::{debug, info};
 
+pub use self::guard::handshakes::{HandshakeLimits, Handshakes};
+pub use self::guard::requests::{MarkRequests, MarkRequestsLayer, guarded_tcp};
 pub use self::guard::{Full, Guarded, ListenerLimits, Unauthenticated};
 
 /// The SNI name sent to peers. Verifiers ignore it: identity is the SPIFFE

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use fedmesh_proto::config::{AdminListen, Config};
+use fedmesh_proto::transport::{ListenerLimits, MarkRequestsLayer, Unauthenticated, guarded_tcp};
 use fedmesh_proto::v1::admin_server::AdminServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use crate::api::admin::AdminService;
@@ -139,12 +140,18 @@ pub(super) fn serve_admin(
     service: AdminServer<AdminService>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
-    let router = Server::builder().add_service(service);
     match listener {
         AdminListener::Tcp(l, _) => {
-            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop))
+            // Loopback TCP is open to every local user: idle connections
+            // are capped and closed until they send a request.
+            let guard = Unauthenticated::evicting(ListenerLimits::default());
+            let router = Server::builder()
+                .layer(MarkRequestsLayer::new(guard.clone()))
+                .add_service(service);
+            tokio::spawn(router.serve_with_incoming_shutdown(guarded_tcp(l, guard), stop))
         }
         AdminListener::Unix(l, _) => {
+            let router = Server::builder().add_service(service);
             tokio::spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop))
         }
     }

@@ -18,6 +18,7 @@ mod join_safety;
 mod kubernetes;
 mod leave;
 mod liveness;
+mod load_ports;
 mod pool;
 mod registry_events;
 mod restart;
