@@ -24,4 +24,5 @@ mod registry_events;
 mod restart;
 mod store_full;
 mod tokens;
+mod torture;
 mod trust;
