@@ -12,6 +12,7 @@ mod export;
 mod gateway;
 mod gateway_api;
 mod hardening;
+mod hostile;
 mod ingress;
 mod join;
 mod join_safety;
