@@ -100,22 +100,8 @@ fn west_still_served(fed: &Federation, name: &str) {
     );
 }
 
-#[test]
-fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches_the_operator_raw()
-{
-    let fed = Federation::standard(2, "");
-    fed.join("west", "east");
-    fed.wait_connected("east", "west", SYNC);
-    west_still_served(&fed, "before");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime for the hostile peers");
-    let token = fed.get("east").token(None);
-    let mut evil = rt.block_on(HostilePeer::join(&token, "evil", |_| {}));
-
-    // A flood of valid incremental updates, each a new service.
+/// A flood of valid incremental updates, each acked after its commit.
+fn flood(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &mut HostilePeer) {
     let started = Instant::now();
     rt.block_on(async {
         assert!(evil.send(update(1, 0, true, Vec::new())).await);
@@ -136,9 +122,11 @@ fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches
         "{FLOOD} updates from the hostile peer acked in {:?}",
         started.elapsed()
     );
-    west_still_served(&fed, "after-flood");
+    west_still_served(fed, "after-flood");
+}
 
-    // Malformed and contradictory exports in one full update.
+/// Malformed and contradictory exports in one full update: the good part applies, the rest is refused with a reason.
+fn malformed_update(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &HostilePeer) {
     rt.block_on(async {
         assert!(evil.send(update(FLOOD + 1, 0, true, malformed())).await);
     });
@@ -165,10 +153,11 @@ fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches
         &east.fedctl(&["services", "-o", "json"]),
     );
     assert_clean("fedctl peers", &east.fedctl(&["peers"]));
-    west_still_served(&fed, "after-malformed");
+    west_still_served(fed, "after-malformed");
+}
 
-    // A replayed version and one out of order: the session ends (the
-    // peer must resync), nothing of them is applied.
+/// A replayed version and one out of order: the session ends (the peer must resync), nothing of them is applied.
+fn replay_and_reorder(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &mut HostilePeer) {
     rt.block_on(async {
         let replay = export("demo", "replayed", "tcp", 80, 1);
         let _ = evil
@@ -186,9 +175,11 @@ fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches
         "a replay is not applied"
     );
     assert!(east.service("demo/out-of-order").is_none());
-    west_still_served(&fed, "after-replay");
+    west_still_served(fed, "after-replay");
+}
 
-    // A second hostile peer whose Hello is oversized and full of escapes.
+/// A second hostile peer whose Hello is oversized and full of escapes.
+fn bad_hello(fed: &Federation, rt: &tokio::runtime::Runtime) {
     let token = fed.get("east").token(None);
     let tamper = |hello: &mut v1::ClusterInfo| {
         hello.locality = Some(v1::Locality {
@@ -206,5 +197,25 @@ fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches
         "fedctl peers -o json",
         &east.fedctl(&["peers", "-o", "json"]),
     );
-    west_still_served(&fed, "after-hello");
+    west_still_served(fed, "after-hello");
+}
+
+#[test]
+fn a_hostile_peer_with_a_valid_certificate_hurts_no_other_peer_and_never_reaches_the_operator_raw()
+{
+    let fed = Federation::standard(2, "");
+    fed.join("west", "east");
+    fed.wait_connected("east", "west", SYNC);
+    west_still_served(&fed, "before");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the hostile peers");
+    let token = fed.get("east").token(None);
+    let mut evil = rt.block_on(HostilePeer::join(&token, "evil", |_| {}));
+    flood(&fed, &rt, &mut evil);
+    malformed_update(&fed, &rt, &evil);
+    replay_and_reorder(&fed, &rt, &mut evil);
+    bad_hello(&fed, &rt);
 }
