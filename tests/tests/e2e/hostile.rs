@@ -125,7 +125,8 @@ fn flood(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &mut HostilePeer)
     west_still_served(fed, "after-flood");
 }
 
-/// Malformed and contradictory exports in one full update: the good part applies, the rest is refused with a reason.
+/// Malformed and contradictory exports in one full update: the good part
+/// applies, the rest is refused with a reason.
 fn malformed_update(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &HostilePeer) {
     rt.block_on(async {
         assert!(evil.send(update(FLOOD + 1, 0, true, malformed())).await);
@@ -156,7 +157,8 @@ fn malformed_update(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &Hosti
     west_still_served(fed, "after-malformed");
 }
 
-/// A replayed version and one out of order: the session ends (the peer must resync), nothing of them is applied.
+/// A replayed version and one out of order: the session ends (the peer
+/// must resync), nothing of them is applied.
 fn replay_and_reorder(fed: &Federation, rt: &tokio::runtime::Runtime, evil: &mut HostilePeer) {
     rt.block_on(async {
         let replay = export("demo", "replayed", "tcp", 80, 1);
