@@ -25,6 +25,7 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
         check_ca(ctl, now),
         check_leaf(ctl, now),
         check_bootstrap(ctl),
+        check_store(ctl),
     ];
     out.extend(check_registry(ctl));
     out.extend(check_peers(ctl));
@@ -54,6 +55,19 @@ fn result(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check
 
 fn until(t: OffsetDateTime) -> String {
     clock::rfc3339_ms(clock::datetime_unix_ms(t))
+}
+
+/// The state store: a failed write (disk full, read-only dataDir) fails
+/// the check until a write commits again.
+fn check_store(ctl: &Control) -> CheckResult {
+    match ctl.store.write_failure() {
+        None => result("store", true, ctl.store.path().display().to_string()),
+        Some(cause) => result(
+            "store",
+            false,
+            format!("store: write failed: {cause}; free space in dataDir"),
+        ),
+    }
 }
 
 fn check_ca(ctl: &Control, now: OffsetDateTime) -> CheckResult {

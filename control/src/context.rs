@@ -14,6 +14,7 @@ use crate::api::gateways::GatewayRegistry;
 use crate::ca::ClusterCa;
 use crate::model::LocalSnapshot;
 use crate::peering::PeerSet;
+use crate::store::Store;
 use crate::table::TableSnapshot;
 
 /// The state the health checks read.
@@ -36,4 +37,6 @@ pub struct Control {
     pub table: watch::Receiver<Arc<TableSnapshot>>,
     /// This cluster's gateways as the gateway API saw them.
     pub gateways: Arc<GatewayRegistry>,
+    /// The state store (whether writes work).
+    pub store: Arc<Store>,
 }

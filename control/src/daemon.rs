@@ -251,8 +251,7 @@ async fn serve(
         tokio::spawn(gateway),
         serve_admin(
             listeners.admin,
-            Server::builder()
-                .add_service(AdminServer::new(admin))
+            tonic::service::Routes::new(AdminServer::new(admin))
                 .add_service(admin_health::health_for::<AdminServer<AdminService>>().await)
                 .add_service(admin_health::reflection()?),
             stopped(stop.clone()),
@@ -343,6 +342,7 @@ fn check_runner(
         local: flows.local.clone(),
         table: flows.table.clone(),
         gateways,
+        store: id.store.clone(),
     };
     Arc::new(move || crate::checks::run(&ctl))
 }

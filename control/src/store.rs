@@ -19,13 +19,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
+mod cell;
 mod drain;
 mod joins;
 mod records;
 
+use cell::DbCell;
 pub use drain::DrainRecord;
 pub use joins::{JoinRefusal, JoinStored};
 pub use records::{
@@ -93,6 +97,16 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Writes failed and the database is being reopened.
+    #[error(
+        "state store {path} is unavailable: {cause}; free space in dataDir or make it writable"
+    )]
+    Unavailable {
+        /// The file.
+        path: PathBuf,
+        /// The write failure that closed it.
+        cause: String,
+    },
     /// The file was written by a newer schema.
     #[error(
         "state store schema {found} is newer than this fedctl understands ({SCHEMA_VERSION:?}); upgrade fedctl"
@@ -106,7 +120,7 @@ pub enum StoreError {
 /// The state store.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    db: Arc<DbCell>,
     path: PathBuf,
 }
 
@@ -124,7 +138,10 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let store = Self { db, path };
+        let store = Self {
+            db: DbCell::new(&path, db),
+            path,
+        };
         store.init()?;
         Ok(store)
     }
@@ -134,9 +151,15 @@ impl Store {
         &self.path
     }
 
+    /// Why writes to the store fail now (the disk is full or read-only,
+    /// say), or `None` while it works. Cleared by itself once a write
+    /// commits again (see [`cell`]).
+    pub fn write_failure(&self) -> Option<String> {
+        self.db.failure()
+    }
+
     fn init(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db("begin init"))?;
-        {
+        self.db.write(|txn| {
             let mut meta = txn.open_table(META).map_err(db("open meta"))?;
             let found = meta
                 .get("schema")
@@ -157,8 +180,8 @@ impl Store {
             for def in [PEERS, TOKENS, EXPORTS, IMPORTS, SYNC, VIPS] {
                 txn.open_table(def).map_err(db("open table"))?;
             }
-        }
-        txn.commit().map_err(db("commit init"))
+            Ok(())
+        })
     }
 
     /// The stored CA (cert PEM, key PEM), if one was generated before.
@@ -166,7 +189,7 @@ impl Store {
     /// # Errors
     /// On read failure.
     pub fn ca(&self) -> Result<Option<(String, String)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let txn = self.db.begin_read()?;
         let meta = txn.open_table(META).map_err(db("open meta"))?;
         let get = |k: &str| -> Result<Option<String>, StoreError> {
             Ok(meta
@@ -316,7 +339,7 @@ impl Store {
     /// # Errors
     /// On read failure.
     pub fn sync_pos(&self, peer: &str) -> Result<SyncPos, StoreError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(SYNC).map_err(db("open sync"))?;
         let value = table.get(peer).map_err(db("get"))?;
         Ok(value
@@ -397,7 +420,7 @@ impl Store {
         def: TableDefinition<'_, &str, &[u8]>,
         name: &'static str,
     ) -> Result<BTreeMap<String, T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(def).map_err(db("open table"))?;
         let mut out = BTreeMap::new();
         for row in table.iter().map_err(db("list"))? {
@@ -413,10 +436,7 @@ impl Store {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(db("begin write"))?;
-        let out = f(&txn)?;
-        txn.commit().map_err(db("commit"))?;
-        Ok(out)
+        self.db.write(f)
     }
 
     fn all<T: DeserializeOwned>(
@@ -424,7 +444,7 @@ impl Store {
         def: TableDefinition<'_, &str, &[u8]>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(def).map_err(db("open table"))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(db("list"))? {

@@ -45,6 +45,7 @@ mod names;
 mod router;
 mod server;
 mod snapshot;
+mod tcp_guard;
 mod udp;
 
 pub use counters::{QueryCounters, RCODES};

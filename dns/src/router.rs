@@ -34,7 +34,6 @@ use hickory_server::zone_handler::{Catalog, MessageResponse, ZoneHandler};
 use tokio::sync::watch;
 use tracing::{Instrument, field, info, info_span, warn};
 
-use crate::counters::QueryCounters;
 use crate::error::DnsError;
 use crate::handler::SnapshotZoneHandler;
 use crate::snapshot::{ZoneSnapshot, zone_name};
@@ -117,31 +116,6 @@ impl RequestHandler for ZoneRouter {
             .handle_request::<_, T>(request, response_handle)
             .instrument(span)
             .await
-    }
-}
-
-/// The router as hickory's TCP server holds it, counting each response
-/// (by the code hickory sent) in shard `.2` of `.1`.
-#[derive(Clone)]
-pub(crate) struct SharedRouter(
-    pub(crate) Arc<ZoneRouter>,
-    pub(crate) Arc<QueryCounters>,
-    pub(crate) usize,
-);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedRouter {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        let info = self
-            .0
-            .handle_request::<R, T>(request, response_handle)
-            .await;
-        self.1.count(self.2, u16::from(info.response_code));
-        info
     }
 }
 

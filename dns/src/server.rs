@@ -1,25 +1,23 @@
-//! Binding the sockets, starting the UDP workers (`udp`), hickory's
-//! `Server` for TCP, and the task that pre-encodes each snapshot
+//! Binding the sockets, starting the UDP workers (`udp`), the TCP server
+//! (`tcp_guard`: bounded under unauthenticated load), and the task that pre-encodes each snapshot
 //! (`fast::publish`), all around one [`ZoneRouter`]; and stopping them.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_server::Server;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::counters::QueryCounters;
 use crate::error::DnsError;
 use crate::fast::publish::{self, FastReader};
-use crate::router::{SharedRouter, ZoneRouter};
+use crate::router::ZoneRouter;
 use crate::snapshot::ZoneSnapshot;
-use crate::udp;
+use crate::{tcp_guard, udp};
 
 /// Where the DNS server listens and where it forwards names outside the
 /// zone (`dns` in the cluster config).
@@ -31,22 +29,15 @@ pub struct DnsConfig {
     pub upstreams: Vec<SocketAddr>,
 }
 
-/// A TCP client that sends nothing for this long is disconnected
-/// (RFC 7766 §6.2.3: servers may close idle connections).
-const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection (hickory's own default).
-const TCP_RESPONSE_BUFFER: usize = 32;
 /// Tries to find a port free for both UDP and TCP when `listen` has port 0.
 const BIND_ATTEMPTS: usize = 8;
 
 /// A running server; dropping it or calling [`DnsServer::shutdown`] stops it.
 pub struct DnsServer {
     local_addr: SocketAddr,
-    /// hickory's server, for TCP.
-    server: Server<SharedRouter>,
     /// The UDP worker threads; dropping one stops it.
     workers: Vec<udp::Worker>,
-    /// The encoding task; dropping the set aborts it.
+    /// The encoding task and the TCP server; dropping the set aborts them.
     tasks: JoinSet<()>,
     /// Responses sent, by rcode: a shard per UDP worker, the last for TCP.
     counts: Arc<QueryCounters>,
@@ -97,8 +88,11 @@ impl DnsServer {
             })?;
             threads.push(worker);
         }
-        let mut server = Server::new(SharedRouter(router, Arc::clone(&counts), tcp_shard));
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        tasks.spawn(tcp_guard::serve(
+            tcp,
+            router,
+            (Arc::clone(&counts), tcp_shard),
+        ));
         info!(
             listen = %local_addr,
             upstreams = ?config.upstreams,
@@ -107,7 +101,6 @@ impl DnsServer {
         );
         Ok(DnsServer {
             local_addr,
-            server,
             workers: threads,
             tasks,
             counts,
@@ -130,9 +123,6 @@ impl DnsServer {
             worker.stop().await;
         }
         self.tasks.shutdown().await;
-        if let Err(error) = self.server.shutdown_gracefully().await {
-            warn!(%error, "DNS server stopped with an error");
-        }
         info!(listen = %self.local_addr, "DNS server stopped");
     }
 }

@@ -240,3 +240,4 @@ fn recoverable(error: &io::Error) -> bool {
 
 #[cfg(test)]
 pub(crate) use hickory::answer as hickory_answer;
+pub(crate) use hickory::answer_over;

@@ -2,6 +2,12 @@
 //! `/ready` (200 once the gateway has a certificate and a snapshot and is
 //! not draining), `/live` (200 while the process serves).
 //!
+//! The port has no authentication, so load on it is bounded
+//! ([`ADMIN_LIMITS`]): at most 64 connections, the oldest closed to admit a
+//! newcomer (a scrape gets in while idle connections hold every place), 10 s
+//! of silence or 30 s in all per connection, 5 s to send a request's
+//! headers (a slow writer is closed).
+//!
 //! `/metrics` speaks both text formats: OpenMetrics when the scrape's
 //! `Accept` asks for `application/openmetrics-text` (as Prometheus does),
 //! the classic `text/plain; version=0.0.4` otherwise ([`metrics_format`]).
@@ -9,12 +15,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use fedmesh_proto::transport::{ListenerLimits, Unauthenticated};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::debug;
 
@@ -27,10 +35,30 @@ pub struct AdminState {
     pub ready: AtomicBool,
 }
 
+/// The bounds on admin connections (see the module doc).
+pub const ADMIN_LIMITS: ListenerLimits = ListenerLimits {
+    handshake_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(10),
+    unauthenticated_lifetime: Duration::from_secs(30),
+    max_unauthenticated: 64,
+};
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves the admin port forever.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, state: Arc<AdminState>) {
+    let guard = Unauthenticated::evicting(ADMIN_LIMITS);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, say: wait instead of spinning.
+                debug!(%error, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(stream) = guard.admit(stream, remote, false) else {
             continue;
         };
         let metrics = metrics.clone();
@@ -42,6 +70,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, state: Arc<Admi
                 async move { Ok::<_, Infallible>(reply) }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

@@ -29,9 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::identity::{SharedTrust, identify_peer};
+use fedmesh_proto::transport::{HandshakeLimits, Handshakes};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::health::Health;
@@ -80,6 +82,11 @@ impl Ingress {
 /// Accepts peer connections until the gateway drains.
 pub async fn serve(ingress: Arc<Ingress>, listener: TcpListener) {
     let acceptor = TlsAcceptor::from(ingress.tls.clone());
+    // Unauthenticated load: few handshakes at once, a bounded queue.
+    let handshakes = Handshakes::new(HandshakeLimits {
+        deadline: HANDSHAKE_TIMEOUT,
+        ..HandshakeLimits::default()
+    });
     loop {
         // 1. Accept.
         let accepted = tokio::select! {
@@ -94,14 +101,27 @@ pub async fn serve(ingress: Arc<Ingress>, listener: TcpListener) {
                 continue;
             }
         };
+        let Some(queued) = handshakes.enqueue() else {
+            debug!(%remote, "too many ingress handshakes waiting; closed");
+            ingress.metrics.ingress_refused("handshake");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let span = info_span!("ingress", %remote);
-        tokio::spawn(handle(ingress.clone(), acceptor.clone(), tcp).instrument(span));
+        let acceptor = acceptor.clone();
+        let handshake = async move {
+            let _turn = queued.turn().await;
+            acceptor.accept(tcp).await
+        };
+        tokio::spawn(handle(ingress.clone(), handshake).instrument(span));
     }
 }
 
-async fn handle(ingress: Arc<Ingress>, acceptor: TlsAcceptor, tcp: TcpStream) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+async fn handle(
+    ingress: Arc<Ingress>,
+    handshake: impl Future<Output = std::io::Result<TlsStream<TcpStream>>>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
             // Closed before a ClientHello (a TCP probe): not a refusal, or

@@ -22,6 +22,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::{debug, info};
 
+pub use self::guard::handshakes::{HandshakeLimits, Handshakes};
+pub use self::guard::requests::{MarkRequests, MarkRequestsLayer, guarded_tcp};
 pub use self::guard::{Full, Guarded, ListenerLimits, Unauthenticated};
 
 /// The SNI name sent to peers. Verifiers ignore it: identity is the SPIFFE
@@ -57,6 +59,11 @@ pub fn tls_incoming_limited(
 ) -> ReceiverStream<Result<IncomingTls, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(tls);
+    // Handshakes cost CPU: a bounded number at once, a bounded queue.
+    let handshakes = Handshakes::new(HandshakeLimits {
+        deadline: guard.limits().handshake_timeout,
+        ..HandshakeLimits::default()
+    });
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = match listener.accept().await {
@@ -68,8 +75,12 @@ pub fn tls_incoming_limited(
                     continue;
                 }
             };
+            let Some(queued) = handshakes.enqueue() else {
+                debug!(listener = what, %remote, "too many TLS handshakes waiting; closed");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
-            let handshake = handshake(acceptor.clone(), guard.clone(), tcp, remote, what);
+            let handshake = handshake(acceptor.clone(), guard.clone(), queued, tcp, remote, what);
             let ready = tx.clone();
             tokio::spawn(async move {
                 if let Some(stream) = handshake.await {
@@ -88,12 +99,17 @@ pub fn tls_incoming_limited(
 async fn handshake(
     acceptor: TlsAcceptor,
     guard: Unauthenticated,
+    queued: guard::handshakes::Queued,
     tcp: TcpStream,
     remote: std::net::SocketAddr,
     what: &'static str,
 ) -> Option<IncomingTls> {
     let deadline = guard.limits().handshake_timeout;
-    let stream = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+    let accept = async {
+        let _turn = queued.turn().await;
+        acceptor.accept(tcp).await
+    };
+    let stream = match tokio::time::timeout(deadline, accept).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             info!(listener = what, %remote, error = %error_chain(&error), "TLS handshake refused");

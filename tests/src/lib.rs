@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cluster;
 pub mod fake_kube;
 pub mod federation;
+pub mod hostile;
 pub mod http_backend;
 
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use fedmesh_proto::config::{AdminListen, Config};
+use fedmesh_proto::transport::{ListenerLimits, MarkRequestsLayer, Unauthenticated, guarded_tcp};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
 
 /// Every listener of the control plane, bound.
 pub(super) struct Listeners {
@@ -141,18 +143,25 @@ fn bind_unix(path: &Path) -> anyhow::Result<AdminListener> {
     Ok(AdminListener::Unix(l, owned))
 }
 
-/// Serves `router` (the admin API with health and reflection) on the
+/// Serves `routes` (the admin API with health and reflection) on the
 /// admin listener until `stop`.
 pub(super) fn serve_admin(
     listener: AdminListener,
-    router: tonic::transport::server::Router,
+    routes: tonic::service::Routes,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
     match listener {
         AdminListener::Tcp(l, _) => {
-            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop))
+            // Loopback TCP is open to every local user: idle connections
+            // are capped and closed until they send a request.
+            let guard = Unauthenticated::evicting(ListenerLimits::default());
+            let router = Server::builder()
+                .layer(MarkRequestsLayer::new(guard.clone()))
+                .add_routes(routes);
+            tokio::spawn(router.serve_with_incoming_shutdown(guarded_tcp(l, guard), stop))
         }
         AdminListener::Unix(l, _) => {
+            let router = Server::builder().add_routes(routes);
             tokio::spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop))
         }
     }

@@ -2,7 +2,6 @@
 //! table under `draining` as one JSON record, so a restarted control plane
 //! keeps the cluster out of rotation until `fedctl undrain`.
 
-use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::{META, Store, StoreError, db, decode};
@@ -25,7 +24,7 @@ impl Store {
     /// # Errors
     /// On read failure or an unreadable record.
     pub fn drain_state(&self) -> Result<DrainRecord, StoreError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let txn = self.db.begin_read()?;
         let meta = txn.open_table(META).map_err(db("open meta"))?;
         let value = meta.get(DRAINING).map_err(db("read drain state"))?;
         value.map_or(Ok(DrainRecord::default()), |v| {

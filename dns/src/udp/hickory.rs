@@ -31,6 +31,17 @@ const CLASSIC_UDP: u16 = 512;
 /// truncated to fit the client's buffer, or `None` when no response is
 /// due.
 pub(crate) async fn answer(router: &ZoneRouter, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    answer_over(router, packet, src, Protocol::Udp).await
+}
+
+/// As [`answer`], for a query that came over `protocol`: over TCP the
+/// response is never truncated (RFC 7766 §8: up to 65 535 octets).
+pub(crate) async fn answer_over(
+    router: &ZoneRouter,
+    packet: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
     let mut decoder = BinDecoder::new(packet);
     let Ok(header) = Header::read(&mut decoder) else {
         debug!(%src, len = packet.len(), "DNS packet shorter than a header; dropped");
@@ -40,8 +51,11 @@ pub(crate) async fn answer(router: &ZoneRouter, packet: &[u8], src: SocketAddr) 
         debug!(%src, id = header.metadata.id, "DNS response sent as a query; dropped");
         return None;
     }
-    let reply = Reply::default();
-    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+    let reply = Reply {
+        stream: protocol == Protocol::Tcp,
+        ..Reply::default()
+    };
+    match Request::from_bytes(packet.to_vec(), src, protocol) {
         Ok(request) => answer_request(router, &request, reply.clone()).await,
         Err(error) => {
             debug!(%src, id = header.metadata.id, %error, "malformed DNS query; answering FORMERR");
@@ -108,13 +122,20 @@ fn no_queries() -> Queries {
 /// it (truncated to the client's buffer, RFC 6891 §7), to be sent by the
 /// worker.
 #[derive(Clone, Default)]
-struct Reply(Arc<Mutex<Option<Vec<u8>>>>);
+struct Reply {
+    bytes: Arc<Mutex<Option<Vec<u8>>>>,
+    /// Over TCP: no truncation.
+    stream: bool,
+}
 
 impl Reply {
     fn take(&self) -> Option<Vec<u8>> {
         // Only a panic while storing bytes poisons the lock; the bytes
         // stored before are whole.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -134,9 +155,13 @@ impl ResponseHandler for Reply {
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
         // RFC 1035 §4.2.1 and RFC 6891 §6.2.5, as hickory's `encode`.
-        encoder.set_max_size(response.edns().map_or(CLASSIC_UDP, Edns::max_payload));
+        encoder.set_max_size(if self.stream {
+            u16::MAX
+        } else {
+            response.edns().map_or(CLASSIC_UDP, Edns::max_payload)
+        });
         let info = response.destructive_emit(&mut encoder)?;
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+        *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
         Ok(info)
     }
 }

@@ -10,6 +10,13 @@
 //! [`ListenerLimits::idle_timeout`], or has stayed unauthenticated for
 //! [`ListenerLimits::unauthenticated_lifetime`].
 //!
+//! A registry made with [`Unauthenticated::evicting`] does not refuse a
+//! newcomer when every place is taken: it closes the oldest
+//! unauthenticated connection instead. An attacker holding every place
+//! then cannot keep a real client out, which connects, asks and is done
+//! long before its own place is the oldest (for ports where any request
+//! counts as "authenticated": DNS over TCP, the admin ports).
+//!
 //! Data flow: `tls_incoming` registers each handshaken connection here and
 //! wraps it in a [`Guarded`] stream; reads reset the idle deadline; the
 //! place is given back when the connection authenticates or closes.
@@ -17,9 +24,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -65,6 +72,10 @@ struct Inner {
     limits: ListenerLimits,
     places: Arc<Semaphore>,
     open: Mutex<HashMap<SocketAddr, Arc<Mark>>>,
+    /// Close the oldest instead of refusing a newcomer.
+    evict_oldest: bool,
+    /// Admission order, for eviction.
+    next_seq: AtomicU64,
 }
 
 /// One connection's place, shared by its stream and the registry.
@@ -72,9 +83,23 @@ struct Inner {
 struct Mark {
     authenticated: AtomicBool,
     place: Mutex<Option<OwnedSemaphorePermit>>,
+    /// When it was admitted (a counter): the smallest is evicted first.
+    seq: u64,
+    /// Closed to make room for a newcomer.
+    evicted: AtomicBool,
+    /// The task reading the stream, woken when it is evicted.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl Mark {
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        drop(lock(&self.place).take());
+        if let Some(waker) = lock(&self.reader).take() {
+            waker.wake();
+        }
+    }
+
     fn authenticate(&self) {
         self.authenticated.store(true, Ordering::Release);
         // Giving the place back is what lets more newcomers in.
@@ -91,13 +116,47 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Unauthenticated {
     /// An empty registry under `limits`.
     pub fn new(limits: ListenerLimits) -> Self {
+        Self::build(limits, false)
+    }
+
+    /// An empty registry under `limits` that, when every place is taken,
+    /// closes the oldest unauthenticated connection to admit a newcomer.
+    pub fn evicting(limits: ListenerLimits) -> Self {
+        Self::build(limits, true)
+    }
+
+    fn build(limits: ListenerLimits, evict_oldest: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limits,
                 places: Arc::new(Semaphore::new(limits.max_unauthenticated)),
                 open: Mutex::new(HashMap::new()),
+                evict_oldest,
+                next_seq: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// A place for a newcomer: a free one, or (evicting) the oldest
+    /// unauthenticated connection's.
+    fn place(&self) -> Result<OwnedSemaphorePermit, Full> {
+        let places = &self.inner.places;
+        if let Ok(place) = places.clone().try_acquire_owned() {
+            return Ok(place);
+        }
+        if !self.inner.evict_oldest {
+            return Err(Full);
+        }
+        let oldest = lock(&self.inner.open)
+            .values()
+            .filter(|m| !m.authenticated.load(Ordering::Acquire))
+            .filter(|m| !m.evicted.load(Ordering::Acquire))
+            .min_by_key(|m| m.seq)
+            .cloned();
+        if let Some(mark) = oldest {
+            mark.evict();
+        }
+        places.clone().try_acquire_owned().map_err(|_| Full)
     }
 
     /// The limits this registry enforces.
@@ -132,15 +191,13 @@ impl Unauthenticated {
         if authenticated {
             return Ok(Guarded::open(stream, None, self.inner.limits));
         }
-        let place = self
-            .inner
-            .places
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Full)?;
+        let place = self.place()?;
         let mark = Arc::new(Mark {
             authenticated: AtomicBool::new(false),
             place: Mutex::new(Some(place)),
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            evicted: AtomicBool::new(false),
+            reader: Mutex::new(None),
         });
         lock(&self.inner.open).insert(remote, mark.clone());
         let registration = Registration {
@@ -213,6 +270,15 @@ impl<S> Guarded<S> {
             .as_ref()
             .is_some_and(|r| !r.mark.authenticated.load(Ordering::Acquire))
     }
+
+    /// Whether it was closed for a newcomer; else remembers who to wake.
+    fn evicted(&self, cx: &Context<'_>) -> bool {
+        let Some(r) = &self.registration else {
+            return false;
+        };
+        *lock(&r.mark.reader) = Some(cx.waker().clone());
+        r.mark.evicted.load(Ordering::Acquire)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
@@ -226,6 +292,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
         if !this.limited() {
             return read;
+        }
+        if this.evicted(cx) {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "unauthenticated connection closed to admit a newer one",
+            )));
         }
         if this.lifetime.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(std::io::Error::new(
@@ -291,6 +363,9 @@ impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected
         self.inner.connect_info()
     }
 }
+
+pub(super) mod handshakes;
+pub(super) mod requests;
 
 #[cfg(test)]
 mod tests;

@@ -101,3 +101,45 @@ async fn a_busy_connection_that_never_authenticates_is_closed_at_its_lifetime() 
         .unwrap();
     assert_eq!(kind, Some(std::io::ErrorKind::TimedOut));
 }
+
+#[tokio::test]
+async fn an_evicting_registry_closes_the_oldest_to_admit_a_newcomer() {
+    let guard = Unauthenticated::evicting(limits(2));
+    let (a, _ca) = tokio::io::duplex(64);
+    let (b, _cb) = tokio::io::duplex(64);
+    let (c, mut cc) = tokio::io::duplex(64);
+    let mut oldest = guard.admit(a, addr(1), false).unwrap();
+    let _second = guard.admit(b, addr(2), false).unwrap();
+    let mut buf = [0u8; 2];
+    // The oldest is blocked in a read when the newcomer arrives.
+    let read = tokio::spawn(async move { oldest.read(&mut buf).await });
+    tokio::task::yield_now().await;
+    let mut newcomer = guard.admit(c, addr(3), false).expect("room is made");
+    assert_eq!(guard.count(), 2);
+    let error = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the evicted read ends at once")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    cc.write_all(b"ok").await.unwrap();
+    let mut got = [0u8; 2];
+    newcomer.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ok");
+}
+
+#[tokio::test]
+async fn an_evicting_registry_never_evicts_an_authenticated_connection() {
+    let guard = Unauthenticated::evicting(limits(1));
+    let (a, _ca) = tokio::io::duplex(64);
+    let (b, _cb) = tokio::io::duplex(64);
+    let _first = guard.admit(a, addr(1), false).unwrap();
+    guard.mark_authenticated(addr(1));
+    let _second = guard
+        .admit(b, addr(2), false)
+        .expect("the place was given back");
+    let (c, _cc) = tokio::io::duplex(64);
+    // The only unauthenticated one is evicted; the authenticated one stays.
+    let _third = guard.admit(c, addr(3), false).expect("room is made");
+    assert_eq!(guard.count(), 1);
+}
