@@ -23,12 +23,14 @@ use serde::{Serialize, de::DeserializeOwned};
 
 mod joins;
 mod records;
+mod rotation;
 
 pub use joins::{JoinRefusal, JoinStored};
 pub use records::{
     ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,
 };
 use records::{export_key, import_key, import_prefix, parse_export_key, parse_import_key};
+pub use rotation::{RotationPhase, RotationRecord};
 
 use crate::model::{ServiceKey, VipName};
 

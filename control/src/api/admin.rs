@@ -25,6 +25,10 @@ use crate::store::TokenRecord;
 use crate::table::{GlobalService, Refusal, TableSnapshot};
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
+mod ca;
+
+pub use ca::{CaAdmin, FleetSource};
+
 /// Largest admin answer `fedctl` accepts: `fedctl services` of tens of
 /// thousands of services.
 pub const MAX_ADMIN_MESSAGE: usize = 64 << 20;
@@ -59,6 +63,8 @@ pub struct AdminService {
     checks: CheckRunner,
     /// This cluster's services: export-to of its own exports.
     local: Option<watch::Receiver<Arc<LocalSnapshot>>>,
+    /// `fedctl ca`; tokens pin the CA that signs now.
+    ca: Option<CaAdmin>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -81,6 +87,7 @@ impl AdminService {
             tokens,
             checks,
             local: None,
+            ca: None,
         }
     }
 
@@ -90,6 +97,20 @@ impl AdminService {
     pub fn with_local(mut self, local: watch::Receiver<Arc<LocalSnapshot>>) -> Self {
         self.local = Some(local);
         self
+    }
+
+    /// Adds the CA rotation (`fedctl ca`); join tokens then pin the root
+    /// that signs now.
+    #[must_use]
+    pub fn with_ca(mut self, ca: CaAdmin) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    fn ca(&self) -> Result<&CaAdmin, Status> {
+        self.ca
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("this control plane has no CA rotation"))
     }
 }
 
@@ -109,8 +130,12 @@ impl Admin for AdminService {
                 ttl.as_secs()
             )));
         }
-        let token =
-            JoinToken::generate(&self.tokens.address, self.tokens.pin).map_err(Status::internal)?;
+        // After a rotation's switch the control leaf chains to the new root.
+        let pin = self
+            .ca
+            .as_ref()
+            .map_or(self.tokens.pin, |ca| ca.rotation.signer().pin());
+        let token = JoinToken::generate(&self.tokens.address, pin).map_err(Status::internal)?;
         let now = clock::now_unix_ms();
         let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let record = TokenRecord {
@@ -184,6 +209,26 @@ impl Admin for AdminService {
             })
             .collect();
         Ok(Response::new(v1::ListPeersResponse { peers }))
+    }
+
+    async fn ca_rotate(
+        &self,
+        request: Request<v1::CaRotateRequest>,
+    ) -> Result<Response<v1::CaRotateResponse>, Status> {
+        let ca = self.ca()?.clone();
+        let req = request.into_inner();
+        // Makes a key and writes the store: off the async threads.
+        tokio::task::spawn_blocking(move || ca.rotate(&req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+    }
+
+    async fn ca_status(
+        &self,
+        _request: Request<v1::CaStatusRequest>,
+    ) -> Result<Response<v1::CaStatusResponse>, Status> {
+        Ok(Response::new(self.ca()?.status()))
     }
 
     async fn check(
