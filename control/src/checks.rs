@@ -57,7 +57,7 @@ fn until(t: OffsetDateTime) -> String {
 }
 
 fn check_ca(ctl: &Control, now: OffsetDateTime) -> CheckResult {
-    let end = ctl.ca.not_after();
+    let end = ctl.rotation.signer().not_after();
     if end <= now {
         result(
             "ca",
@@ -109,7 +109,10 @@ fn check_bootstrap(ctl: &Control) -> CheckResult {
     let name = "gateway bootstrap token";
     match std::fs::read_to_string(path) {
         Ok(text) => match BootstrapToken::decode(&text) {
-            Ok(t) if t == ctl.bootstrap => result(name, true, format!("{}", path.display())),
+            // The pin follows the signing root (CA rotation); the secret stays.
+            Ok(t) if t.secret == ctl.bootstrap.secret && t.pin == ctl.rotation.signer().pin() => {
+                result(name, true, format!("{}", path.display()))
+            }
             Ok(_) => result(
                 name,
                 false,

@@ -278,6 +278,7 @@ fn check_runner(
     let ctl = Control {
         config: config.clone(),
         ca: id.ca.clone(),
+        rotation: id.rotation.clone(),
         cert: id.cert.clone(),
         peers: peers.clone(),
         bootstrap: id.bootstrap.clone(),

@@ -382,11 +382,15 @@ fn add_delivery(status: &mut v1::GlobalServiceStatus, spec: &ExportSpec, peers: 
 /// A peer as the admin API shows it.
 pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
     let r = &v.record;
-    let root_expires = parse_roots(&r.roots_pem)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|der| inspect_cert(&der).ok())
+    let roots = parse_roots(&r.roots_pem).unwrap_or_default();
+    let root_fingerprints = roots
+        .iter()
+        .filter_map(|der| fedmesh_proto::identity::spki_sha256(der).ok())
+        .map(|pin| fedmesh_proto::token::hex(&pin))
+        .collect();
+    let root_expires = roots
+        .iter()
+        .filter_map(|der| inspect_cert(der).ok())
         .map(|info| clock::datetime_unix_ms(info.not_after))
         .max()
         .unwrap_or(0);
@@ -403,6 +407,7 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         trust_domain: r.trust_domain.clone(),
         gateway_address: r.gateway_address.clone(),
         last_error: v.last_error.clone().unwrap_or_default(),
+        root_fingerprints,
     }
 }
 

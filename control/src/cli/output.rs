@@ -77,6 +77,7 @@ pub(super) fn peer_json(p: &v1::PeerStatus) -> Value {
         "lastHeartbeat": time_or_null(p.last_heartbeat_unix_ms),
         "imports": p.imports,
         "rootExpires": time_or_null(p.root_expires_unix_ms),
+        "rootFingerprints": p.root_fingerprints,
         "trustDomain": p.trust_domain,
         "gatewayAddress": p.gateway_address,
         "lastError": if p.last_error.is_empty() { Value::Null } else { Value::String(p.last_error.clone()) },

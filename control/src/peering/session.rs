@@ -96,8 +96,12 @@ where
                     return SessionEnd::Failed("CA state stopped".into());
                 }
                 let view = sync.ca.borrow_and_update().clone();
-                if let Some(end) = send_or_end(h, outbound, super::trust::bundle(&view)).await {
-                    return end;
+                // The signer switch keeps the roots: nothing new to send.
+                if view.digest != sync.sent_digest {
+                    sync.sent_digest.clone_from(&view.digest);
+                    if let Some(end) = send_or_end(h, outbound, super::trust::bundle(&view)).await {
+                        return end;
+                    }
                 }
             }
             changed = sync.exports.changed() => {
@@ -163,6 +167,7 @@ async fn open(
         receiver: ImportReceiver::new(peer, pos),
         exports: h.exports.clone(),
         ca,
+        sent_digest: view.digest.clone(),
     })
 }
 
@@ -173,6 +178,8 @@ struct SyncState {
     exports: tokio::sync::watch::Receiver<Arc<ExportState>>,
     /// This cluster's published roots: a change is sent to the peer.
     ca: tokio::sync::watch::Receiver<Arc<crate::ca::rotation::CaView>>,
+    /// The bundle the peer last got (in Hello or a trust update).
+    sent_digest: String,
 }
 
 /// Sends what changed in our exports for this peer, if anything.
