@@ -2,7 +2,9 @@
 //! east while eu and west send 200 paced connections to east's pinned VIP
 //! (and one connection stays open across it): none fails; afterwards
 //! east's ingress presents a chain ending in the new root, peers hold only
-//! the new root, and `fedctl check` passes on all three clusters.
+//! the new root, and `fedctl check` passes on all three clusters. And the
+//! manual path: a down peer holds the rotation in overlap (`--finish` is
+//! refused naming it), a restart resumes it, and `--finish` ends it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -124,6 +126,72 @@ fn rotating_easts_ca_fails_no_connection_and_ends_on_the_new_root() {
                 .is_some_and(|p| p["rootFingerprints"] == serde_json::json!([new_root]))
         });
     }
+    check_all(&fed);
+}
+
+#[test]
+fn a_rotation_waits_for_a_down_peer_survives_a_restart_and_finishes_when_told() {
+    let mut fed = Federation::standard(2, "");
+    fed.join("west", "east");
+    fed.wait_connected("east", "west", SYNC);
+    fed.get_mut("east").start_gateway();
+    // West is down: it cannot acknowledge the new root.
+    fed.get_mut("west").terminate();
+    let east = fed.get("east");
+    let out = east.fedctl(&["ca", "rotate", "-o", "json"]);
+    assert!(out.ok, "ca rotate: {}", out.stderr);
+    let status = ca_status(&fed);
+    assert_eq!(status["phase"], "overlap");
+    assert_eq!(status["roots"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        status["peers"][0],
+        serde_json::json!({"peer": "west", "acked": false})
+    );
+    let refused = east.fedctl(&["ca", "rotate", "--finish"]);
+    assert!(!refused.ok, "finish while west has not acked");
+    assert!(
+        refused.stderr.contains("west") && refused.stderr.contains("acknowledged"),
+        "the refusal names who is missing: {}",
+        refused.stderr
+    );
+    let again = east.fedctl(&["ca", "rotate"]);
+    assert!(
+        !again.ok && again.stderr.contains("already"),
+        "{}",
+        again.stderr
+    );
+
+    // A restart resumes the overlap with the same two roots.
+    let roots = status["roots"].clone();
+    fed.get_mut("east").terminate();
+    fed.get_mut("east").start();
+    let resumed = ca_status(&fed);
+    assert_eq!(
+        (&resumed["phase"], &resumed["roots"]),
+        (&"overlap".into(), &roots)
+    );
+
+    // West comes back, gets both roots in Hello, acks; the new root signs.
+    fed.get_mut("west").start();
+    fed.get_mut("west").start_gateway();
+    fed.wait_connected("east", "west", SYNC);
+    wait_until("the new root signs", SYNC, || {
+        ca_status(&fed)["phase"] == "issued"
+    });
+    // Not finished by itself without --auto; told, it finishes once the
+    // gateway serves a leaf of the new root.
+    let east = fed.get("east");
+    wait_until("finish accepted", SYNC, || {
+        east.fedctl(&["ca", "rotate", "--finish"]).ok
+    });
+    let done = ca_status(&fed);
+    assert_eq!(done["phase"], "finished");
+    assert_eq!(done["roots"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        done["roots"][0]["fingerprint"], roots[1]["fingerprint"],
+        "the new root stays"
+    );
+    assert_eq!(done["roots"][0]["signer"], true);
     check_all(&fed);
 }
 
