@@ -26,6 +26,7 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
         check_leaf(ctl, now),
         check_bootstrap(ctl),
     ];
+    out.extend(check_rotation(ctl));
     out.extend(check_registry(ctl));
     out.extend(check_peers(ctl));
     let now_ms = clock::now_unix_ms();
@@ -102,6 +103,26 @@ fn check_leaf(ctl: &Control, now: OffsetDateTime) -> CheckResult {
             ),
         )
     }
+}
+
+/// A CA rotation under way is shown (as a warning: two roots published
+/// is safe, but one left half-done for long deserves a look).
+fn check_rotation(ctl: &Control) -> Option<CheckResult> {
+    if !ctl.rotation.view().phase.rotating() {
+        return None;
+    }
+    let record = ctl.rotation.record()?;
+    Some(CheckResult {
+        name: "ca rotation".into(),
+        ok: true,
+        warn: true,
+        detail: format!(
+            "in phase {} since {}{}; `fedctl ca status` shows what it waits for",
+            record.phase.as_str(),
+            clock::rfc3339_ms(record.started_unix_ms),
+            if record.auto { " (auto)" } else { "" },
+        ),
+    })
 }
 
 fn check_bootstrap(ctl: &Control) -> CheckResult {

@@ -154,6 +154,12 @@ fn a_rotation_waits_for_a_down_peer_survives_a_restart_and_finishes_when_told() 
         "the refusal names who is missing: {}",
         refused.stderr
     );
+    let check = east.fedctl(&["check"]);
+    assert!(
+        check.stdout.contains("WARN ca rotation: in phase overlap"),
+        "fedctl check shows the rotation: {}",
+        check.stdout
+    );
     let again = east.fedctl(&["ca", "rotate"]);
     assert!(
         !again.ok && again.stderr.contains("already"),
