@@ -20,6 +20,8 @@ use time::OffsetDateTime;
 
 pub use crate::model::is_dns_label;
 
+pub mod rotation;
+
 /// How long a generated CA is valid.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Leaves start this much in the past, so peers with a slow clock accept them.
@@ -91,11 +93,21 @@ impl ClusterCa {
     /// # Errors
     /// When key generation or signing fails.
     pub fn generate(cluster: &str, trust_domain: &str) -> Result<Self, CaError> {
+        Self::generate_named(&format!("fedmesh {cluster} root CA"), trust_domain)
+    }
+
+    /// Generates a new CA named `common_name`. A rotation's new root gets a
+    /// name of its own, so that the two roots published together are told
+    /// apart by subject as well as by key.
+    ///
+    /// # Errors
+    /// When key generation or signing fails.
+    pub fn generate_named(common_name: &str, trust_domain: &str) -> Result<Self, CaError> {
         let key = KeyPair::generate().map_err(rcgen_err("generate the CA key"))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "fedmesh");
-        dn.push(DnType::CommonName, format!("fedmesh {cluster} root CA"));
+        dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![

@@ -27,6 +27,7 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
         check_bootstrap(ctl),
         check_store(ctl),
     ];
+    out.extend(check_rotation(ctl));
     out.extend(check_registry(ctl));
     out.extend(check_peers(ctl));
     let now_ms = clock::now_unix_ms();
@@ -71,7 +72,7 @@ fn check_store(ctl: &Control) -> CheckResult {
 }
 
 fn check_ca(ctl: &Control, now: OffsetDateTime) -> CheckResult {
-    let end = ctl.ca.not_after();
+    let end = ctl.rotation.signer().not_after();
     if end <= now {
         result(
             "ca",
@@ -118,12 +119,35 @@ fn check_leaf(ctl: &Control, now: OffsetDateTime) -> CheckResult {
     }
 }
 
+/// A CA rotation under way is shown (as a warning: two roots published
+/// is safe, but one left half-done for long deserves a look).
+fn check_rotation(ctl: &Control) -> Option<CheckResult> {
+    if !ctl.rotation.view().phase.rotating() {
+        return None;
+    }
+    let record = ctl.rotation.record()?;
+    Some(CheckResult {
+        name: "ca rotation".into(),
+        ok: true,
+        warn: true,
+        detail: format!(
+            "in phase {} since {}{}; `fedctl ca status` shows what it waits for",
+            record.phase.as_str(),
+            clock::rfc3339_ms(record.started_unix_ms),
+            if record.auto { " (auto)" } else { "" },
+        ),
+    })
+}
+
 fn check_bootstrap(ctl: &Control) -> CheckResult {
     let path = &ctl.config.gateway.bootstrap_token_file;
     let name = "gateway bootstrap token";
     match std::fs::read_to_string(path) {
         Ok(text) => match BootstrapToken::decode(&text) {
-            Ok(t) if t == ctl.bootstrap => result(name, true, format!("{}", path.display())),
+            // The pin follows the signing root (CA rotation); the secret stays.
+            Ok(t) if t.secret == ctl.bootstrap.secret && t.pin == ctl.rotation.signer().pin() => {
+                result(name, true, format!("{}", path.display()))
+            }
             Ok(_) => result(
                 name,
                 false,

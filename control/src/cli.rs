@@ -4,6 +4,7 @@
 //! else `control.adminListen` from `--config`, else the default
 //! `127.0.0.1:15000`.
 
+mod ca;
 mod client;
 pub mod demo;
 mod drain;
@@ -109,6 +110,12 @@ pub enum Command {
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Rotate this cluster's CA root by overlap, or show the rotation.
+    Ca {
+        /// What to do.
+        #[command(subcommand)]
+        command: ca::CaCommand,
     },
     /// The quickstart: three clusters on this host, joined, a service
     /// exported in two, DNS answered, traffic sent, a failover shown.
@@ -252,6 +259,7 @@ async fn dispatch(cli: Cli, run_config: Option<Config>) -> anyhow::Result<ExitCo
         Command::Peers => client::peers(&mut client, cli.output).await,
         Command::Services => client::services(&mut client, cli.output).await,
         Command::Check { wait } => client::check(&mut client, wait, cli.output).await,
+        Command::Ca { command } => ca::run(&mut client, command, cli.output).await,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::gateways::GatewayRegistry;
 use crate::ca::ClusterCa;
+use crate::ca::rotation::CaRotation;
 use crate::model::LocalSnapshot;
 use crate::peering::PeerSet;
 use crate::store::Store;
@@ -22,8 +23,10 @@ use crate::table::TableSnapshot;
 pub struct Control {
     /// The validated config.
     pub config: Config,
-    /// This cluster's CA.
+    /// This cluster's CA as it signed at start.
     pub ca: Arc<ClusterCa>,
+    /// The CA rotation: the root that signs now.
+    pub rotation: Arc<CaRotation>,
     /// This control plane's own leaf (`spiffe://<td>/control`), renewed in
     /// place.
     pub cert: LiveCert,

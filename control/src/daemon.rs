@@ -13,6 +13,7 @@
 
 mod identity;
 mod listen;
+mod rotation;
 mod services;
 
 use std::sync::Arc;
@@ -149,7 +150,7 @@ fn peering_handles(
         locality: Some(locality(config).to_proto()),
         gateway_address: config.gateway.advertise.to_string(),
         dns_zone: config.dns.zone.clone(),
-        ca_roots_pem: vec![id.ca.cert_pem().to_string()],
+        ca_roots_pem: id.rotation.view().roots_pem.clone(),
         peering_endpoint: peering_advertise.to_string(),
     };
     PeeringHandles {
@@ -163,6 +164,7 @@ fn peering_handles(
         exports: flows.exports.clone(),
         acked: Arc::new(AckedViews::default()),
         table: flows.table_events.clone(),
+        ca: id.rotation.clone(),
     }
 }
 
@@ -185,10 +187,16 @@ fn start_peering(config: &Config, id: &Identity, dialer: &Dialer) {
         dialer.peering.peers.clone(),
         config.control.stale_grace,
     ));
-    let (ca, cert) = (id.ca.clone(), id.cert.clone());
-    tokio::spawn(async move {
-        crate::renewal::keep_renewed(&ca, cert, LEAF_LIFETIME).await;
-    });
+    let ca = id.rotation.subscribe();
+    tokio::spawn(crate::renewal::keep_renewed(
+        ca,
+        id.cert.clone(),
+        LEAF_LIFETIME,
+    ));
+    tokio::spawn(identity::follow_signer(
+        config.gateway.bootstrap_token_file.clone(),
+        id.rotation.subscribe(),
+    ));
 }
 
 type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
@@ -242,10 +250,11 @@ async fn serve(
             address: dialer.peering.me.peering_endpoint.clone(),
             pin: id.ca.pin(),
         },
-        check_runner(config, id, peers, flows, gateways),
+        check_runner(config, id, peers, flows, gateways.clone()),
     )
     .with_local(flows.local.clone())
-    .with_drain(flows.drain.clone());
+    .with_drain(flows.drain.clone())
+    .with_ca(rotation::start(&id.rotation, peers, &gateways));
     Ok(vec![
         tokio::spawn(peering),
         tokio::spawn(gateway),
@@ -322,7 +331,7 @@ fn gateway_api(
         peers: dialer.peering.peers.clone(),
         gateways,
     };
-    GatewayApi::new(me, id.ca.clone(), id.bootstrap.clone(), inputs)
+    GatewayApi::new(me, id.rotation.clone(), id.bootstrap.clone(), inputs)
 }
 
 /// `fedctl check` over the state it reads.
@@ -336,6 +345,7 @@ fn check_runner(
     let ctl = Control {
         config: config.clone(),
         ca: id.ca.clone(),
+        rotation: id.rotation.clone(),
         cert: id.cert.clone(),
         peers: peers.clone(),
         bootstrap: id.bootstrap.clone(),

@@ -21,6 +21,7 @@ pub mod session;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -28,6 +28,7 @@ mod cell;
 mod drain;
 mod joins;
 mod records;
+mod rotation;
 
 use cell::DbCell;
 pub use drain::DrainRecord;
@@ -36,6 +37,7 @@ pub use records::{
     ImportRecord, PeerImports, PeerRecord, Role, SyncPos, TokenRecord, TokenRefusal,
 };
 use records::{export_key, import_key, import_prefix, parse_export_key, parse_import_key};
+pub use rotation::{RotationPhase, RotationRecord};
 
 use crate::model::{ServiceKey, VipName};
 

@@ -51,7 +51,18 @@ impl StatusSources {
             .map(|t| (t.cluster.as_str(), t.gateway.as_str()))
             .collect();
         let not_after = self.cert.not_after();
+        // The root the served leaf chains to: CA rotation waits for it.
+        let cert_ca_pin = self
+            .cert
+            .current()
+            .cert
+            .get(1..)
+            .and_then(<[_]>::last)
+            .and_then(|ca| fedmesh_proto::identity::spki_sha256(ca).ok())
+            .map(|pin| pin.to_vec())
+            .unwrap_or_default();
         v1::GatewayStatus {
+            cert_ca_pin,
             ready: self.admin.ready.load(Ordering::Relaxed),
             snapshot_version: state.version,
             cert_not_after_unix_ms: i64::try_from(not_after.unix_timestamp_nanos() / 1_000_000)

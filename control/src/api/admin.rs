@@ -26,6 +26,10 @@ use crate::store::TokenRecord;
 use crate::table::{GlobalService, Refusal, TableSnapshot};
 use fedmesh_proto::token::{JoinToken, secret_hash_hex};
 
+mod ca;
+
+pub use ca::{CaAdmin, FleetSource};
+
 /// Largest admin answer `fedctl` accepts: `fedctl services` of tens of
 /// thousands of services.
 pub const MAX_ADMIN_MESSAGE: usize = 64 << 20;
@@ -62,6 +66,8 @@ pub struct AdminService {
     local: Option<watch::Receiver<Arc<LocalSnapshot>>>,
     /// `fedctl drain` / `undrain`.
     drain: Option<DrainSwitch>,
+    /// `fedctl ca`; tokens pin the CA that signs now.
+    ca: Option<CaAdmin>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -85,6 +91,7 @@ impl AdminService {
             checks,
             local: None,
             drain: None,
+            ca: None,
         }
     }
 
@@ -106,6 +113,20 @@ impl AdminService {
         self.local = Some(local);
         self
     }
+
+    /// Adds the CA rotation (`fedctl ca`); join tokens then pin the root
+    /// that signs now.
+    #[must_use]
+    pub fn with_ca(mut self, ca: CaAdmin) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    fn ca(&self) -> Result<&CaAdmin, Status> {
+        self.ca
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("this control plane has no CA rotation"))
+    }
 }
 
 #[tonic::async_trait]
@@ -124,8 +145,12 @@ impl Admin for AdminService {
                 ttl.as_secs()
             )));
         }
-        let token =
-            JoinToken::generate(&self.tokens.address, self.tokens.pin).map_err(Status::internal)?;
+        // After a rotation's switch the control leaf chains to the new root.
+        let pin = self
+            .ca
+            .as_ref()
+            .map_or(self.tokens.pin, |ca| ca.rotation.signer().pin());
+        let token = JoinToken::generate(&self.tokens.address, pin).map_err(Status::internal)?;
         let now = clock::now_unix_ms();
         let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let record = TokenRecord {
@@ -220,6 +245,26 @@ impl Admin for AdminService {
         _request: Request<v1::GetVersionRequest>,
     ) -> Result<Response<v1::GetVersionResponse>, Status> {
         Ok(Response::new(drain::version(self.me())))
+    }
+
+    async fn ca_rotate(
+        &self,
+        request: Request<v1::CaRotateRequest>,
+    ) -> Result<Response<v1::CaRotateResponse>, Status> {
+        let ca = self.ca()?.clone();
+        let req = request.into_inner();
+        // Makes a key and writes the store: off the async threads.
+        tokio::task::spawn_blocking(move || ca.rotate(&req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+    }
+
+    async fn ca_status(
+        &self,
+        _request: Request<v1::CaStatusRequest>,
+    ) -> Result<Response<v1::CaStatusResponse>, Status> {
+        Ok(Response::new(self.ca()?.status()))
     }
 
     async fn check(
@@ -375,11 +420,15 @@ fn add_delivery(status: &mut v1::GlobalServiceStatus, spec: &ExportSpec, peers: 
 /// A peer as the admin API shows it.
 pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
     let r = &v.record;
-    let root_expires = parse_roots(&r.roots_pem)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|der| inspect_cert(&der).ok())
+    let roots = parse_roots(&r.roots_pem).unwrap_or_default();
+    let root_fingerprints = roots
+        .iter()
+        .filter_map(|der| fedmesh_proto::identity::spki_sha256(der).ok())
+        .map(|pin| fedmesh_proto::token::hex(&pin))
+        .collect();
+    let root_expires = roots
+        .iter()
+        .filter_map(|der| inspect_cert(der).ok())
         .map(|info| clock::datetime_unix_ms(info.not_after))
         .max()
         .unwrap_or(0);
@@ -397,6 +446,7 @@ pub fn peer_status(v: &PeerView) -> v1::PeerStatus {
         gateway_address: r.gateway_address.clone(),
         last_error: v.last_error.clone().unwrap_or_default(),
         draining: false,
+        root_fingerprints,
     }
 }
 

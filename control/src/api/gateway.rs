@@ -17,7 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::api::gateways::GatewayRegistry;
-use crate::ca::{ClusterCa, LEAF_LIFETIME, pem_encode};
+use crate::ca::rotation::CaRotation;
+use crate::ca::{LEAF_LIFETIME, pem_encode};
 use crate::clock;
 use crate::import_services::ListenPorts;
 use crate::model::{ExportSpec, LocalService, LocalSnapshot, Locality, PortSpec, is_dns_label};
@@ -57,8 +58,9 @@ pub struct GatewayInputs {
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
     me: GatewayIdentity,
-    /// Signs gateway CSRs.
-    ca: Arc<ClusterCa>,
+    /// Signs gateway CSRs (the root that signs now); its published roots
+    /// are the pins gateways accept this control plane by.
+    ca: Arc<CaRotation>,
     /// Every call must carry its secret.
     bootstrap: BootstrapToken,
     inputs: GatewayInputs,
@@ -71,7 +73,7 @@ impl GatewayApi {
     /// A service over the handles it uses.
     pub fn new(
         me: GatewayIdentity,
-        ca: Arc<ClusterCa>,
+        ca: Arc<CaRotation>,
         bootstrap: BootstrapToken,
         inputs: GatewayInputs,
     ) -> Self {
@@ -112,6 +114,7 @@ impl GatewayApi {
         let local = self.inputs.local.borrow().clone();
         let listen = self.inputs.listen_ports.borrow().clone();
         let trust = self.inputs.peers.trust().snapshot();
+        let ca = self.ca.view();
         let trust_bundle = trust
             .iter()
             .map(|p| v1::TrustAnchor {
@@ -140,6 +143,10 @@ impl GatewayApi {
                 .values()
                 .filter_map(|svc| svc.export.as_ref().map(|spec| exported(svc, spec)))
                 .collect(),
+            // CA rotation: which roots the control leaf may chain to, and
+            // which one signs (a gateway on another renews now).
+            control_ca_pins: ca.pins().iter().map(|p| p.to_vec()).collect(),
+            signer_ca_pin: ca.signer.pin().to_vec(),
         }
     }
 }
@@ -272,6 +279,7 @@ impl GatewayConfig for GatewayApi {
         self.authorize(&req.bootstrap_token)?;
         let issued = self
             .ca
+            .signer()
             .sign_gateway_csr(&req.gateway_name, &req.csr_der, LEAF_LIFETIME)
             .map_err(|e| {
                 warn!(gateway = %req.gateway_name, error = %e, "CSR refused");
@@ -305,6 +313,7 @@ impl GatewayConfig for GatewayApi {
         let mut table = self.inputs.table.clone();
         let mut local = self.inputs.local.clone();
         let mut listen = self.inputs.listen_ports.clone();
+        let mut ca = self.ca.subscribe();
         let guard = self.inputs.gateways.watch_opened(&req.gateway_name);
         tokio::spawn(async move {
             // Held while the stream is open: `fedctl check` counts it.
@@ -315,6 +324,7 @@ impl GatewayConfig for GatewayApi {
                 table.borrow_and_update();
                 local.borrow_and_update();
                 listen.borrow_and_update();
+                ca.borrow_and_update();
                 version += 1;
                 if tx.send(api.snapshot(version)).await.is_err() {
                     return;
@@ -326,6 +336,7 @@ impl GatewayConfig for GatewayApi {
                     r = table.changed() => r.is_ok(),
                     r = local.changed() => r.is_ok(),
                     r = listen.changed() => r.is_ok(),
+                    r = ca.changed() => r.is_ok(),
                     // The gateway went away (a closed connection drops the
                     // response stream): record it now, not at the next change.
                     () = tx.closed() => false,
@@ -367,6 +378,7 @@ impl GatewayConfig for GatewayApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ca::ClusterCa;
     use crate::model::Locality;
     use crate::model::{Affinity, ServiceKey};
     use crate::table::ClusterEntry;
@@ -476,7 +488,12 @@ mod tests {
                 zone: "us-east-1a".into(),
             },
         };
-        let api = GatewayApi::new(me, Arc::new(ca), bootstrap.clone(), inputs);
+        let api = GatewayApi::new(
+            me,
+            Arc::new(CaRotation::fixed(ca)),
+            bootstrap.clone(),
+            inputs,
+        );
         (api, senders, bootstrap)
     }
 

@@ -86,6 +86,7 @@ pub(super) fn peer_json(p: &v1::PeerStatus) -> Value {
         "lastHeartbeat": time_or_null(p.last_heartbeat_unix_ms),
         "imports": p.imports,
         "rootExpires": time_or_null(p.root_expires_unix_ms),
+        "rootFingerprints": p.root_fingerprints,
         "trustDomain": p.trust_domain,
         "gatewayAddress": p.gateway_address,
         "draining": p.draining,

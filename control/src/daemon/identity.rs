@@ -1,6 +1,10 @@
 //! The first stage of `fedctl run`: the state store, the cluster CA (from
-//! `ca.certFile`/`ca.keyFile`, the store, or new), the gateway bootstrap
-//! token file, and this control plane's own leaf.
+//! `ca.certFile`/`ca.keyFile`, the store, or new) and its rotation state,
+//! the gateway bootstrap token file, and this control plane's own leaf.
+//!
+//! During a CA rotation the signing root changes while the process runs:
+//! [`follow_signer`] rewrites the token file's pin so that a gateway
+//! started later pins the root that signs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +15,7 @@ use fedmesh_proto::identity::LiveCert;
 use fedmesh_proto::token::BootstrapToken;
 use tracing::info;
 
+use crate::ca::rotation::{CaRotation, CaView};
 use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::store::Store;
 
@@ -18,8 +23,11 @@ use crate::store::Store;
 pub(super) struct Identity {
     /// The state store.
     pub store: Arc<Store>,
-    /// This cluster's CA.
+    /// This cluster's CA as it signed at start.
     pub ca: Arc<ClusterCa>,
+    /// The CA's rotation state: the root that signs now, the published
+    /// roots.
+    pub rotation: Arc<CaRotation>,
     /// The gateway bootstrap token.
     pub bootstrap: BootstrapToken,
     /// The control leaf (`spiffe://<td>/control`), renewed in place.
@@ -33,6 +41,10 @@ impl Identity {
         let store =
             Arc::new(Store::open(&config.data_dir).context("while opening the state store")?);
         let ca = load_ca(config, &store)?;
+        let external = config.ca.cert_file.is_some();
+        let rotation = CaRotation::load(store.clone(), ca, &config.cluster, external)
+            .context("while loading the CA rotation state")?;
+        let ca = rotation.signer();
         let bootstrap = load_bootstrap(&config.gateway.bootstrap_token_file, &ca)?;
         let leaf = ca
             .issue_control_leaf(LEAF_LIFETIME)
@@ -42,7 +54,8 @@ impl Identity {
             LiveCert::new(leaf.chain, key).context("while loading the control certificate")?;
         Ok(Self {
             store,
-            ca: Arc::new(ca),
+            ca,
+            rotation: Arc::new(rotation),
             bootstrap,
             cert,
         })
@@ -71,6 +84,26 @@ fn load_ca(config: &Config, store: &Store) -> anyhow::Result<ClusterCa> {
     store.put_ca(ca.cert_pem(), ca.key_pem())?;
     info!(pin = %fedmesh_proto::token::hex(&ca.pin()), "generated a new cluster CA");
     Ok(ca)
+}
+
+/// Keeps the bootstrap token file's pin on the root that signs, for the
+/// life of the process (the secret stays: running gateways keep working).
+pub(super) async fn follow_signer(
+    path: std::path::PathBuf,
+    mut ca: tokio::sync::watch::Receiver<Arc<CaView>>,
+) {
+    while ca.changed().await.is_ok() {
+        let signer = ca.borrow_and_update().signer.clone();
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || load_bootstrap(&path, &signer)).await;
+        match written {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot update the bootstrap token's CA pin")
+            }
+            Err(error) => tracing::warn!(%error, "cannot update the bootstrap token's CA pin"),
+        }
+    }
 }
 
 /// Reads the bootstrap token file, or writes a new one (mode 0600). A file

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::PeerSet;
 use super::sync::AckedViews;
+use crate::ca::rotation::CaRotation;
 use crate::exports::ExportState;
 use crate::store::Store;
 use crate::table::TableEvent;
@@ -55,6 +56,18 @@ pub struct PeeringHandles {
     pub acked: Arc<AckedViews>,
     /// Persisted import changes go to the service table here.
     pub table: mpsc::Sender<TableEvent>,
+    /// This cluster's published CA roots (two during a rotation), and the
+    /// peers' acknowledgements of them.
+    pub ca: Arc<CaRotation>,
+}
+
+impl PeeringHandles {
+    /// This cluster's `ClusterInfo` with the roots published now.
+    pub fn me_now(&self) -> v1::ClusterInfo {
+        let mut me = (*self.me).clone();
+        me.ca_roots_pem.clone_from(&self.ca.view().roots_pem);
+        me
+    }
 }
 
 /// What the dialer and `fedctl join` need beyond the shared handles: the

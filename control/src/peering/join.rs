@@ -127,7 +127,7 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
     }
     let request = v1::JoinRequest {
         secret: token.secret.to_vec(),
-        joiner: Some((*h.me).clone()),
+        joiner: Some(h.me_now()),
     };
     let answer = PeeringClient::new(channel)
         .join(request)
@@ -262,7 +262,7 @@ pub async fn accept(
     }
     info!(peer = %info.name, trust_domain = %info.trust_domain, ?stored, "cluster joined");
     Ok(v1::JoinResponse {
-        acceptor: Some((*h.me).clone()),
+        acceptor: Some(h.me_now()),
     })
 }
 

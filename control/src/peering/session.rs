@@ -90,6 +90,20 @@ where
                     return SessionEnd::Failed("stream closed".into());
                 }
             }
+            changed = sync.ca.changed() => {
+                // The published roots changed (CA rotation): tell the peer.
+                if changed.is_err() {
+                    return SessionEnd::Failed("CA state stopped".into());
+                }
+                let view = sync.ca.borrow_and_update().clone();
+                // The signer switch keeps the roots: nothing new to send.
+                if view.digest != sync.sent_digest {
+                    sync.sent_digest.clone_from(&view.digest);
+                    if let Some(end) = send_or_end(h, outbound, super::trust::bundle(&view)).await {
+                        return end;
+                    }
+                }
+            }
             changed = sync.exports.changed() => {
                 if changed.is_err() {
                     return SessionEnd::Failed("export state stopped".into());
@@ -135,17 +149,25 @@ async fn open(
         _ => SyncPos::default(),
     };
     let hello = Msg::Hello(v1::Hello {
-        info: Some((*h.me).clone()),
+        info: Some(h.me_now()),
         acked_version: pos.version,
         epoch: pos.epoch,
     });
     if send(outbound, hello).is_err() {
         return Err(SessionEnd::Failed("stream closed before hello".into()));
     }
+    let mut ca = h.ca.subscribe();
+    let view = ca.borrow_and_update().clone();
+    // While a rotation runs, a peer that (re)connects acks the bundle too.
+    if view.phase.rotating() && send(outbound, super::trust::bundle(&view)).is_err() {
+        return Err(SessionEnd::Failed("stream closed before hello".into()));
+    }
     Ok(SyncState {
         sender: ExportSender::new(peer),
         receiver: ImportReceiver::new(peer, pos),
         exports: h.exports.clone(),
+        ca,
+        sent_digest: view.digest.clone(),
     })
 }
 
@@ -154,6 +176,10 @@ struct SyncState {
     sender: ExportSender,
     receiver: ImportReceiver,
     exports: tokio::sync::watch::Receiver<Arc<ExportState>>,
+    /// This cluster's published roots: a change is sent to the peer.
+    ca: tokio::sync::watch::Receiver<Arc<crate::ca::rotation::CaView>>,
+    /// The bundle the peer last got (in Hello or a trust update).
+    sent_digest: String,
 }
 
 /// Sends what changed in our exports for this peer, if anything.
@@ -209,11 +235,20 @@ where
     match msg.msg {
         Some(Msg::Hello(hello)) => on_hello(h, peer, hello, outbound, sync).await,
         Some(Msg::Trust(update)) => {
+            let ack = match super::trust::received(&update) {
+                Ok(ack) => ack,
+                Err(reason) => return Some(SessionEnd::Failed(reason)),
+            };
             let roots = update.ca_roots_pem;
-            if let Err(e) = super::info::parse_roots(&roots) {
-                return Some(SessionEnd::Failed(format!("bad trust bundle update: {e}")));
+            if let Some(end) = persist(h, peer, move |r| r.roots_pem = roots).await {
+                return Some(end);
             }
-            persist(h, peer, move |r| r.roots_pem = roots).await
+            // Stored and trusted: the peer may present leaves of them.
+            send_or_end(h, outbound, ack).await
+        }
+        Some(Msg::TrustAck(ack)) => {
+            super::trust::acked(h, peer, ack).await;
+            None
         }
         Some(Msg::Goodbye(bye)) => Some(on_goodbye(h, peer, id, bye, outbound, inbound).await),
         Some(Msg::Heartbeat(_)) => None,

@@ -17,6 +17,7 @@ use super::handles::{Dialer, PeeringHandles, Timing};
 use super::session::{self, SessionEnd};
 use super::sync::AckedViews;
 use super::{LinkState, PeerSet};
+use crate::ca::rotation::CaRotation;
 use crate::ca::{ClusterCa, LEAF_LIFETIME};
 use crate::exports::{ExportEntry, ExportState};
 use crate::model::{ExportSpec, Locality, PortSpec, ServiceKey};
@@ -63,10 +64,20 @@ pub(crate) fn side(name: &str, dead_after: Duration) -> Side {
             dead_after,
         },
         peers: Arc::new(PeerSet::new(Vec::new()).0),
-        store,
+        store: store.clone(),
         exports: exports_rx,
         acked: Arc::new(AckedViews::default()),
         table: table_tx,
+        ca: Arc::new(
+            CaRotation::load(
+                store.clone(),
+                ClusterCa::from_pem(ca.cert_pem(), ca.key_pem(), &format!("{name}.fedmesh"))
+                    .expect("a copy of the CA"),
+                name,
+                false,
+            )
+            .expect("a rotation over a fresh store"),
+        ),
     };
     Side {
         h,

@@ -306,3 +306,27 @@ async fn join_dial_with_the_pin_accepts_the_issuer_and_records_its_ca() {
     );
     assert_eq!(pinned.accepted_ca(), None);
 }
+
+#[tokio::test]
+async fn a_pin_set_accepts_a_server_of_any_of_its_roots_and_no_other() {
+    let f = federation();
+    let east = spki_sha256(&f.east.cert).expect("pin");
+    let west = spki_sha256(&f.west.cert).expect("pin");
+    // The second pin (a rotation's new root) is accepted like the first.
+    let pinned = PinnedServerVerifier::any_of(east, &[west]);
+    let out = connect(
+        east_server(&f.west.control().live(), &f.east_trust, false),
+        client_config(None, pinned.clone(), &[b"h2"]).expect("client config"),
+    )
+    .await;
+    out.client.expect("the second pin is accepted");
+    assert_eq!(pinned.accepted_ca(), Some(f.west.cert.clone()));
+
+    let only_east = PinnedServerVerifier::any_of(east, &[east]);
+    let out = connect(
+        east_server(&f.west.control().live(), &f.east_trust, false),
+        client_config(None, only_east, &[b"h2"]).expect("client config"),
+    )
+    .await;
+    assert!(out.client.is_err(), "a root outside the set is refused");
+}

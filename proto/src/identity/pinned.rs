@@ -27,7 +27,8 @@ use super::{IdentityError, check_validity, spki_sha256};
 /// gives the CA certificate, to store as the new peer's root.
 #[derive(Debug)]
 pub struct PinnedServerVerifier {
-    pin: [u8; 32],
+    /// Any of these; never empty.
+    pins: Vec<[u8; 32]>,
     accepted: Mutex<Option<CertificateDer<'static>>>,
     algs: WebPkiSupportedAlgorithms,
 }
@@ -35,8 +36,17 @@ pub struct PinnedServerVerifier {
 impl PinnedServerVerifier {
     /// A verifier for the CA whose [`spki_sha256`] is `pin`.
     pub fn new(pin: [u8; 32]) -> Arc<Self> {
+        Self::any_of(pin, &[])
+    }
+
+    /// A verifier for a CA whose [`spki_sha256`] is `pin` or one of `more`:
+    /// during a CA rotation the server's chain may end in either root
+    /// (a gateway learns the second pin from its authenticated stream).
+    pub fn any_of(pin: [u8; 32], more: &[[u8; 32]]) -> Arc<Self> {
+        let mut pins = vec![pin];
+        pins.extend(more.iter().filter(|p| **p != pin));
         Arc::new(PinnedServerVerifier {
-            pin,
+            pins,
             accepted: Mutex::new(None),
             algs: ring_algorithms(),
         })
@@ -76,9 +86,14 @@ impl PinnedServerVerifier {
             return Err(IdentityError::NotCa);
         }
         let got = spki_sha256(ca)?;
-        if got != self.pin {
+        if !self.pins.contains(&got) {
             return Err(IdentityError::PinMismatch {
-                expected_hex: hex(&self.pin),
+                expected_hex: self
+                    .pins
+                    .iter()
+                    .map(|p| hex(p))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 got_hex: hex(&got),
             });
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `fedctl` processes on 127.x.y.z, driven through
 //! the CLI (one test binary, one module per capability).
 
+mod ca_rotation;
 mod check_dataplane;
 mod cli_docs;
 mod config;

@@ -48,6 +48,18 @@ impl Admin for ManyServices {
     ) -> Result<Response<v1::CheckResponse>, Status> {
         unimplemented()
     }
+    async fn ca_rotate(
+        &self,
+        _: Request<v1::CaRotateRequest>,
+    ) -> Result<Response<v1::CaRotateResponse>, Status> {
+        unimplemented()
+    }
+    async fn ca_status(
+        &self,
+        _: Request<v1::CaStatusRequest>,
+    ) -> Result<Response<v1::CaStatusResponse>, Status> {
+        unimplemented()
+    }
     async fn list_services(
         &self,
         _: Request<v1::ListServicesRequest>,
