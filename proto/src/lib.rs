@@ -10,6 +10,8 @@
 //!   peer's root and a SPIFFE ID in *that* peer's trust domain.
 //! - [`config`]: the YAML cluster config read by `fedctl run` and `fedgw`,
 //!   with validation and defaults.
+//! - [`routes`]: Gateway API `HTTPRoute`s and `FaultInjection`s:
+//!   validation, the compiled route table and its matcher.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
 //!
@@ -17,6 +19,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod routes;
 pub mod token;
 pub mod transport;
 
