@@ -32,5 +32,6 @@ pub mod model;
 pub mod peering;
 pub mod registry;
 pub mod renewal;
+pub mod routes;
 pub mod store;
 pub mod table;

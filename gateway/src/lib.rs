@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod pools;
+pub mod routes;
 pub mod select;
 pub mod splice;
 pub mod state;

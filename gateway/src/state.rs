@@ -173,6 +173,8 @@ pub struct GatewayState {
     pub imports: BTreeMap<ServiceKey, Import>,
     /// Exported services by key.
     pub exports: HashMap<ServiceKey, Export>,
+    /// HTTP routes compiled per service (read by the HTTP path).
+    pub routes: crate::routes::Routes,
 }
 
 impl GatewayState {
@@ -229,6 +231,7 @@ impl GatewayState {
             trust,
             imports,
             exports,
+            routes: crate::routes::Routes::from_proto(&s.routes),
         })
     }
 }

@@ -16,6 +16,9 @@
 //! 4. [`choose_backend`], [`HeaderModifier::apply`] and
 //!    [`FaultInjection::decide`] say what the rule does to the request.
 //!
+//! On the wire a route is its JSON document ([`document`], read back with
+//! [`RouteObject::try_from`]).
+//!
 //! Nothing here does I/O or draws random numbers: the caller passes them,
 //! so every decision is a pure function with unit tests. Start reading at
 //! [`table`](RouteTable).
@@ -25,6 +28,7 @@ mod model;
 mod spec;
 mod table;
 mod validate;
+mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +44,7 @@ pub use validate::{
     FieldProblem, FieldProblems, MAX_REGEX_LEN, REGEX_SIZE_LIMIT, Reason, RouteError, parse_fault,
     parse_gateway_duration, parse_route,
 };
+pub use wire::{FAULT_KIND, ROUTE_KIND, RouteObject, WireError, document};
 
 /// `apiVersion` of `HTTPRoute`.
 pub const ROUTE_API_VERSION: &str = "gateway.networking.k8s.io/v1";

@@ -139,6 +139,8 @@ impl GatewayApi {
                 .values()
                 .filter_map(|svc| svc.export.as_ref().map(|spec| exported(svc, spec)))
                 .collect(),
+            // Only valid routes travel; invalid ones are warnings here.
+            routes: local.routes.to_proto(),
         }
     }
 }

@@ -165,6 +165,7 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
         "exportTo": s.export_to.as_ref().map_or(Value::Null, |t| json!(t.peers)),
         "delivery": s.delivery.iter().map(|d| json!({"peer": d.peer, "state": d.state})).collect::<Vec<_>>(),
         "refused": s.refused.iter().map(|r| json!({"peer": r.peer, "reason": r.reason, "code": r.code})).collect::<Vec<_>>(),
+        "routes": s.routes,
     })
 }
 
@@ -408,6 +409,7 @@ mod tests {
             "affinity",
             "weights",
             "exportTo",
+            "routes",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

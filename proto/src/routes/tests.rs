@@ -462,3 +462,28 @@ fn a_rule_names_its_fault_or_reports_it_missing() {
         .expect("matches");
     assert!(matches!(m.fault, FaultRef::Found(f) if f.name == "flaky"));
 }
+
+#[test]
+fn a_document_survives_the_wire_and_a_bad_one_is_named() {
+    let doc = route_doc("r", json!([{"name": "one"}]));
+    let wire = document(ROUTE_KIND, "demo", "r", &doc);
+    let back = RouteObject::try_from(&wire).expect("valid on the wire");
+    assert_eq!(
+        back,
+        RouteObject::Route(route("r", json!([{"name": "one"}])))
+    );
+    let mut bad = wire.clone();
+    bad.kind = "TCPRoute".into();
+    assert!(matches!(
+        RouteObject::try_from(&bad),
+        Err(WireError::UnknownKind { .. })
+    ));
+    bad.kind = ROUTE_KIND.into();
+    bad.json = b"{".to_vec();
+    assert!(
+        RouteObject::try_from(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("demo/r is not JSON")
+    );
+}

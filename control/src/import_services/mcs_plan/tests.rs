@@ -52,6 +52,7 @@ fn table(services: Vec<GlobalService>) -> TableSnapshot {
     TableSnapshot {
         version: 1,
         services: services.into_iter().map(|s| (s.key.clone(), s)).collect(),
+        ..TableSnapshot::default()
     }
 }
 
