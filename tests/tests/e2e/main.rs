@@ -24,5 +24,6 @@ mod mcs;
 mod pool;
 mod registry_events;
 mod restart;
+mod routes;
 mod tokens;
 mod trust;
