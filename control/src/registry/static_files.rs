@@ -268,8 +268,12 @@ impl Task {
         for p in &snap.problems {
             warn!(source = %p.source, problem = %p.message, "manifest problem");
         }
+        for p in &snap.routes.problems {
+            warn!(source = %p.source, problem = %p.message, "route ignored or incomplete");
+        }
         info!(
             services = snap.services.len(),
+            routes = snap.routes.routes.len(),
             problems = snap.problems.len(),
             "manifests loaded"
         );

@@ -2,10 +2,13 @@
 //! beside a service, a valid route is listed by `fedctl services -o json`
 //! and reaches the gateway's snapshot (its "HTTP routes compiled" log line
 //! names the service), while an invalid one is a `WARN` line of `fedctl
-//! check` naming its file and field, and the check still passes.
+//! check` naming its file and field, and the check still passes. Every
+//! route shown in the docs is valid.
 
 use std::time::Duration;
 
+use fedmesh_control::registry::static_files::StaticFiles;
+use fedmesh_tests::docs::{fenced_blocks, markdown_files, shown};
 use fedmesh_tests::{EXPORT, Federation, service_yaml, wait_until};
 
 const SYNC: Duration = Duration::from_secs(20);
@@ -88,4 +91,34 @@ fn a_valid_route_is_listed_and_sent_and_an_invalid_one_is_a_warning() {
                 .any(|l| l.contains("HTTP routes compiled") && l.contains("demo/hello"))
         },
     );
+}
+
+#[test]
+fn every_route_and_fault_in_the_docs_is_valid() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut checked = 0;
+    for doc in markdown_files() {
+        let text = std::fs::read_to_string(&doc).expect("read a markdown file");
+        for (line, block) in fenced_blocks(&text, "yaml") {
+            if !block.contains("kind: HTTPRoute") && !block.contains("kind: FaultInjection") {
+                continue;
+            }
+            checked += 1;
+            let dir = scratch.path().join(checked.to_string());
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("block.yaml"), &block).expect("write");
+            let snap = StaticFiles::load(&dir);
+            let at = format!("{}, block at line {line}", shown(&doc));
+            assert!(
+                snap.routes.problems.is_empty(),
+                "{at}: {:?}\n{block}",
+                snap.routes.problems
+            );
+            assert!(
+                !snap.routes.routes.is_empty() || !snap.routes.faults.is_empty(),
+                "{at}: nothing read\n{block}"
+            );
+        }
+    }
+    assert!(checked >= 1, "no route in the docs was checked");
 }
