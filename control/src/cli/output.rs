@@ -251,6 +251,11 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
             text.push_str(&safe_text(&line));
             text.push('\n');
         }
+        if !s.routes.is_empty() {
+            let line = format!("routes {}/{}: {}", s.namespace, s.name, s.routes.join(", "));
+            text.push_str(&safe_text(&line));
+            text.push('\n');
+        }
         text.push_str(&split_line(s));
     }
     text
@@ -436,6 +441,21 @@ mod tests {
         assert_eq!(c["exportedAt"], "2026-11-22T10:00:00Z");
         assert_eq!(c["pinnedVip"], "127.77.1.2");
         assert!(services_table(&[s]).contains("east(1)"));
+    }
+
+    #[test]
+    fn routes_of_a_service_are_listed_in_json_and_the_table() {
+        let s = v1::GlobalServiceStatus {
+            namespace: "demo".into(),
+            name: "hello".into(),
+            routes: vec!["canary".into(), "retries".into()],
+            ..Default::default()
+        };
+        assert_eq!(service_json(&s)["routes"], json!(["canary", "retries"]));
+        let t = services_table(&[s]);
+        assert!(t.contains("routes demo/hello: canary, retries"), "{t}");
+        let none = service_json(&v1::GlobalServiceStatus::default());
+        assert_eq!(none["routes"], json!([]));
     }
 
     #[test]
