@@ -132,7 +132,7 @@ fn every_problem_is_reported_with_its_field_path() {
     for want in [
         "spec.rules[0].backendRefs[0].weight: -1 is not in 0-1000000",
         "spec.rules[1].matches[0].path.value: \"no-slash\" does not start with \"/\"",
-        "spec.rules[1].matches[1].path.value: \"/(unclosed\" is not a valid regular expression",
+        "spec.rules[1].matches[1].path.value: \"/(unclosed\" is not a valid regular expression: unclosed group",
         "spec.rules[1].filters[0].type: is not supported",
         "spec.rules[1].filters[0].urlRewrite: is not supported",
         "spec.rules[1].sessionPersistence: is not supported",
@@ -157,6 +157,7 @@ fn a_huge_regex_is_refused_by_the_size_limit() {
         got[0].starts_with("spec.rules[0].matches[0].headers[0].value:"),
         "{got:#?}"
     );
+    assert!(got[0].contains("size limit"), "{got:#?}");
 }
 
 #[test]

@@ -388,9 +388,14 @@ pub(super) fn pattern(source: &str, at: &str, p: &mut Problems) -> Option<Patter
             regex,
         }),
         Err(e) => {
+            // A syntax error's text draws the (anchored) pattern over
+            // several lines and ends with the cause: keep the cause.
+            let text = e.to_string();
+            let why = text.lines().last().unwrap_or_default();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
             p.invalid(
                 at,
-                format!("{source:?} is not a valid regular expression: {e}"),
+                format!("{source:?} is not a valid regular expression: {why}"),
             );
             None
         }
