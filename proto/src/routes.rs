@@ -5,8 +5,9 @@
 //!
 //! Data flows in one direction:
 //!
-//! 1. a document (YAML or JSON, as a `serde_json::Value`) is read into the
-//!    loose shapes of [`spec`](self) (private), which keep unknown fields;
+//! 1. a document (YAML or JSON, as a `serde_json::Value`) is read into
+//!    loose serde shapes (the private `spec` module) that keep unknown
+//!    fields, so that they can be reported;
 //! 2. [`parse_route`] / [`parse_fault`] check it and return the validated
 //!    [`HttpRoute`] / [`FaultInjection`] or every problem with its field
 //!    path ([`RouteError`]);
@@ -21,7 +22,7 @@
 //!
 //! Nothing here does I/O or draws random numbers: the caller passes them,
 //! so every decision is a pure function with unit tests. Start reading at
-//! [`table`](RouteTable).
+//! [`RouteTable`].
 
 mod apply;
 mod model;
