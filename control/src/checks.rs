@@ -1,7 +1,8 @@
 //! `fedctl check`: health checks of this cluster and its peerings, each a
 //! named pass/fail line with a reason and, on failure, what to do. The
 //! control plane's own state is checked here; the data plane (gateways,
-//! peers' gateways as probed, export conflicts) in [`dataplane`].
+//! peers' gateways as probed, export conflicts) in [`dataplane`]; route
+//! warnings in [`routes`].
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use crate::clock;
 
 pub mod dataplane;
+pub mod routes;
 use crate::context::Control;
 use crate::peering::LinkState;
 use fedmesh_proto::token::BootstrapToken;
@@ -42,6 +44,7 @@ pub fn run(ctl: &Control) -> Vec<CheckResult> {
         .collect();
     out.extend(dataplane::peer_gateways(&peers, &views, now_ms));
     out.extend(dataplane::conflicts(&ctl.table.borrow()));
+    out.extend(routes::warnings(&ctl.local.borrow(), &ctl.table.borrow()));
     out
 }
 

@@ -34,6 +34,7 @@ pub mod model;
 pub mod peering;
 pub mod registry;
 pub mod renewal;
+pub mod routes;
 pub mod store;
 pub mod table;
 pub mod web;

@@ -398,6 +398,8 @@ pub struct LocalSnapshot {
     /// Kubernetes API not listed yet): `services` is not known, so nothing
     /// may be withdrawn on its account; `problems` says what is wrong.
     pub pending: bool,
+    /// HTTP routes and faults, with their own problems (warnings).
+    pub routes: crate::routes::RouteView,
 }
 
 /// A service a peer exports, as imported here.

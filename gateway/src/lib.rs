@@ -33,6 +33,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod pools;
+pub mod routes;
 pub mod select;
 pub mod splice;
 pub mod state;

@@ -199,6 +199,8 @@ pub struct GatewayState {
     /// What each exported service port speaks, for the ones that are not
     /// TCP (ingress forwards those per request); absent means TCP.
     pub export_protocols: HashMap<(ServiceKey, u16), AppProtocol>,
+    /// HTTP routes compiled per service (read by the HTTP path).
+    pub routes: crate::routes::Routes,
 }
 
 impl GatewayState {
@@ -308,6 +310,7 @@ impl GatewayState {
             endpoint_vips,
             import_protocols,
             export_protocols,
+            routes: crate::routes::Routes::from_proto(&s.routes),
         })
     }
 }

@@ -12,6 +12,8 @@
 //!   with validation and defaults.
 //! - [`app_protocol`]: what a service port speaks (TCP or an HTTP flavour),
 //!   decided once from `appProtocol` or the port name.
+//! - [`routes`]: Gateway API `HTTPRoute`s and `FaultInjection`s:
+//!   validation, the compiled route table and its matcher.
 //! - [`token`]: join tokens and gateway bootstrap tokens.
 //! - [`transport`]: gRPC over our own TLS (accept and dial).
 //! - [`metrics_text`]: the two Prometheus text formats of every `/metrics`.
@@ -24,6 +26,7 @@ pub mod chain;
 pub mod config;
 pub mod identity;
 pub mod metrics_text;
+pub mod routes;
 pub mod token;
 pub mod transport;
 

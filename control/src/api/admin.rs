@@ -303,6 +303,9 @@ impl Admin for AdminService {
                 if let Some(spec) = spec {
                     add_delivery(&mut status, spec, &peers);
                 }
+                if let Some(l) = &local {
+                    status.routes = l.routes.names_for(&s.key);
+                }
                 status
             })
             .collect();

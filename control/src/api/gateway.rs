@@ -147,6 +147,8 @@ impl GatewayApi {
             // which one signs (a gateway on another renews now).
             control_ca_pins: ca.pins().iter().map(|p| p.to_vec()).collect(),
             signer_ca_pin: ca.signer.pin().to_vec(),
+            // Only valid routes travel; invalid ones are warnings here.
+            routes: local.routes.to_proto(),
         }
     }
 }

@@ -181,6 +181,7 @@ pub(super) fn service_json(s: &v1::GlobalServiceStatus) -> Value {
         "exportTo": s.export_to.as_ref().map_or(Value::Null, |t| json!(t.peers)),
         "delivery": s.delivery.iter().map(|d| json!({"peer": d.peer, "state": d.state})).collect::<Vec<_>>(),
         "refused": s.refused.iter().map(|r| json!({"peer": r.peer, "reason": r.reason, "code": r.code})).collect::<Vec<_>>(),
+        "routes": s.routes,
     })
 }
 
@@ -267,6 +268,11 @@ pub(super) fn services_table(services: &[v1::GlobalServiceStatus]) -> String {
                 "refused {}/{} from {}: {}",
                 s.namespace, s.name, r.peer, r.reason
             );
+            text.push_str(&safe_text(&line));
+            text.push('\n');
+        }
+        if !s.routes.is_empty() {
+            let line = format!("routes {}/{}: {}", s.namespace, s.name, s.routes.join(", "));
             text.push_str(&safe_text(&line));
             text.push('\n');
         }
@@ -437,6 +443,7 @@ mod tests {
             "affinity",
             "weights",
             "exportTo",
+            "routes",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
@@ -485,6 +492,21 @@ mod tests {
         };
         assert_eq!(peer_json(&p)["draining"], true);
         assert!(peers_table(&[p]).contains("connected, draining"));
+    }
+
+    #[test]
+    fn routes_of_a_service_are_listed_in_json_and_the_table() {
+        let s = v1::GlobalServiceStatus {
+            namespace: "demo".into(),
+            name: "hello".into(),
+            routes: vec!["canary".into(), "retries".into()],
+            ..Default::default()
+        };
+        assert_eq!(service_json(&s)["routes"], json!(["canary", "retries"]));
+        let t = services_table(&[s]);
+        assert!(t.contains("routes demo/hello: canary, retries"), "{t}");
+        let none = service_json(&v1::GlobalServiceStatus::default());
+        assert_eq!(none["routes"], json!([]));
     }
 
     #[test]

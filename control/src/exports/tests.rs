@@ -31,6 +31,7 @@ fn snapshot(services: Vec<LocalService>) -> LocalSnapshot {
         services: services.into_iter().map(|s| (s.key.clone(), s)).collect(),
         problems: vec![],
         pending: false,
+        ..LocalSnapshot::default()
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! File rules ([`manifest`]): only `*.yaml` / `*.yml`, dotfiles (and
 //! dot-folders) skipped, sub-folders read too, several documents per file,
-//! kinds other than `v1` `Service` and `discovery.k8s.io/v1`
-//! `EndpointSlice` ignored, objects keyed by kind/namespace/name with
-//! duplicates reported.
+//! kinds other than `v1` `Service`, `discovery.k8s.io/v1`
+//! `EndpointSlice`, `gateway.networking.k8s.io/v1` `HTTPRoute` and
+//! `fedmesh.io/v1alpha1` `FaultInjection` ignored, objects keyed by
+//! kind/namespace/name with duplicates reported. Routes are checked by
+//! [`crate::routes::RouteView`]: an invalid one is a warning and ignored.
 //!
 //! How a change flows: the folder is watched recursively ([`events`],
 //! inotify on Linux); the watcher notes the changed paths; the registry's
@@ -266,8 +268,12 @@ impl Task {
         for p in &snap.problems {
             warn!(source = %p.source, problem = %p.message, "manifest problem");
         }
+        for p in &snap.routes.problems {
+            warn!(source = %p.source, problem = %p.message, "route ignored or incomplete");
+        }
         info!(
             services = snap.services.len(),
+            routes = snap.routes.routes.len(),
             problems = snap.problems.len(),
             "manifests loaded"
         );

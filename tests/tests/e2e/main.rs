@@ -32,6 +32,7 @@ mod monitoring;
 mod pool;
 mod registry_events;
 mod restart;
+mod routes;
 mod store_full;
 mod tokens;
 mod torture;

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::manifest::{self, ManifestError, Objects, Signature};
 use crate::model::{LocalSnapshot, Problem};
 use crate::registry::build::{Sourced, build};
+use crate::routes::RouteView;
 
 /// One manifest file.
 #[derive(Debug)]
@@ -167,6 +168,7 @@ impl Folder {
         let mut slices: Vec<Sourced<EndpointSlice>> = Vec::new();
         let mut problems = self.read_problems();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let (mut routes, mut faults) = (Vec::new(), Vec::new());
         for (path, entry) in &self.files {
             let source = path.display().to_string();
             if let Some(error) = &entry.error {
@@ -185,6 +187,12 @@ impl Folder {
                     Err(p) => problems.push(p),
                 }
             }
+            let sourced = |doc: &serde_json::Value| Sourced {
+                source: source.clone(),
+                object: doc.clone(),
+            };
+            routes.extend(objects.routes.iter().map(sourced));
+            faults.extend(objects.faults.iter().map(sourced));
             for slice in &objects.slices {
                 let id = object_id("EndpointSlice", &slice.metadata);
                 match claim(&mut seen, id, &source) {
@@ -200,6 +208,7 @@ impl Folder {
         snap.problems.extend(problems);
         snap.problems.sort();
         snap.pending = !self.listed;
+        snap.routes = RouteView::build(&routes, &faults);
         snap
     }
 

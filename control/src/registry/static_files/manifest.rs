@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use fedmesh_proto::routes::{FAULT_API_VERSION, FAULT_KIND, ROUTE_API_VERSION, ROUTE_KIND};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -74,13 +75,19 @@ impl Signature {
     }
 }
 
-/// The Services and EndpointSlices of one file.
+/// The Services, EndpointSlices and route documents of one file.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Objects {
     /// `v1` Services, in file order.
     pub(super) services: Vec<Service>,
     /// `discovery.k8s.io/v1` EndpointSlices, in file order.
     pub(super) slices: Vec<EndpointSlice>,
+    /// `gateway.networking.k8s.io/v1` HTTPRoutes, unchecked (a bad one is
+    /// a problem of that route, not of the file: the rest of the file
+    /// serves).
+    pub(super) routes: Vec<serde_json::Value>,
+    /// `fedmesh.io/v1alpha1` FaultInjections, unchecked.
+    pub(super) faults: Vec<serde_json::Value>,
 }
 
 /// Why a file's objects could not be taken.
@@ -225,7 +232,8 @@ fn walk(dir: &Path, depth: usize, listing: &mut Listing) {
     }
 }
 
-/// Parses one file's documents, keeping Services and EndpointSlices.
+/// Parses one file's documents, keeping Services, EndpointSlices,
+/// HTTPRoutes and FaultInjections.
 ///
 /// The YAML parser's default budget (1024 documents, 250 000 nodes) guards
 /// against untrusted input; manifests are the operator's own files, and a
@@ -257,6 +265,14 @@ pub(super) fn parse(text: &str) -> Result<Objects, ManifestError> {
             ("v1", "Service") => serde_json::from_value(doc).map(|s| objects.services.push(s)),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 serde_json::from_value(doc).map(|s| objects.slices.push(s))
+            }
+            (ROUTE_API_VERSION, ROUTE_KIND) => {
+                objects.routes.push(doc);
+                Ok(())
+            }
+            (FAULT_API_VERSION, FAULT_KIND) => {
+                objects.faults.push(doc);
+                Ok(())
             }
             // Other kinds (Deployments next to their Service) are ignored.
             _ => Ok(()),

@@ -1,6 +1,7 @@
 //! The folder rules, driven through [`Folder`] directly; `watching` drives
 //! the running registry on a real folder with real file events.
 
+mod routes;
 mod watching;
 
 use std::path::Path;
