@@ -20,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional_with_sizes};
 
 use crate::metrics::ByteMeters;
 
+mod tunnel;
+
+pub use tunnel::{TunnelSide, splice_tunnel};
+
 /// The largest TLS record's plaintext (RFC 8446 §5.1: 2^14 bytes).
 pub const TLS_RECORD: usize = 16 * 1024;
 /// tokio's default copy buffer, for bytes not headed into TLS.
@@ -122,7 +126,7 @@ mod activity {
     }
 
     impl Seen {
-        fn touch(&self) {
+        pub(super) fn touch(&self) {
             let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.last_ms.store(ms, Ordering::Relaxed);
         }

@@ -8,7 +8,7 @@ use super::Egress;
 use tracing::debug;
 
 use crate::limits::TargetPermit;
-use crate::splice::{TlsSide, splice};
+use crate::splice::{TlsSide, TunnelSide, splice, splice_tunnel};
 use crate::state::ServiceKey;
 use crate::transport::Tunnel;
 
@@ -50,7 +50,9 @@ pub(super) async fn carry(
         Upstream::Plain(mut s) => {
             splice(&mut client, &mut s, TlsSide::Neither, idle, &meters).await
         }
-        Upstream::Tunnel(mut s) => splice(&mut client, &mut *s, TlsSide::B, idle, &meters).await,
+        Upstream::Tunnel(mut s) => {
+            splice_tunnel(&mut client, &mut s, TunnelSide::SocketFirst, idle, &meters).await
+        }
     };
     debug!(up = moved.up, down = moved.down, "client connection done");
     drop(permit);

@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span};
 use super::Ingress;
 use super::authorize::authorize;
 use crate::dial;
-use crate::splice::{TlsSide, splice};
+use crate::splice::{TunnelSide, splice_tunnel};
 use crate::transport::{self, Incoming, ServerConfig};
 use crate::wire::{self, Refusal, Route};
 
@@ -131,10 +131,10 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
     let key = (route.namespace.clone(), route.service.clone());
     let _active = ingress.metrics.ingress_active(&key, &peer);
     let meters = ingress.metrics.ingress_meters(&key, &peer);
-    splice(
-        &mut tunnel,
+    splice_tunnel(
         &mut upstream,
-        TlsSide::A,
+        &mut tunnel,
+        TunnelSide::TunnelFirst,
         ingress.idle_timeout,
         &meters,
     )

@@ -73,6 +73,16 @@ impl Tunnel {
         self.send.send_reset(reason);
     }
 
+    /// The stream's two halves and the bytes already received but not yet
+    /// read (their window not yet released), for a splice that moves
+    /// [`Bytes`] without copying them through a read buffer
+    /// ([`crate::splice::splice_tunnel`]). After this the tunnel is only
+    /// good for dropping.
+    pub(crate) fn halves(&mut self) -> (&mut SendStream<Bytes>, &mut RecvStream, Bytes) {
+        let pending = std::mem::take(&mut self.pending);
+        (&mut self.send, &mut self.recv, pending)
+    }
+
     /// Hands out up to `buf.remaining()` pending bytes and releases their
     /// flow-control window.
     fn drain_pending(&mut self, buf: &mut ReadBuf<'_>) {
