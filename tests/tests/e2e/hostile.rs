@@ -29,6 +29,7 @@ fn export(ns: &str, name: &str, port_name: &str, port: u32, endpoints: u32) -> v
             name: port_name.into(),
             port,
             protocol: "TCP".into(),
+            ..Default::default()
         }],
         exported_at_unix_ms: 1,
         healthy_endpoints: endpoints,
