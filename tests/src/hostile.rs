@@ -126,6 +126,7 @@ impl HostilePeer {
             .join(v1::JoinRequest {
                 secret: token.secret.to_vec(),
                 joiner: Some(info.clone()),
+                taken_names: Vec::new(),
             })
             .await
             .expect("the issuer accepts the join");

@@ -128,6 +128,7 @@ pub async fn join(dialer: &Dialer, token: &JoinToken) -> Result<PeerRecord, Join
     let request = v1::JoinRequest {
         secret: token.secret.to_vec(),
         joiner: Some(h.me_now()),
+        taken_names: taken_names(h, token.pin),
     };
     let answer = PeeringClient::new(channel)
         .join(request)
@@ -199,6 +200,22 @@ fn precheck_trust_domain(h: &PeeringHandles, td: &str, pin: [u8; 32]) -> Result<
     Ok(())
 }
 
+/// The names of this cluster's peers that are not the issuer: those whose
+/// roots do not include the CA the token pins. The issuer refuses the join
+/// if its name is one of them (a retry of a join that completed here keeps
+/// the issuer's own name out, so it is not refused).
+fn taken_names(h: &PeeringHandles, pin: [u8; 32]) -> Vec<String> {
+    h.peers
+        .views()
+        .into_iter()
+        .filter(|view| {
+            !parse_roots(&view.record.roots_pem)
+                .is_ok_and(|roots| roots.iter().any(|c| spki_sha256(c).is_ok_and(|p| p == pin)))
+        })
+        .map(|view| view.record.name.clone())
+        .collect()
+}
+
 /// The roots the acceptor sent must include the CA the token pinned.
 fn check_pinned_root(info: &PeerInfo, pin: [u8; 32]) -> Result<(), JoinError> {
     let roots = parse_roots(&info.roots_pem).map_err(JoinError::BadRoots)?;
@@ -227,6 +244,14 @@ pub async fn accept(
         return Err(Status::invalid_argument("field secret must be 32 bytes"));
     }
     check_joiner(h, &info)?;
+    if request.taken_names.iter().any(|n| *n == h.me.name) {
+        return Err(Status::already_exists(format!(
+            "{joiner} already has another peer named {me}; every cluster needs its own name: \
+             rename one, or run `fedctl leave {me}` on {joiner} first",
+            joiner = info.name,
+            me = h.me.name
+        )));
+    }
     let record = PeerRecord {
         name: info.name.clone(),
         trust_domain: info.trust_domain.clone(),

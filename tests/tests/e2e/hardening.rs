@@ -146,6 +146,7 @@ fn a_one_megabyte_join_is_refused_and_a_real_join_works() {
         let huge = v1::JoinRequest {
             secret: vec![7u8; 1 << 20],
             joiner: None,
+            taken_names: Vec::new(),
         };
         client.join(huge).await.expect_err("a 1 MB join is refused")
     });

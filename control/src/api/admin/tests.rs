@@ -50,6 +50,7 @@ async fn a_created_token_pins_this_ca_and_is_accepted_once() {
     let join = v1::JoinRequest {
         secret: token.secret.to_vec(),
         joiner: Some((*west.h.me).clone()),
+        taken_names: Vec::new(),
     };
     accept(&east.h, join).await.unwrap();
 }

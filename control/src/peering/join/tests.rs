@@ -38,6 +38,7 @@ fn request(joiner: &Side, secret: [u8; 32]) -> v1::JoinRequest {
     v1::JoinRequest {
         secret: secret.to_vec(),
         joiner: Some((*joiner.h.me).clone()),
+        taken_names: Vec::new(),
     }
 }
 
@@ -254,7 +255,7 @@ async fn a_join_over_tls_retried_after_it_succeeded_is_done_not_refused() {
 async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
     let (east, west) = (side("east", SLOW), side("west", SLOW));
     // West already peers with another cluster named east (own CA and
-    // trust domain), so only the name in the answer clashes.
+    // trust domain), so only the name clashes.
     let mut old_east = side("east", SLOW);
     Arc::make_mut(&mut old_east.h.me).trust_domain = "old-east.fedmesh".into();
     west.add_peer(&old_east, Role::Dialer);
@@ -263,18 +264,31 @@ async fn a_joiner_does_not_replace_a_live_peer_of_the_same_name() {
     let token = JoinToken::generate(&addr, east.ca.pin()).unwrap();
     issue(&east, token.secret, FAR_FUTURE);
     let err = join(&west.dialer(), &token).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JoinError::Clash(crate::store::JoinRefusal::NameTaken { .. })
-        ),
-        "{err}"
-    );
+    match &err {
+        JoinError::Refused { status, .. } => {
+            assert_eq!(status.code(), Code::AlreadyExists, "{err}");
+            assert!(
+                status
+                    .message()
+                    .contains("west already has another peer named east"),
+                "{err}"
+            );
+        }
+        other => panic!("the issuer must refuse the clash: {other}"),
+    }
     assert_eq!(west.h.store.peers().unwrap(), before, "the live peer stays");
     assert_eq!(
         west.h.peers.record("east").map(|r| r.roots_pem),
         Some(before[0].roots_pem.clone())
     );
+    // Nothing on the issuer either, and the token is still unused.
+    assert!(
+        east.h.store.peers().unwrap().is_empty(),
+        "no ghost on the issuer"
+    );
+    accept(&east.h, request(&side("eu", SLOW), token.secret))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
