@@ -38,6 +38,7 @@ mod error;
 mod fast;
 mod handler;
 mod names;
+pub mod offline;
 mod router;
 mod server;
 mod snapshot;
