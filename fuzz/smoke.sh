@@ -24,14 +24,19 @@ seconds="${FUZZ_SECONDS:-5}"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # --target keeps the flags off build scripts and proc macros, which are
 # not linked with libFuzzer.
+# The flags, in the order, of `cargo fuzz build -s none`: a build by
+# either reuses the other's.
 export RUSTFLAGS="-Cpasses=sancov-module \
- -Cllvm-args=-sanitizer-coverage-level=4 \
- -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
- -Cllvm-args=-sanitizer-coverage-pc-table \
- -Cllvm-args=-sanitizer-coverage-trace-compares \
- -Cllvm-args=-sanitizer-coverage-stack-depth \
- --cfg fuzzing"
-export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-target/smoke}"
+-Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+-Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares \
+--cfg fuzzing \
+-Cllvm-args=-simplifycfg-branch-fold-threshold=0 \
+-Cllvm-args=-sanitizer-coverage-stack-depth \
+-Cdebug-assertions \
+-Ccodegen-units=1"
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-target}"
 cargo build --locked --release --features libfuzzer --bins --target "$host"
 
 bin="$CARGO_TARGET_DIR/$host/release"
