@@ -39,6 +39,7 @@ mod fast;
 mod handler;
 mod names;
 pub mod offline;
+mod question;
 mod router;
 mod server;
 mod snapshot;
