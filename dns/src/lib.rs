@@ -42,6 +42,8 @@ mod error;
 mod fast;
 mod handler;
 mod names;
+pub mod offline;
+mod question;
 mod router;
 mod server;
 mod snapshot;

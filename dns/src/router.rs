@@ -25,14 +25,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::op::{
+    Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_server::proto::rr::{LowerName, Name, Record};
+use hickory_server::proto::serialize::binary::BinDecoder;
 use hickory_server::resolver::config::{ConnectionConfig, NameServerConfig, ResolverOpts};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
-use hickory_server::zone_handler::{Catalog, MessageResponse, ZoneHandler};
+use hickory_server::zone_handler::{
+    Catalog, MessageResponse, MessageResponseBuilder, Queries, ZoneHandler,
+};
 use tokio::sync::watch;
-use tracing::{Instrument, field, info, info_span, warn};
+use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::error::DnsError;
 use crate::handler::SnapshotZoneHandler;
@@ -107,6 +112,13 @@ impl RequestHandler for ZoneRouter {
             span.record("qname", field::display(query.name()));
             span.record("qtype", field::display(query.query_type()));
         }
+        if crate::question::points_into_header(request.queries.as_bytes()) {
+            debug!(
+                id = request.metadata.id,
+                "question points into the header; answering FORMERR"
+            );
+            return formerr(request, response_handle).await;
+        }
         let catalog = self.catalog();
         let response_handle = Compliant {
             inner: response_handle,
@@ -116,6 +128,28 @@ impl RequestHandler for ZoneRouter {
             .handle_request::<_, T>(request, response_handle)
             .instrument(span)
             .await
+    }
+}
+
+/// FORMERR with an empty question section: the question as sent cannot
+/// be echoed (see `question`).
+async fn formerr<R: ResponseHandler>(request: &Request, mut response_handle: R) -> ResponseInfo {
+    let none = Queries::read(&mut BinDecoder::new(&[]), 0)
+        .expect("reading zero questions reads no bytes, so cannot fail");
+    let response = MessageResponseBuilder::new(&none, None)
+        .error_msg(&request.metadata, ResponseCode::FormErr);
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            debug!(%error, "DNS error response not sent");
+            let mut metadata =
+                Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
+            metadata.response_code = ResponseCode::FormErr;
+            ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            })
+        }
     }
 }
 

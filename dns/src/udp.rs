@@ -238,6 +238,6 @@ fn recoverable(error: &io::Error) -> bool {
     )
 }
 
-#[cfg(test)]
+/// hickory's path for one UDP packet, also for `offline` and the tests.
 pub(crate) use hickory::answer as hickory_answer;
 pub(crate) use hickory::answer_over;

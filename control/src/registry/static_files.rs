@@ -27,6 +27,7 @@
 mod events;
 mod folder;
 mod manifest;
+pub mod text;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
