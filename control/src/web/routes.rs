@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedmesh_proto::metrics_text;
+use fedmesh_proto::transport::{ListenerLimits, Unauthenticated};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
@@ -63,7 +64,19 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; past it a new one is closed at once (a
 /// scraper or browser retries), so the port cannot exhaust the control
 /// plane's file descriptors.
-const MAX_CONNECTIONS: usize = 256;
+const MAX_CONNECTIONS: usize = 1024;
+
+/// Connections that have not sent a request yet: at most 256, the oldest
+/// closed to admit a newcomer (so idle connections never keep a scrape or
+/// the topology page out), each closed after 10 s of silence or 30 s in
+/// all. A request counts as authentication: the port is read-only and
+/// unauthenticated by design, the guard only bounds what silence costs.
+const LIMITS: ListenerLimits = ListenerLimits {
+    handshake_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(10),
+    unauthenticated_lifetime: Duration::from_secs(30),
+    max_unauthenticated: 256,
+};
 
 /// Serves `listener` until `stop` completes.
 pub(super) async fn serve(
@@ -74,13 +87,14 @@ pub(super) async fn serve(
 ) {
     tokio::pin!(stop);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let guard = Unauthenticated::evicting(LIMITS);
     loop {
         let accepted = tokio::select! {
             () = &mut stop => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, most likely: wait a little
                 // instead of spinning on accept.
@@ -93,10 +107,14 @@ pub(super) async fn serve(
             debug!("web port at {MAX_CONNECTIONS} connections; one closed");
             continue;
         };
-        let (inputs, metrics) = (inputs.clone(), metrics.clone());
+        let Ok(stream) = guard.admit(stream, remote, false) else {
+            continue;
+        };
+        let (inputs, metrics, guard) = (inputs.clone(), metrics.clone(), guard.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                guard.mark_authenticated(remote);
                 let reply = answer(&req, &inputs, &metrics);
                 async move { Ok::<_, Infallible>(reply) }
             });

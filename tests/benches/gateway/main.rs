@@ -336,7 +336,9 @@ fn start(rt: &Runtime, knobs: &Knobs) -> Setup {
             &service_yaml(
                 "bench",
                 name,
-                "http",
+                // Not "http": HTTP-named ports are handled per request now;
+                // this bench compares the TCP data path with HAProxy's tcp mode.
+                "tcp",
                 SERVICE_PORT,
                 BACKEND_PORT,
                 &[EXPORT],

@@ -76,6 +76,7 @@ fn check_json_lists_every_check() {
             "ca",
             "control certificate",
             "gateway bootstrap token",
+            "store",
             "registry",
             "gateways",
             "gateway gw-1"

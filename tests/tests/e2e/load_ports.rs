@@ -165,7 +165,20 @@ async fn dns_over_tcp(server: SocketAddr, name: &str) -> Result<String, String> 
 
 /// East and west with gateways; west serves demo/hello to east.
 fn federation() -> (Federation, Backend, SocketAddr) {
-    let mut fed = Federation::standard(2, "");
+    let mut fed = Federation::new();
+    for (i, (name, region, zone)) in [
+        ("east", "us-east", "us-east-1a"),
+        ("west", "us-west", "us-west-2a"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let web = format!("  webListen: {}:15080\n", fed.ip(i));
+        fed.add(name, region, zone, &web);
+    }
+    for c in &mut fed.clusters {
+        c.start();
+    }
     fed.join("west", "east");
     fed.wait_connected("east", "west", SYNC);
     for c in &mut fed.clusters {
@@ -251,6 +264,7 @@ fn a_thousand_idle_unauthenticated_connections_on_each_port_leave_the_real_work_
             false,
             gateway,
         ),
+        ("web", SocketAddr::from((west.ip, 15080)), false, control),
     ];
     for (name, addr, tls, pid) in ports {
         let before = open_fds(pid);
