@@ -301,7 +301,11 @@ impl Admin for AdminService {
                     .and_then(|l| l.services.get(&s.key))
                     .and_then(|svc| svc.export.as_ref());
                 if let Some(spec) = spec {
-                    add_delivery(&mut status, spec, &peers);
+                    let acked = |peer: &str| {
+                        let view = self.dialer.peering.acked.get(peer);
+                        view.is_some_and(|(_, view)| view.contains_key(&s.key))
+                    };
+                    add_delivery(&mut status, spec, &peers, acked);
                 }
                 if let Some(l) = &local {
                     status.routes = l.routes.names_for(&s.key);
@@ -399,10 +403,16 @@ fn with_refusals(
     services
 }
 
-/// This cluster's export-to of the service, and per peer whether it is
-/// left out. Whether a peer acknowledged the export is not shown yet: the
-/// acked views belong to the peering layer.
-fn add_delivery(status: &mut v1::GlobalServiceStatus, spec: &ExportSpec, peers: &[String]) {
+/// This cluster's export-to of the service, and per peer where its export
+/// stands: `excluded` (export-to leaves the peer out), `acked` (the peer
+/// acknowledged a sync version that holds it: `acked(peer)`), or `pending`
+/// (sent or still to send, not yet acknowledged).
+fn add_delivery(
+    status: &mut v1::GlobalServiceStatus,
+    spec: &ExportSpec,
+    peers: &[String],
+    acked: impl Fn(&str) -> bool,
+) {
     status.export_to = (!spec.to.is_empty()).then(|| v1::ExportTo {
         peers: spec.to.clone(),
     });
@@ -410,10 +420,12 @@ fn add_delivery(status: &mut v1::GlobalServiceStatus, spec: &ExportSpec, peers: 
         .iter()
         .map(|peer| v1::PeerDelivery {
             peer: peer.clone(),
-            state: if spec.allows(peer) {
-                "eligible"
-            } else {
+            state: if !spec.allows(peer) {
                 "excluded"
+            } else if acked(peer) {
+                "acked"
+            } else {
+                "pending"
             }
             .into(),
         })

@@ -189,6 +189,15 @@ fn services_json_shows_the_effective_split_and_how_a_dead_cluster_loses_its_shar
         .filter_map(|d| d["peer"].as_str())
         .collect();
     assert_eq!(excluded, ["west"], "{east}");
+    // eu imports it, so it acknowledged a sync version holding it.
+    wait_until("east shows eu's acknowledgement", SYNC, || {
+        let east = fed.get("east").service("demo/hello").unwrap_or_default();
+        east["delivery"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["peer"] == "eu" && d["state"] == "acked")
+    });
 
     // East loses its one endpoint: its share goes to west.
     hello("east", &[], &[("fedmesh.io/export-to", "eu")]);
