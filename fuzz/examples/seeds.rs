@@ -197,6 +197,7 @@ fn port(name: &str, port: u32) -> v1::ServicePort {
         name: name.into(),
         port,
         protocol: "TCP".into(),
+        ..Default::default()
     }
 }
 
@@ -213,6 +214,7 @@ fn peering(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
         }],
         healthy_endpoints: 2,
         total_endpoints: 3,
+        ..Default::default()
     };
     let messages = [
         (
@@ -274,6 +276,7 @@ fn peering(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
     let join = v1::JoinRequest {
         secret: vec![7; 32],
         joiner: Some(info("west", ca)),
+        ..Default::default()
     };
     write(
         "peering_messages",
@@ -321,6 +324,7 @@ fn gateway(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
                 local: false,
                 stale: false,
                 total_endpoints: 2,
+                ..Default::default()
             }],
             listen_ports: vec![v1::ListenPort {
                 cluster: String::new(),
@@ -336,9 +340,11 @@ fn gateway(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
                 address: "127.0.0.5".into(),
                 ready: true,
                 ports: [("http".to_string(), 8081)].into(),
+                ..Default::default()
             }],
             export_to: vec!["east".into()],
         }],
+        ..Default::default()
     };
     write(
         "gateway_messages",
@@ -378,6 +384,7 @@ fn gateway(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
             address: "127.0.0.2:15443".into(),
             up: true,
         }],
+        ..Default::default()
     };
     write(
         "gateway_messages",

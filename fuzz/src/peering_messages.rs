@@ -58,7 +58,7 @@ fn sync(message: v1::SyncMessage) {
         Some(Msg::Trust(trust)) => {
             let _ = parse_roots(&trust.ca_roots_pem);
         }
-        Some(Msg::Ack(_) | Msg::Heartbeat(_) | Msg::Goodbye(_)) | None => {}
+        Some(Msg::Ack(_) | Msg::Heartbeat(_) | Msg::Goodbye(_) | Msg::TrustAck(_)) | None => {}
     }
 }
 

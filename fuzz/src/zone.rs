@@ -30,6 +30,7 @@ fn snapshot() -> ZoneSnapshot {
         clusters: vec![ClusterRecord {
             cluster: "east".into(),
             pinned_vip: Ipv4Addr::new(127, 240, 0, 11),
+            endpoints: Vec::new(),
         }],
     };
     let db = ServiceRecord {
