@@ -103,14 +103,28 @@ impl Federation {
     /// west (us-west/us-west-2a), eu (eu-central/eu-central-1a), the first
     /// `n` of them, with `control_extra` as in [`Federation::add`].
     pub fn standard(n: usize, control_extra: &str) -> Self {
+        Self::standard_each(n, |_| control_extra.to_string())
+    }
+
+    /// [`Federation::standard`], each cluster with its web port
+    /// (`control.webListen`) on its own address at :15080, and
+    /// `control_extra` after it.
+    pub fn standard_with_web(n: usize, control_extra: &str) -> Self {
+        Self::standard_each(n, |ip| format!("  webListen: {ip}:15080\n{control_extra}"))
+    }
+
+    /// [`Federation::standard`] with each cluster's `control:` extra made
+    /// from its address.
+    fn standard_each(n: usize, control_extra: impl Fn(Ipv4Addr) -> String) -> Self {
         let mut fed = Self::new();
         let all = [
             ("east", "us-east", "us-east-1a"),
             ("west", "us-west", "us-west-2a"),
             ("eu", "eu-central", "eu-central-1a"),
         ];
-        for (name, region, zone) in all.iter().take(n) {
-            fed.add(name, region, zone, control_extra);
+        for (i, (name, region, zone)) in all.iter().take(n).enumerate() {
+            let extra = control_extra(fed.ip(i));
+            fed.add(name, region, zone, &extra);
         }
         for c in &mut fed.clusters {
             c.start();

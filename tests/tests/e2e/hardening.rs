@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use fedmesh_proto::v1;
 use fedmesh_proto::v1::peering_client::PeeringClient;
+use fedmesh_tests::hostile::anonymous_tls;
 use fedmesh_tests::{Federation, bin, wait_until};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -22,57 +22,6 @@ const LINK: Duration = Duration::from_secs(15);
 /// Idle connections opened at once: more than the cap on unauthenticated
 /// connections (256), fewer than the soft open-file limit of a test run.
 const IDLE: usize = 300;
-
-/// Accepts any server certificate: these tests play an anonymous client
-/// that finishes the handshake without a client certificate.
-#[derive(Debug)]
-struct AnyServer;
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn anonymous_tls() -> Arc<rustls::ClientConfig> {
-    let mut tls = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    Arc::new(tls)
-}
 
 /// Opens `n` TLS connections that finish the handshake and then send
 /// nothing; counts those the server has closed.

@@ -165,20 +165,7 @@ async fn dns_over_tcp(server: SocketAddr, name: &str) -> Result<String, String> 
 
 /// East and west with gateways; west serves demo/hello to east.
 fn federation() -> (Federation, Backend, SocketAddr) {
-    let mut fed = Federation::new();
-    for (i, (name, region, zone)) in [
-        ("east", "us-east", "us-east-1a"),
-        ("west", "us-west", "us-west-2a"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let web = format!("  webListen: {}:15080\n", fed.ip(i));
-        fed.add(name, region, zone, &web);
-    }
-    for c in &mut fed.clusters {
-        c.start();
-    }
+    let mut fed = Federation::standard_with_web(2, "");
     fed.join("west", "east");
     fed.wait_connected("east", "west", SYNC);
     for c in &mut fed.clusters {

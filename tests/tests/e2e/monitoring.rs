@@ -147,20 +147,7 @@ fn exported(scrape: &str) -> BTreeSet<String> {
 /// per-peer and per-target series (probes, pools, connect times, ingress)
 /// exists.
 fn east_served_by_west() -> (Federation, Backend) {
-    let mut fed = Federation::new();
-    for (i, (name, region, zone)) in [
-        ("east", "us-east", "us-east-1a"),
-        ("west", "us-west", "us-west-2a"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let extra = format!("  webListen: {}:15080\n", fed.ip(i));
-        fed.add(name, region, zone, &extra);
-    }
-    for c in &mut fed.clusters {
-        c.start();
-    }
+    let mut fed = Federation::standard_with_web(2, "");
     fed.join("west", "east");
     fed.wait_connected("east", "west", SYNC);
     for c in &mut fed.clusters {

@@ -21,19 +21,7 @@ const SYNC: Duration = Duration::from_secs(20);
 /// :15080, joined in a full mesh; `control_extra` goes into every
 /// `control:` section.
 fn web_mesh(control_extra: &str) -> Federation {
-    let mut fed = Federation::new();
-    let all = [
-        ("east", "us-east", "us-east-1a"),
-        ("west", "us-west", "us-west-2a"),
-        ("eu", "eu-central", "eu-central-1a"),
-    ];
-    for (i, (name, region, zone)) in all.iter().enumerate() {
-        let extra = format!("  webListen: {}:15080\n{control_extra}", fed.ip(i));
-        fed.add(name, region, zone, &extra);
-    }
-    for c in &mut fed.clusters {
-        c.start();
-    }
+    let fed = Federation::standard_with_web(3, control_extra);
     fed.join("west", "east");
     fed.join("eu", "east");
     fed.join("eu", "west");
