@@ -41,7 +41,7 @@ use tower::ServiceBuilder;
 
 use crate::error::AttemptError;
 use crate::health::Health;
-use crate::http::{Dispatch, Endpoints};
+use crate::http::{Dispatch, Endpoints, RetryBudgets};
 use crate::lifecycle::Lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -63,6 +63,8 @@ pub struct Egress {
     pub pools: Arc<Pools>,
     /// Pooled HTTP connections to local endpoints (HTTP ports).
     pub endpoints: Arc<Endpoints>,
+    /// The retry budget of each service routes retry requests to.
+    pub retry_budgets: Arc<RetryBudgets>,
     /// How long reaching one target may take (`gateway.connectTimeout`).
     pub connect_timeout: Duration,
     /// How long a carried connection may stay silent (`gateway.idleTimeout`).

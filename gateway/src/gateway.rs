@@ -161,6 +161,7 @@ pub async fn run(
         metrics: metrics.clone(),
         pools: pools.clone(),
         endpoints: endpoints.clone(),
+        retry_budgets: Arc::new(crate::http::RetryBudgets::new()),
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
         bind: gw_config.ingress_listen.ip(),

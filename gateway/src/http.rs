@@ -18,8 +18,11 @@
 //!    endpoint through the endpoint pool ([`endpoints`]), or a peer
 //!    cluster's ingress as an ordinary HTTP/2 request stream over the
 //!    pooled transport ([`remote`]) naming the service port in
-//!    [`crate::wire::SERVICE_HEADER`]. This stage is where route matching,
-//!    filters and retry policies plug in (issue 10, next steps).
+//!    [`crate::wire::SERVICE_HEADER`]. Before the targets are chosen, the
+//!    service's routes ([`policy`]) pick the rule: its backend (by weight),
+//!    fault ([`fault`]), header filters, timeouts and retries within a
+//!    budget ([`retry`]); gRPC statuses are counted on the way back
+//!    ([`grpc`]).
 //! 3. The peer's ingress authorizes the stream exactly as a CONNECT
 //!    ([`crate::ingress`]) and hands it to [`ingress::forward`], which
 //!    sends it to one of its endpoints over pooled endpoint connections
@@ -37,9 +40,13 @@ mod body;
 mod dispatch;
 mod egress;
 mod endpoints;
+mod fault;
+mod grpc;
 mod headers;
 mod ingress;
+mod policy;
 mod remote;
+mod retry;
 mod settle;
 mod sniff;
 mod tee;
@@ -47,6 +54,7 @@ mod tee;
 pub use dispatch::Dispatch;
 pub use endpoints::Endpoints;
 pub(crate) use ingress::forward;
+pub use retry::RetryBudgets;
 
 use bytes::Bytes;
 

@@ -17,8 +17,10 @@
 //! joined `ns/name`.
 
 mod http;
+mod policy;
 
 pub use http::{HTTP_NO_CLUSTER, HTTP_PREPARED_CODES};
+pub use policy::{FAULT_KINDS, GRPC_UNKNOWN};
 mod prepare;
 #[cfg(test)]
 mod tests;
@@ -376,6 +378,27 @@ impl Metrics {
     /// `cluster` (`none`: by this gateway, no target could) after `took`.
     pub fn http_request(&self, service: &ServiceKey, cluster: &str, code: u16, took: Duration) {
         self.http.request(service, cluster, code, took);
+    }
+
+    /// A route's retry policy sent a request to `service` again.
+    pub fn http_retry(&self, service: &ServiceKey) {
+        self.http.policy.retry(service);
+    }
+
+    /// The retry budget refused a retry of a request to `service`.
+    pub fn http_retry_budget_exhausted(&self, service: &ServiceKey) {
+        self.http.policy.budget_exhausted(service);
+    }
+
+    /// A fault of `kind` ([`FAULT_KINDS`]) hit a request to `service`.
+    pub fn http_fault(&self, service: &ServiceKey, kind: &str) {
+        self.http.policy.fault(service, kind);
+    }
+
+    /// A gRPC request to `service` answered by `cluster` ended with
+    /// `status` (0–16 or [`GRPC_UNKNOWN`]).
+    pub fn grpc_request(&self, service: &ServiceKey, cluster: &str, status: &str) {
+        self.http.policy.grpc(service, cluster, status);
     }
 
     /// A client connection was reset: nothing could serve.

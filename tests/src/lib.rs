@@ -29,11 +29,13 @@ pub mod fake_kube;
 pub mod federation;
 pub mod hostile;
 pub mod http_backend;
+pub mod http_script;
 
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};
 pub use cluster::{Cluster, Out};
 pub use federation::{EXPORT, Federation, default_config, service_yaml};
 pub use http_backend::{Flavor, HttpBackend, KeepAliveClient};
+pub use http_script::{Answer, HeaderClient, ScriptedBackend};
 
 /// Installs the ring crypto provider once per test process.
 pub fn init_crypto() {

@@ -18,13 +18,15 @@
 //!    ([`super::settle`]): if it breaks then, the next target is tried.
 //!    Failures and 5xx answers feed the cluster's outlier record.
 //!
-//! Route matching, filters and retry policies (issue 10, next steps) slot
-//! in between 2 and 3: they pick the service or cluster copy, then this
-//! stage runs as it is.
+//! Between 2 and 3, the service's routes ([`super::policy`]) may answer
+//! the request themselves (no rule, a fault) or pick the service, cluster
+//! copy and port it goes to, and wrap 3–4 in their timeouts and retries;
+//! then this stage runs as it is, once per try.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -33,12 +35,11 @@ use tracing::{debug, warn};
 use super::body::{Held, RequestBody, boxed, full};
 use super::headers::{absolute, is_idempotent, strip_gateway, strip_hop_by_hop};
 use super::settle::{RESPONSE_HOLD, settle};
-use super::{Body, remote};
+use super::{Body, policy, remote};
 use crate::dial;
 use crate::egress::{Egress, attempt_feedback, choose_targets};
 use crate::error::AttemptError;
 use crate::http::endpoints::EndpointError;
-use crate::metrics::HTTP_NO_CLUSTER;
 use crate::select::Rng;
 use crate::state::{GatewayState, Import, Listener, Target};
 use crate::wire::{self, Refusal, Route};
@@ -79,21 +80,8 @@ pub(super) async fn handle(
     let Some((head, body)) = prepare(request, &route).await else {
         return Ok(status(StatusCode::BAD_REQUEST, "malformed request"));
     };
-    let attempts = Attempts {
-        egress,
-        state: &state,
-        import,
-        listener: &conn.listener,
-        route: &route,
-    };
-    let (cluster, response) = match attempts.run(&head, body).await {
-        Ok(answered) => answered,
-        Err(error) => {
-            debug!(%error, "no target can serve the request");
-            let answer = status(StatusCode::SERVICE_UNAVAILABLE, "no target can serve");
-            (HTTP_NO_CLUSTER.to_string(), answer)
-        }
-    };
+    let (cluster, response) =
+        policy::answer(egress, &state, &conn.listener, import, &route, head, body).await;
     let code = response.status().as_u16();
     egress
         .metrics
@@ -118,12 +106,16 @@ async fn prepare(request: Request<Incoming>, route: &Route) -> Option<(Request<(
 }
 
 /// What every attempt of one request shares.
-struct Attempts<'a> {
+pub(super) struct Attempts<'a> {
     egress: &'a Egress,
     state: &'a GatewayState,
     import: &'a Import,
     listener: &'a Listener,
     route: &'a Route,
+    /// The rule's `timeouts.backendRequest`: the most one attempt may take.
+    per_try: Option<Duration>,
+    /// Set when an attempt of the last run hit `per_try`.
+    timed_out: AtomicBool,
 }
 
 /// Why one attempt failed, and whether the request may have reached an
@@ -133,13 +125,48 @@ struct Failed {
     reached: bool,
 }
 
-impl Attempts<'_> {
+impl<'a> Attempts<'a> {
+    /// The attempts of a request to `import` (its service port in
+    /// `route`), its targets chosen as for `listener`.
+    pub(super) fn new(
+        egress: &'a Egress,
+        state: &'a GatewayState,
+        import: &'a Import,
+        listener: &'a Listener,
+        route: &'a Route,
+    ) -> Self {
+        Self {
+            egress,
+            state,
+            import,
+            listener,
+            route,
+            per_try: None,
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// Each attempt ends after `limit` (a rule's `backendRequest`): it
+    /// fails, and the request goes to no further target in this run.
+    pub(super) fn per_try(self, limit: Option<Duration>) -> Self {
+        Self {
+            per_try: limit,
+            ..self
+        }
+    }
+
+    /// Whether the last [`Attempts::run`] ended on the per-try limit.
+    pub(super) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+
     /// Stages 3–4: the first target's answer, with its cluster.
-    async fn run(
+    pub(super) async fn run(
         &self,
         head: &Request<()>,
-        mut body: RequestBody,
+        body: &mut RequestBody,
     ) -> Result<(String, Response<Body>), AttemptError> {
+        self.timed_out.store(false, Ordering::Relaxed);
         let targets = choose_targets(
             self.egress,
             self.state,
@@ -162,7 +189,7 @@ impl Attempts<'_> {
                 // A streamed body went to a target already.
                 (false, None) => break,
             };
-            let answer = match self.one(target, head, attempt_body).await {
+            let answer = match self.limited(target, head, attempt_body).await {
                 Ok(response) => self.judge(target, response, remote_clusters),
                 Err(failed) => Err(failed),
             };
@@ -182,11 +209,36 @@ impl Attempts<'_> {
             self.failed(target, &failed.error, remote_clusters);
             let go_on = may_go_on(&failed, idempotent, body.can_replay());
             last = failed.error;
-            if !go_on {
+            if !go_on || self.timed_out() {
                 break;
             }
         }
         Err(last)
+    }
+
+    /// One attempt under the per-try limit: on expiry it failed, after it
+    /// may have reached an endpoint.
+    async fn limited(
+        &self,
+        target: &Target,
+        head: &Request<()>,
+        body: Option<Body>,
+    ) -> Result<Response<Body>, Failed> {
+        let Some(limit) = self.per_try else {
+            return self.one(target, head, body).await;
+        };
+        match tokio::time::timeout(limit, self.one(target, head, body)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.timed_out.store(true, Ordering::Relaxed);
+                Err(Failed {
+                    error: AttemptError::Timeout {
+                        addr: target.cluster.clone(),
+                    },
+                    reached: true,
+                })
+            }
+        }
     }
 
     /// One attempt: a local endpoint or a peer's ingress.
@@ -344,7 +396,7 @@ fn from_connect_only_ingress(response: &Response<Body>) -> bool {
 }
 
 /// A plain-text answer of the gateway itself.
-fn status(code: StatusCode, text: &'static str) -> Response<Body> {
+pub(super) fn status(code: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(full(bytes::Bytes::from_static(text.as_bytes())));
     *response.status_mut() = code;
     response.headers_mut().insert(

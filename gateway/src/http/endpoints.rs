@@ -7,7 +7,9 @@
 //! at a time per connection; h2c: one multiplexed connection), or else on
 //! a new connection dialed by the shared endpoint loop ([`crate::dial`]),
 //! which tries the next endpoint when one refuses and feeds each result to
-//! the endpoint's outlier record, as the TCP path does. Nothing of the
+//! the endpoint's outlier record, as the TCP path does. Answers feed it
+//! too: a 5xx counts as a failure, any other status as a success, so
+//! consecutive 5xx from one endpoint eject it (L7 circuit breaking). Nothing of the
 //! request is sent before a connection is up, so a failed dial loses no
 //! body.
 
@@ -112,6 +114,13 @@ impl Endpoints {
             Ok(response) => {
                 // HTTP/1.1: ready again once this response's body is read.
                 self.checkin(addr, h2, sender);
+                // Consecutive 5xx answers eject the endpoint as failed
+                // dials do (`outlierDetection.consecutiveFailures`); any
+                // other answer ends the run.
+                let ok = !response.status().is_server_error();
+                if health.endpoint_result(addr, ok, candidates, Instant::now()) {
+                    debug!(endpoint = %addr, "endpoint ejected after consecutive 5xx answers");
+                }
                 Ok(response)
             }
             Err(error) => {

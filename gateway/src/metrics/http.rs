@@ -38,6 +38,8 @@ struct CodeLabels {
 /// The HTTP families.
 #[derive(Debug)]
 pub(super) struct HttpMetrics {
+    /// Retries, budget refusals, faults and gRPC statuses.
+    pub(super) policy: super::policy::PolicyMetrics,
     requests: Family<CodeLabels, Counter>,
     seconds: Family<TargetLabels, Histogram>,
 }
@@ -45,6 +47,7 @@ pub(super) struct HttpMetrics {
 impl Default for HttpMetrics {
     fn default() -> Self {
         Self {
+            policy: super::policy::PolicyMetrics::default(),
             requests: Family::default(),
             // 100 µs to about 26 s.
             seconds: Family::new_with_constructor(|| {
@@ -76,6 +79,7 @@ impl HttpMetrics {
             "Time from a request to its response head, by target cluster",
             self.seconds.clone(),
         );
+        self.policy.register(registry);
     }
 
     /// One request answered `code` by `cluster` after `took`.
@@ -102,6 +106,7 @@ impl HttpMetrics {
             self.requests
                 .get_or_create(&code_labels(service, HTTP_NO_CLUSTER, 503)),
         );
+        self.policy.create(service);
     }
 
     /// Removes every series of `service` and `cluster` (the snapshot no
@@ -114,6 +119,7 @@ impl HttpMetrics {
                 .remove(&code_labels(service, HTTP_NO_CLUSTER, code));
         }
         self.seconds.remove(&target_labels(service, cluster));
+        self.policy.remove(service, cluster);
     }
 }
 

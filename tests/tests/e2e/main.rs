@@ -33,6 +33,7 @@ mod pool;
 mod registry_events;
 mod restart;
 mod routes;
+mod routes_apply;
 mod store_full;
 mod tokens;
 mod torture;

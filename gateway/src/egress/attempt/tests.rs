@@ -58,6 +58,7 @@ fn egress(state: GatewayState) -> Arc<Egress> {
         metrics: Arc::new(Metrics::new()),
         pools: Arc::new(Pools::new(tls, Duration::from_secs(1), 10_000)),
         endpoints: Arc::new(crate::http::Endpoints::new()),
+        retry_budgets: Arc::new(crate::http::RetryBudgets::new()),
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         bind: "127.0.0.1".parse().unwrap(),
