@@ -65,6 +65,31 @@ pub async fn dial(
     candidates: &[SocketAddr],
     budget: Duration,
 ) -> Result<(TcpStream, SocketAddr), AttemptError> {
+    dial_with(health, candidates, budget, true).await
+}
+
+/// As [`dial`], for a connection that will carry HTTP requests: a
+/// successful dial is not recorded as a success, since the answers on
+/// the connection are (a 5xx counts as a failure), and a connect must not
+/// end a run of 5xx answers.
+///
+/// # Errors
+/// As [`dial`].
+pub async fn dial_for_requests(
+    health: &Health,
+    candidates: &[SocketAddr],
+    budget: Duration,
+) -> Result<(TcpStream, SocketAddr), AttemptError> {
+    dial_with(health, candidates, budget, false).await
+}
+
+/// [`dial`], recording successful dials when `record_success`.
+async fn dial_with(
+    health: &Health,
+    candidates: &[SocketAddr],
+    budget: Duration,
+    record_success: bool,
+) -> Result<(TcpStream, SocketAddr), AttemptError> {
     if candidates.is_empty() {
         return Err(AttemptError::NoEndpoint);
     }
@@ -81,7 +106,7 @@ pub async fn dial(
         }
         let outcome = tokio::time::timeout(each.min(left), TcpStream::connect(addr)).await;
         let ok = matches!(outcome, Ok(Ok(_)));
-        if health.endpoint_result(addr, ok, candidates, Instant::now()) {
+        if (!ok || record_success) && health.endpoint_result(addr, ok, candidates, Instant::now()) {
             warn!(endpoint = %addr, "ejecting an endpoint after consecutive failed dials");
         }
         match outcome {

@@ -3,8 +3,10 @@
 //!
 //! The backend answers by path, so one backend plays every part:
 //! `/fail-once/...` answers 503 to the first request for that exact path
-//! and 200 after; `/sleep/<ms>/...` waits `<ms>` before a 200; anything
-//! else is a 200 at once. Every 200 has the backend's name as its body
+//! and 200 after; `/grpc-unavailable-once/...` answers as a gRPC server
+//! would, first a trailers-only UNAVAILABLE (`grpc-status: 14` in the
+//! headers of a 200), then `grpc-status: 0`; `/sleep/<ms>/...` waits
+//! `<ms>` before a 200; anything else is a 200 at once. Every 200 has the backend's name as its body
 //! and echoes the request's `x-policy` header as `x-saw-policy`. Each
 //! request's path is recorded, so a test can say which ones it saw.
 //!
@@ -105,11 +107,15 @@ async fn answer(
     seen: &Mutex<Seen>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
+    let grpc = path.starts_with("/grpc-unavailable-once/");
     let first_failure = {
         let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.paths.push(path.clone());
-        path.starts_with("/fail-once/") && seen.failed_once.insert(path.clone())
+        (grpc || path.starts_with("/fail-once/")) && seen.failed_once.insert(path.clone())
     };
+    if grpc {
+        return grpc_answer(name, first_failure);
+    }
     if first_failure {
         let mut r = Response::new(Full::new(Bytes::from_static(b"failing once")));
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -127,6 +133,24 @@ async fn answer(
     if let Some(value) = policy {
         r.headers_mut().insert("x-saw-policy", value);
     }
+    r
+}
+
+/// A gRPC answer with its status in the headers: UNAVAILABLE (14) as a
+/// trailers-only response when `unavailable`, else OK with `name`.
+fn grpc_answer(name: &str, unavailable: bool) -> Response<Full<Bytes>> {
+    let (status, body) = if unavailable {
+        ("14", Bytes::new())
+    } else {
+        ("0", Bytes::from(name.to_string()))
+    };
+    let mut r = Response::new(Full::new(body));
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(status));
     r
 }
 

@@ -169,7 +169,7 @@ impl Endpoints {
         h2: bool,
         budget: Duration,
     ) -> Result<(Sender, SocketAddr), EndpointError> {
-        let (stream, addr) = dial::dial(health, candidates, budget)
+        let (stream, addr) = dial::dial_for_requests(health, candidates, budget)
             .await
             .map_err(EndpointError::Unreachable)?;
         let io = TokioIo::new(stream);

@@ -3,8 +3,8 @@
 //! registry holds a route bound to hello, and a client in eu sends every
 //! request on one keep-alive connection. The route splits 80/20 between
 //! east's and west's copies, steers `x-canary: true` to west with header
-//! filters, retries a first 503, times out a slow backend and aborts with
-//! a fault; an invalid route beside it changes nothing, and eu's
+//! filters, retries a first 503 and a gRPC UNAVAILABLE, times out a slow
+//! backend and aborts with a fault; an invalid route beside it changes nothing, and eu's
 //! `/metrics` counts it all.
 
 use std::collections::BTreeMap;
@@ -33,6 +33,9 @@ spec:
     - matches: [ { path: { type: PathPrefix, value: /fail-once } } ]
       backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
       retry: { attempts: 2, backoff: 10ms, codes: [ 503 ] }
+    - matches: [ { path: { type: PathPrefix, value: /grpc-unavailable-once } } ]
+      backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
+      retry: { attempts: 1, codes: [ 503 ] }
     - matches: [ { path: { type: PathPrefix, value: /sleep } } ]
       backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
       timeouts: { request: 300ms }
@@ -159,12 +162,24 @@ fn a_route_splits_steers_retries_times_out_and_aborts_on_one_connection() {
     assert_eq!((a.status, a.body.as_str()), (200, "east"), "{a:?}");
     assert_eq!(east.seen("/fail-once/1"), 2, "one 503, then the retry");
 
+    // A gRPC UNAVAILABLE (trailers-only) is retried like a 503.
+    let a = client
+        .get("/grpc-unavailable-once/1", &[])
+        .expect("answered");
+    assert_eq!(a.header("grpc-status"), Some("0"), "{a:?}");
+    assert_eq!(
+        east.seen("/grpc-unavailable-once/1"),
+        2,
+        "14, then the retry"
+    );
+
     // timeouts.request: 300ms against a backend that takes 2 s.
     let started = Instant::now();
     let a = client.get("/sleep/2000/x", &[]).expect("answered");
     let took = started.elapsed();
     assert_eq!(a.status, 504, "{a:?}");
     assert!(took < Duration::from_millis(1500), "504 after {took:?}");
+    eprintln!("measured: split {served:?} of 400; 504 after {took:?}");
 
     // An abort fault answers at eu's gateway: no backend sees it.
     for i in 0..5 {
@@ -207,7 +222,14 @@ fn a_route_splits_steers_retries_times_out_and_aborts_on_one_connection() {
         ) >= 5.0
     );
     let retries = series(&metrics, "fedmesh_gateway_http_retries_total", hello);
-    assert!(retries >= 1.0, "retries: {retries}");
+    assert!(retries >= 2.0, "retries: {retries}");
+    let grpc = "fedmesh_gateway_grpc_requests_total";
+    let grpc_ok = series(
+        &metrics,
+        grpc,
+        &format!("{hello},cluster=\"east\",grpc_status=\"0\""),
+    );
+    assert_eq!(grpc_ok, 1.0, "the retried gRPC request, counted once");
     let aborts = series(
         &metrics,
         "fedmesh_gateway_http_faults_injected_total",

@@ -111,3 +111,65 @@ async fn a_refusing_endpoint_is_passed_over_and_nothing_is_lost() {
         .unwrap_err();
     assert!(matches!(err, EndpointError::Unreachable(_)), "{err}");
 }
+
+/// A backend answering every request with `status`.
+async fn status_backend(status: http::StatusCode) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"failing")));
+                        *r.status_mut() = status;
+                        Ok::<_, std::convert::Infallible>(r)
+                    });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(conn), service).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn consecutive_5xx_answers_eject_an_endpoint_and_a_4xx_does_not() {
+    let (good, _) = backend().await;
+    let bad = status_backend(http::StatusCode::INTERNAL_SERVER_ERROR).await;
+    let (pool, h) = (Endpoints::new(), health());
+    let group = [bad, good];
+    let mut failed = 0;
+    for _ in 0..40 {
+        let response = pool
+            .send(&h, &group, AppProtocol::Http, get(), Duration::from_secs(2))
+            .await
+            .expect("an answer");
+        if response.status().is_server_error() {
+            failed += 1;
+        }
+        drop(response.into_body().collect().await);
+    }
+    // consecutiveFailures is 3: the third 500 in a row ejects it.
+    assert_eq!(failed, 3, "answers from the failing endpoint");
+    assert!(h.endpoint_ejected(&bad, Instant::now()));
+
+    let refusing = status_backend(http::StatusCode::NOT_FOUND).await;
+    for _ in 0..5 {
+        let r = pool
+            .send(
+                &h,
+                &[refusing],
+                AppProtocol::Http,
+                get(),
+                Duration::from_secs(2),
+            )
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), http::StatusCode::NOT_FOUND);
+    }
+    assert!(
+        !h.endpoint_ejected(&refusing, Instant::now()),
+        "a 404 is an answer"
+    );
+}
