@@ -7,7 +7,9 @@
 //! west. It joins the clusters with real tokens and narrates: peers, the
 //! global service, a DNS answer, requests from east answered by east, east's
 //! backend stopped and requests answered by west with the measured
-//! switch-over time, then east restored.
+//! switch-over time, then east restored, and a canary route in east that
+//! sends 10 % of hello and every `x-canary: true` request to west, with
+//! the measured split.
 //!
 //! Every child is killed and the temp dir removed on exit, on failure and on
 //! Ctrl-C; `--keep` leaves the federation running and prints how to explore
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub mod backend;
+mod canary;
 mod cluster;
 
 use anyhow::{Context, anyhow, bail};
@@ -114,7 +117,10 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     }
 }
 
-/// The eight steps, each printed as it runs.
+/// How many steps the demo narrates.
+const STEPS: u32 = 9;
+
+/// The steps, each printed as it runs.
 async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     println!(
         "fedmesh demo: three clusters on this host, each a real `fedctl run` process with an embedded gateway"
@@ -140,7 +146,8 @@ async fn narrate(demo: &mut Demo, exe: &Path) -> anyhow::Result<()> {
     if from.iter().any(|f| f != "hello from east") {
         bail!("step 6: requests from east should stay in east, got {from:?}");
     }
-    fail_over_and_back(demo, exe, target).await
+    fail_over_and_back(demo, exe, target).await?;
+    canary::run(&demo.clusters[0], target, NAME).await
 }
 
 /// Step 1.
@@ -359,8 +366,8 @@ async fn wait_answer(target: SocketAddr, host: &str, want: &str) -> anyhow::Resu
     }
 }
 
-fn step(n: u32, what: &str) {
-    println!("[{n}/8] {what}");
+pub(super) fn step(n: u32, what: &str) {
+    println!("[{n}/{STEPS}] {what}");
 }
 
 fn done(t: Instant) {
@@ -503,6 +510,7 @@ fn print_keep_help(demo: &Demo) {
     println!("  VIP=$(dig +short -p 15053 @{} {name})", east.ip);
     // .local names may go to mDNS on a desktop: pin the name to the VIP.
     println!("  curl --resolve {name}:8080:$VIP http://{name}:8080/");
+    println!("  curl -H 'x-canary: true' --resolve {name}:8080:$VIP http://{name}:8080/");
     for c in &demo.clusters {
         println!("  {exe} --admin {} peers", c.admin());
     }

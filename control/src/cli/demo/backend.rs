@@ -57,9 +57,28 @@ pub async fn get(addr: SocketAddr, host: &str) -> anyhow::Result<String> {
 /// # Errors
 /// As [`get`].
 pub async fn get_path(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<String> {
+    get_with(addr, host, path, &[]).await
+}
+
+/// GET `path` on `addr` with `host` as the Host header and `headers`
+/// (name, value) besides; the response body.
+///
+/// # Errors
+/// As [`get`].
+pub async fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let exchange = async {
         let mut conn = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
         conn.write_all(request.as_bytes()).await?;
         let mut reply = String::new();
         conn.read_to_string(&mut reply).await?;

@@ -125,6 +125,13 @@ impl DemoCluster {
         Ok(())
     }
 
+    /// Writes `text` into the cluster's registry folder as `file`.
+    pub(super) fn write_manifest(&self, file: &str, text: &str) -> anyhow::Result<()> {
+        let dir = self.dir.join("services");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(file), text).with_context(|| format!("cannot write {file}"))
+    }
+
     /// Stops the backend (its manifest stays: the endpoint stops answering).
     pub(super) fn stop_backend(&mut self) {
         self.backend = None;
