@@ -37,6 +37,7 @@
 //! Start reading at [`egress`].
 
 mod body;
+mod deadline;
 mod dispatch;
 mod egress;
 mod endpoints;

@@ -6,7 +6,9 @@
 //! and 200 after; `/grpc-unavailable-once/...` answers as a gRPC server
 //! would, first a trailers-only UNAVAILABLE (`grpc-status: 14` in the
 //! headers of a 200), then `grpc-status: 0`; `/sleep/<ms>/...` waits
-//! `<ms>` before a 200; anything else is a 200 at once. Every 200 has the backend's name as its body
+//! `<ms>` before a 200; `/stream/<ms>/...` sends its head and a first
+//! chunk at once and ends the body `<ms>` later; anything else is a 200 at
+//! once. Every 200 has the backend's name as its body
 //! and echoes the request's `x-policy` header as `x-saw-policy`. Each
 //! request's path is recorded, so a test can say which ones it saw.
 //!
@@ -19,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -30,6 +33,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest `/sleep/<ms>` honoured, so a typo cannot hang a test.
 const MAX_SLEEP: Duration = Duration::from_secs(10);
+
+/// A response body of the backend.
+type Reply = Response<BoxBody<Bytes, std::convert::Infallible>>;
 
 /// What the backend has seen.
 #[derive(Debug, Default)]
@@ -101,11 +107,7 @@ async fn accept(listener: TcpListener, name: String, seen: Arc<Mutex<Seen>>) {
 }
 
 /// The script: see the module docs.
-async fn answer(
-    req: Request<hyper::body::Incoming>,
-    name: &str,
-    seen: &Mutex<Seen>,
-) -> Response<Full<Bytes>> {
+async fn answer(req: Request<hyper::body::Incoming>, name: &str, seen: &Mutex<Seen>) -> Reply {
     let path = req.uri().path().to_string();
     let grpc = path.starts_with("/grpc-unavailable-once/");
     let first_failure = {
@@ -114,26 +116,54 @@ async fn answer(
         (grpc || path.starts_with("/fail-once/")) && seen.failed_once.insert(path.clone())
     };
     if grpc {
-        return grpc_answer(name, first_failure);
+        return grpc_answer(name, first_failure).map(BodyExt::boxed);
     }
     if first_failure {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"failing once")));
+        let mut r = Response::new(Full::new(Bytes::from_static(b"failing once")).boxed());
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return r;
     }
-    if let Some(ms) = path
-        .strip_prefix("/sleep/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|ms| ms.parse::<u64>().ok())
-    {
-        tokio::time::sleep(Duration::from_millis(ms).min(MAX_SLEEP)).await;
+    if let Some(ms) = millis(&path, "/sleep/") {
+        tokio::time::sleep(ms).await;
+    }
+    if let Some(ms) = millis(&path, "/stream/") {
+        return Response::new(streamed(name, ms));
     }
     let policy = req.headers().get("x-policy").cloned();
-    let mut r = Response::new(Full::new(Bytes::from(name.to_string())));
+    let mut r = Response::new(Full::new(Bytes::from(name.to_string())).boxed());
     if let Some(value) = policy {
         r.headers_mut().insert("x-saw-policy", value);
     }
     r
+}
+
+/// The `<ms>` of a path `<prefix><ms>/...`, at most [`MAX_SLEEP`].
+fn millis(path: &str, prefix: &str) -> Option<Duration> {
+    let ms = path.strip_prefix(prefix)?.split('/').next()?.parse().ok()?;
+    Some(Duration::from_millis(ms).min(MAX_SLEEP))
+}
+
+/// `name` at once, then the end of the body after `wait`.
+fn streamed(name: &str, wait: Duration) -> BoxBody<Bytes, std::convert::Infallible> {
+    let first = Bytes::from(name.to_string());
+    let frames = async_stream(first, wait);
+    StreamBody::new(frames).boxed()
+}
+
+/// A stream of one data frame now and a last empty one after `wait`.
+fn async_stream(
+    first: Bytes,
+    wait: Duration,
+) -> impl tokio_stream::Stream<Item = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> {
+    use tokio_stream::StreamExt;
+    let now = tokio_stream::once(Ok(hyper::body::Frame::data(first)));
+    let later = tokio_stream::once(Ok(hyper::body::Frame::data(Bytes::new()))).then(
+        move |frame| async move {
+            tokio::time::sleep(wait).await;
+            frame
+        },
+    );
+    now.chain(later)
 }
 
 /// A gRPC answer with its status in the headers: UNAVAILABLE (14) as a

@@ -20,7 +20,8 @@
 //!    attempts are left, the method is idempotent (the route model carries
 //!    no opt-in for others) and the retry budget allows it.
 //!    `timeouts.backendRequest` bounds each attempt, `timeouts.request`
-//!    2–4 as a whole (to the response head): expiry answers 504.
+//!    2–4 as a whole: expiry before the response head answers 504, after
+//!    it cuts the response body ([`super::deadline`]).
 //! 5. **response headers**: `ResponseHeaderModifier`, on every answer of
 //!    the rule.
 //!
@@ -35,7 +36,8 @@ use fedmesh_proto::routes::{
 use http::{Request, Response, StatusCode};
 use tracing::debug;
 
-use super::body::RequestBody;
+use super::body::{RequestBody, boxed};
+use super::deadline::Deadline;
 use super::egress::{Attempts, status};
 use super::headers::is_idempotent;
 use super::retry::{Outcome, retryable};
@@ -229,16 +231,20 @@ async fn ruled(
     };
     let (cluster, mut response) = match rule.timeouts.request {
         None => served.await,
-        Some(limit) => match tokio::time::timeout(limit, served).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                let text = "the route's request timeout expired";
-                (
-                    HTTP_NO_CLUSTER.to_string(),
-                    status(StatusCode::GATEWAY_TIMEOUT, text),
-                )
+        Some(limit) => {
+            let deadline = tokio::time::Instant::now() + limit;
+            match tokio::time::timeout_at(deadline, served).await {
+                // The body keeps the deadline.
+                Ok((cluster, r)) => (cluster, r.map(|b| boxed(Deadline::new(b, deadline)))),
+                Err(_) => {
+                    let text = "the route's request timeout expired";
+                    (
+                        HTTP_NO_CLUSTER.to_string(),
+                        status(StatusCode::GATEWAY_TIMEOUT, text),
+                    )
+                }
             }
-        },
+        }
     };
     if let Some(modifier) = &rule.response_headers {
         modifier.apply(response.headers_mut());

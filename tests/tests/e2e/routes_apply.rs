@@ -4,7 +4,7 @@
 //! request on one keep-alive connection. The route splits 80/20 between
 //! east's and west's copies, steers `x-canary: true` to west with header
 //! filters, retries a first 503 and a gRPC UNAVAILABLE, times out a slow
-//! backend and aborts with a fault; an invalid route beside it changes nothing, and eu's
+//! backend (and a slow body) and aborts with a fault; an invalid route beside it changes nothing, and eu's
 //! `/metrics` counts it all.
 
 use std::collections::BTreeMap;
@@ -39,6 +39,9 @@ spec:
     - matches: [ { path: { type: PathPrefix, value: /sleep } } ]
       backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
       timeouts: { request: 300ms }
+    - matches: [ { path: { type: PathPrefix, value: /stream } } ]
+      backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
+      timeouts: { request: 500ms }
     - matches: [ { path: { type: PathPrefix, value: /abort } } ]
       backendRefs: [ { kind: Service, name: hello, port: 8080 } ]
       filters:
@@ -180,6 +183,19 @@ fn a_route_splits_steers_retries_times_out_and_aborts_on_one_connection() {
     assert_eq!(a.status, 504, "{a:?}");
     assert!(took < Duration::from_millis(1500), "504 after {took:?}");
     eprintln!("measured: split {served:?} of 400; 504 after {took:?}");
+
+    // The timeout covers the body too: a response still streaming when it
+    // expires is cut (on a connection of its own: HTTP/1.1 closes it).
+    let mut streaming = HeaderClient::connect(vip).expect("connect");
+    let started = Instant::now();
+    let cut = streaming.get("/stream/3000/x", &[]);
+    let took = started.elapsed();
+    assert!(
+        cut.as_ref().is_err_and(|e| e.starts_with("body")),
+        "{cut:?}"
+    );
+    assert!(took < Duration::from_millis(1500), "cut after {took:?}");
+    eprintln!("measured: a streaming body cut after {took:?}");
 
     // An abort fault answers at eu's gateway: no backend sees it.
     for i in 0..5 {
