@@ -28,7 +28,7 @@
 //! Whatever the path, the answer's gRPC status is counted
 //! ([`super::grpc`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fedmesh_proto::routes::{
     Backend, BackendTarget, FaultInjection, FaultRef, RouteTable, Rule, choose_backend,
@@ -229,27 +229,28 @@ async fn ruled(
         }
         tries.run(&head, body).await
     };
-    let (cluster, mut response) = match rule.timeouts.request {
-        None => served.await,
-        Some(limit) => {
-            let deadline = tokio::time::Instant::now() + limit;
-            match tokio::time::timeout_at(deadline, served).await {
-                // The body keeps the deadline.
-                Ok((cluster, r)) => (cluster, r.map(|b| boxed(Deadline::new(b, deadline)))),
-                Err(_) => {
-                    let text = "the route's request timeout expired";
-                    (
-                        HTTP_NO_CLUSTER.to_string(),
-                        status(StatusCode::GATEWAY_TIMEOUT, text),
-                    )
-                }
-            }
-        }
-    };
+    let (cluster, mut response) = within(rule.timeouts.request, served).await;
     if let Some(modifier) = &rule.response_headers {
         modifier.apply(response.headers_mut());
     }
     (cluster, response)
+}
+
+/// `served` under a rule's `timeouts.request`: 504 when it expires before
+/// the response head, the body cut when it expires after.
+async fn within(limit: Option<Duration>, served: impl Future<Output = Answer>) -> Answer {
+    let Some(limit) = limit else {
+        return served.await;
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    match tokio::time::timeout_at(deadline, served).await {
+        Ok((cluster, r)) => (cluster, r.map(|b| boxed(Deadline::new(b, deadline)))),
+        Err(_) => {
+            let text = "the route's request timeout expired";
+            let answer = status(StatusCode::GATEWAY_TIMEOUT, text);
+            (HTTP_NO_CLUSTER.to_string(), answer)
+        }
+    }
 }
 
 /// Stage 4: the tries of one request.
