@@ -39,6 +39,10 @@ spec:
     - matches: [ { path: { type: PathPrefix, value: /sleep } } ]
       backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
       timeouts: { request: 300ms }
+    - matches: [ { path: { type: PathPrefix, value: /sleep }, headers: [ { name: x-try, value: each } ] } ]
+      backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
+      timeouts: { backendRequest: 200ms }
+      retry: { attempts: 1, codes: [ 504 ] }
     - matches: [ { path: { type: PathPrefix, value: /stream } } ]
       backendRefs: [ { group: fedmesh.io, kind: ServiceImport, name: east.hello, port: 8080 } ]
       timeouts: { request: 500ms }
@@ -184,6 +188,20 @@ fn a_route_splits_steers_retries_times_out_and_aborts_on_one_connection() {
     assert!(took < Duration::from_millis(1500), "504 after {took:?}");
     eprintln!("measured: split {served:?} of 400; 504 after {took:?}");
 
+    // timeouts.backendRequest: 200ms ends each try; 504 is retried once.
+    let started = Instant::now();
+    let a = client
+        .get("/sleep/2000/per-try", &[("x-try", "each")])
+        .expect("answered");
+    let took = started.elapsed();
+    assert_eq!(a.status, 504, "{a:?}");
+    assert!(
+        (Duration::from_millis(350)..Duration::from_millis(1500)).contains(&took),
+        "two tries of 200 ms: {took:?}"
+    );
+    assert_eq!(east.seen("/sleep/2000/per-try"), 2, "a try and a retry");
+    eprintln!("measured: two 200 ms tries answered 504 after {took:?}");
+
     // The timeout covers the body too: a response still streaming when it
     // expires is cut (on a connection of its own: HTTP/1.1 closes it).
     let mut streaming = HeaderClient::connect(vip).expect("connect");
@@ -238,7 +256,7 @@ fn a_route_splits_steers_retries_times_out_and_aborts_on_one_connection() {
         ) >= 5.0
     );
     let retries = series(&metrics, "fedmesh_gateway_http_retries_total", hello);
-    assert!(retries >= 2.0, "retries: {retries}");
+    assert!(retries >= 3.0, "retries: {retries}");
     let grpc = "fedmesh_gateway_grpc_requests_total";
     let grpc_ok = series(
         &metrics,
