@@ -14,7 +14,8 @@
 //!    <cluster>.<svc>` means that cluster's copy only, chosen as a pinned
 //!    VIP is (no failover: 503 when it cannot serve).
 //! 2. **fault** ([`super::fault`]): a delay waits, an abort answers here.
-//! 3. **request headers**: `RequestHeaderModifier`.
+//! 3. **request headers**: `RequestHeaderModifier` (never a `fedmesh-*`
+//!    header: those are the gateways' own).
 //! 4. **tries**: [`super::egress::Attempts`] (target choice and failover)
 //!    once, then again per [`super::retry`] while the answer is retryable,
 //!    attempts are left, the method is idempotent (the route model carries
@@ -39,7 +40,7 @@ use tracing::debug;
 use super::body::{RequestBody, boxed};
 use super::deadline::Deadline;
 use super::egress::{Attempts, status};
-use super::headers::is_idempotent;
+use super::headers::{is_idempotent, strip_gateway};
 use super::retry::{Outcome, retryable};
 use super::{Body, fault, grpc};
 use crate::egress::Egress;
@@ -226,6 +227,9 @@ async fn ruled(
         }
         if let Some(modifier) = &rule.request_headers {
             modifier.apply(head.headers_mut());
+            // A route cannot speak for the gateway: `fedmesh-*` headers
+            // are the mesh's own, between gateways.
+            strip_gateway(head.headers_mut());
         }
         tries.run(&head, body).await
     };
