@@ -61,6 +61,7 @@ fn text() -> String {
     m.ingress_meters(&hello(), "eu").up.inc_by(1);
     m.egress_connected(&hello(), "west", Duration::from_millis(1));
     m.http_request(&hello(), "west", 200, Duration::from_millis(1));
+    m.grpc_request(&hello(), "west", "0");
     m.encode(Format::OpenMetrics)
 }
 
