@@ -39,6 +39,7 @@ mod egress;
 mod endpoints;
 mod headers;
 mod ingress;
+mod observed;
 mod remote;
 mod settle;
 mod sniff;

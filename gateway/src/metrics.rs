@@ -17,6 +17,7 @@
 //! joined `ns/name`.
 
 mod http;
+mod observe;
 
 pub use http::{HTTP_NO_CLUSTER, HTTP_PREPARED_CODES};
 mod prepare;
@@ -181,6 +182,8 @@ pub struct Metrics {
     peer_streams: Family<ClusterLabels, ActiveGauge>,
     /// Requests of HTTP ports.
     http: http::HttpMetrics,
+    /// Access log lines and spans dropped.
+    observe: observe::ObserveMetrics,
     /// What the last snapshot named (see `prepare`).
     prepared: Mutex<prepare::Named>,
 }
@@ -218,6 +221,7 @@ impl Metrics {
             peer_connections: Family::default(),
             peer_streams: Family::default(),
             http: http::HttpMetrics::default(),
+            observe: observe::ObserveMetrics::default(),
             prepared: Mutex::default(),
         };
         for reason in INGRESS_REFUSALS {
@@ -235,6 +239,7 @@ impl Metrics {
         self.register_egress(&mut registry);
         self.register_peers(&mut registry);
         self.http.register(&mut registry);
+        self.observe.register(&mut registry);
         registry
     }
 
@@ -376,6 +381,12 @@ impl Metrics {
     /// `cluster` (`none`: by this gateway, no target could) after `took`.
     pub fn http_request(&self, service: &ServiceKey, cluster: &str, code: u16, took: Duration) {
         self.http.request(service, cluster, code, took);
+    }
+
+    /// An access log line (`access_log`) or a span (`span`) was dropped:
+    /// its queue was full.
+    pub fn observe_dropped(&self, kind: &str) {
+        self.observe.dropped(kind);
     }
 
     /// A client connection was reset: nothing could serve.

@@ -24,6 +24,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -32,6 +33,7 @@ use tracing::{debug, warn};
 
 use super::body::{Held, RequestBody, boxed, full};
 use super::headers::{absolute, is_idempotent, strip_gateway, strip_hop_by_hop};
+use super::observed::observed;
 use super::settle::{RESPONSE_HOLD, settle};
 use super::{Body, remote};
 use crate::dial;
@@ -39,6 +41,8 @@ use crate::egress::{Egress, attempt_feedback, choose_targets};
 use crate::error::AttemptError;
 use crate::http::endpoints::EndpointError;
 use crate::metrics::HTTP_NO_CLUSTER;
+use crate::observe::RequestDone;
+use crate::otlp::Side;
 use crate::select::Rng;
 use crate::state::{GatewayState, Import, Listener, Target};
 use crate::wire::{self, Refusal, Route};
@@ -63,10 +67,13 @@ pub(super) struct Hop<'a> {
 /// Serves one request of `conn`'s client.
 pub(super) async fn handle(
     conn: Arc<ClientConn>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let egress = &conn.egress;
+    // W3C trace context: continued or started, this hop as the parent.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let begun = egress.observe.begin(&method, &uri, request.headers_mut());
     let state = egress.state();
     let key = &conn.listener.key;
     let Some(import) = state.imports.get(key) else {
@@ -85,6 +92,7 @@ pub(super) async fn handle(
         import,
         listener: &conn.listener,
         route: &route,
+        tried: AtomicU32::new(0),
     };
     let (cluster, response) = match attempts.run(&head, body).await {
         Ok(answered) => answered,
@@ -98,7 +106,17 @@ pub(super) async fn handle(
     egress
         .metrics
         .http_request(key, &cluster, code, started.elapsed());
-    Ok(response)
+    let done = RequestDone {
+        side: Side::Client,
+        service: key.clone(),
+        port: conn.listener.port,
+        cluster,
+        peer: None,
+        status: code,
+        bytes: 0,
+        attempts: Some(attempts.tried.load(Ordering::Relaxed)),
+    };
+    Ok(observed(&egress.observe, begun, done, response))
 }
 
 /// Stages 1–2: the head as it goes upstream, and the body held for it.
@@ -124,6 +142,8 @@ struct Attempts<'a> {
     import: &'a Import,
     listener: &'a Listener,
     route: &'a Route,
+    /// Targets tried so far (spans and access log lines).
+    tried: AtomicU32,
 }
 
 /// Why one attempt failed, and whether the request may have reached an
@@ -196,6 +216,7 @@ impl Attempts<'_> {
         head: &Request<()>,
         body: Option<Body>,
     ) -> Result<Response<Body>, Failed> {
+        self.tried.fetch_add(1, Ordering::Relaxed);
         if !target.local {
             let hop = Hop {
                 egress: self.egress,

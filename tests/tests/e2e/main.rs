@@ -36,5 +36,6 @@ mod routes;
 mod store_full;
 mod tokens;
 mod torture;
+mod tracing;
 mod trust;
 mod web;
