@@ -177,21 +177,27 @@ impl Observe {
     pub fn begin(&self, method: &Method, uri: &Uri, headers: &mut HeaderMap) -> Begun {
         let trace = HopTrace::continue_or_start(headers, self.sampler);
         trace.write(headers);
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                let host = headers.get(http::header::HOST)?.to_str().ok()?;
-                Some(host.to_owned())
-            })
-            .unwrap_or_default();
+        // Only a record reads these: no copies when nothing records.
+        let (authority, path) = if self.records() {
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .or_else(|| {
+                    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+                    Some(host.to_owned())
+                })
+                .unwrap_or_default();
+            (authority, uri.path().to_owned())
+        } else {
+            (String::new(), String::new())
+        };
         Begun {
             trace,
             started: Instant::now(),
             wall: SystemTime::now(),
             method: method.clone(),
             authority,
-            path: uri.path().to_owned(),
+            path,
         }
     }
 
@@ -301,9 +307,20 @@ fn connection_line(done: &ConnectionDone) -> Value {
 mod tests {
     use super::*;
 
+    /// An `Observe` that writes access lines to a file in `dir`.
+    fn recording(dir: &std::path::Path) -> Observe {
+        let target = fedmesh_proto::config::AccessLog::File(dir.join("access.log"));
+        let metrics = Arc::new(Metrics::new());
+        Observe {
+            log: Some(AccessLogWriter::start(&target, metrics).unwrap()),
+            ..Observe::off("east")
+        }
+    }
+
     #[test]
     fn begin_always_leaves_one_valid_traceparent_for_the_next_hop() {
-        let observe = Observe::off("east");
+        let dir = tempfile::tempdir().unwrap();
+        let observe = recording(dir.path());
         let mut headers = HeaderMap::new();
         let uri: Uri = "http://hello.demo:8080/a?b=1".parse().unwrap();
         let begun = observe.begin(&Method::GET, &uri, &mut headers);
@@ -313,11 +330,14 @@ mod tests {
         assert!(!sent.sampled, "nothing records, so nothing is sampled");
         assert_eq!(begun.authority, "hello.demo:8080");
         assert_eq!(begun.path, "/a");
+        let quiet = Observe::off("east").begin(&Method::GET, &uri, &mut HeaderMap::new());
+        assert_eq!(quiet.path, "", "nothing copied when nothing records");
     }
 
     #[test]
     fn a_request_line_has_the_fields_operators_filter_on() {
-        let observe = Observe::off("east");
+        let dir = tempfile::tempdir().unwrap();
+        let observe = recording(dir.path());
         let mut headers = HeaderMap::new();
         let begun = observe.begin(&Method::POST, &"/x".parse().unwrap(), &mut headers);
         let done = RequestDone {

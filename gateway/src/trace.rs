@@ -15,6 +15,7 @@
 //! Only parsing and formatting live here: pure functions, unit-tested
 //! against the specification's rules.
 
+use std::cell::Cell;
 use std::fmt;
 
 use http::{HeaderMap, HeaderValue};
@@ -323,18 +324,47 @@ impl HopTrace {
     }
 }
 
+thread_local! {
+    /// Per-thread id generator state, seeded once from the OS.
+    static IDS: Cell<u64> = Cell::new(seed());
+}
+
+/// A seed from the OS's random source (the clock if that fails), so that
+/// threads and gateways draw different ids.
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// The next 64 random bits (splitmix64). Ids need to be unique and evenly
+/// spread (W3C Trace Context Level 2 §3.2.2.3: random), not secret, and a
+/// syscall per id would cost more than the rest of a request's trace work.
+fn next_random() -> u64 {
+    IDS.with(|state| {
+        let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
 /// `N` random bytes, not all zero (§3.2.2.3: an all-zero id is invalid).
 fn random_id<const N: usize>() -> [u8; N] {
-    let random = SystemRandom::new();
     let mut id = [0u8; N];
-    // Bounded: the chance of a zero id, or of the OS source failing, twice
-    // in a row is nil; the last resort is still a valid id.
-    for _ in 0..2 {
-        if random.fill(&mut id).is_ok() && id.iter().any(|&b| b != 0) {
-            return id;
-        }
+    for chunk in id.chunks_mut(8) {
+        let bits = next_random().to_le_bytes();
+        chunk.copy_from_slice(&bits[..chunk.len()]);
     }
-    id[N - 1] = 1;
+    if id.iter().all(|&b| b == 0) {
+        id[N - 1] = 1;
+    }
     id
 }
 
