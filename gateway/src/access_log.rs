@@ -25,6 +25,10 @@ const QUEUE: usize = 8192;
 /// The most bytes gathered into one write.
 const BATCH_BYTES: usize = 256 << 10;
 
+/// One line as queued: its fields, turned into JSON by the writer, so the
+/// data path neither formats nor allocates the object.
+type Line = Box<dyn FnOnce() -> serde_json::Value + Send>;
+
 /// Why the access log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessLogError {
@@ -45,7 +49,7 @@ pub enum AccessLogError {
 /// The data path's end of the access log.
 #[derive(Debug)]
 pub struct AccessLogWriter {
-    queue: SyncSender<serde_json::Value>,
+    queue: SyncSender<Line>,
     /// Lines queued and not yet written.
     pending: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
@@ -92,10 +96,11 @@ impl AccessLogWriter {
         })
     }
 
-    /// Offers one line; never waits.
-    pub fn write(&self, line: serde_json::Value) {
+    /// Offers one line, built by `line` on the writer's thread; never
+    /// waits.
+    pub fn write(&self, line: impl FnOnce() -> serde_json::Value + Send + 'static) {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        match self.queue.try_send(line) {
+        match self.queue.try_send(Box::new(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -112,7 +117,7 @@ impl AccessLogWriter {
 
 /// The writer thread: until every sender is gone, writes what is queued
 /// in batches of whole lines, flushing when the queue runs empty.
-fn run(rx: &Receiver<serde_json::Value>, mut out: Box<dyn Write + Send>, pending: &AtomicUsize) {
+fn run(rx: &Receiver<Line>, mut out: Box<dyn Write + Send>, pending: &AtomicUsize) {
     let mut buf = Vec::with_capacity(BATCH_BYTES);
     let mut failing = false;
     while let Ok(first) = rx.recv() {
@@ -120,7 +125,7 @@ fn run(rx: &Receiver<serde_json::Value>, mut out: Box<dyn Write + Send>, pending
         let mut next = Some(first);
         while let Some(line) = next.take() {
             // Serializing a Value cannot fail (no maps with non-string keys).
-            let _ = serde_json::to_writer(&mut buf, &line);
+            let _ = serde_json::to_writer(&mut buf, &line());
             buf.push(b'\n');
             lines += 1;
             if buf.len() < BATCH_BYTES {
@@ -155,7 +160,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let log = AccessLogWriter::start(&AccessLog::File(path.clone()), metrics).unwrap();
         for i in 0..100 {
-            log.write(serde_json::json!({ "n": i, "path": "/a\"b" }));
+            log.write(move || serde_json::json!({ "n": i, "path": "/a\"b" }));
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while log.pending() > 0 && Instant::now() < deadline {
@@ -193,7 +198,8 @@ mod tests {
         let filler = "x".repeat(1024);
         let started = Instant::now();
         for i in 0..QUEUE + 1000 {
-            log.write(serde_json::json!({ "n": i, "pad": filler }));
+            let pad = filler.clone();
+            log.write(move || serde_json::json!({ "n": i, "pad": pad }));
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),

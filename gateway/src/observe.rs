@@ -202,18 +202,21 @@ impl Observe {
     }
 
     /// A request ended: its span (if sampled) and its access log line.
-    pub fn request_done(&self, begun: &Begun, mut done: RequestDone) {
+    pub fn request_done(&self, begun: Begun, mut done: RequestDone) {
         if done.side == Side::Server {
             done.cluster.clone_from(&self.cluster);
         }
         let took = begun.started.elapsed();
         if let Some(log) = &self.log {
-            log.write(request_line(begun, &done, took));
+            // Built on the writer's thread, off the data path.
+            let (begun, done) = (begun.clone(), done.clone());
+            let at = SystemTime::now();
+            log.write(move || request_line(at, &begun, &done, took));
         }
         if let Some(spans) = &self.spans {
             spans.record(RequestSpan {
                 side: done.side,
-                trace: begun.trace.clone(),
+                trace: begun.trace,
                 start: begun.wall,
                 end: begun.wall + took,
                 namespace: done.service.0,
@@ -222,7 +225,7 @@ impl Observe {
                 cluster: done.cluster,
                 peer: done.peer,
                 method: begun.method.to_string(),
-                path: begun.path.clone(),
+                path: begun.path,
                 status: done.status,
                 attempts: done.attempts,
             });
@@ -232,7 +235,8 @@ impl Observe {
     /// A TCP connection closed: its access log line.
     pub fn connection_done(&self, done: &ConnectionDone) {
         if let Some(log) = &self.log {
-            log.write(connection_line(done));
+            let (done, at) = (done.clone(), SystemTime::now());
+            log.write(move || connection_line(at, &done));
         }
     }
 }
@@ -245,9 +249,9 @@ fn side_name(side: Side) -> &'static str {
     }
 }
 
-/// Now, RFC 3339 with milliseconds, UTC.
-fn timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
+/// `at`, RFC 3339 with milliseconds, UTC.
+fn timestamp(at: SystemTime) -> String {
+    let now = time::OffsetDateTime::from(at);
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -259,9 +263,9 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// One HTTP request's line.
-fn request_line(begun: &Begun, done: &RequestDone, took: Duration) -> Value {
+fn request_line(at: SystemTime, begun: &Begun, done: &RequestDone, took: Duration) -> Value {
     let mut line = json!({
-        "time": timestamp(),
+        "time": timestamp(at),
         "kind": "http",
         "side": side_name(done.side),
         "namespace": done.service.0,
@@ -287,9 +291,9 @@ fn request_line(begun: &Begun, done: &RequestDone, took: Duration) -> Value {
 }
 
 /// One TCP connection's line.
-fn connection_line(done: &ConnectionDone) -> Value {
+fn connection_line(at: SystemTime, done: &ConnectionDone) -> Value {
     json!({
-        "time": timestamp(),
+        "time": timestamp(at),
         "kind": "tcp",
         "side": side_name(done.side),
         "namespace": done.service.0,
@@ -350,7 +354,12 @@ mod tests {
             bytes: 5,
             attempts: Some(2),
         };
-        let line = request_line(&begun, &done, Duration::from_micros(1500));
+        let line = request_line(
+            SystemTime::now(),
+            &begun,
+            &done,
+            Duration::from_micros(1500),
+        );
         for (field, want) in [
             ("kind", json!("http")),
             ("side", json!("egress")),

@@ -89,7 +89,7 @@ pub(crate) async fn forward(
     };
     ingress
         .observe
-        .request_done(&begun, RequestDone { status, ..done });
+        .request_done(begun, RequestDone { status, ..done });
 }
 
 /// Streams an endpoint's response back on the request stream.

@@ -48,7 +48,7 @@ impl Observed {
     fn report(&mut self) {
         if let Some((observe, begun, mut done)) = self.report.take() {
             done.bytes = self.bytes;
-            observe.request_done(&begun, done);
+            observe.request_done(begun, done);
         }
     }
 }
