@@ -307,3 +307,57 @@ fn access_logs_have_a_json_line_per_request_and_per_connection() {
     assert_eq!(served["peer"], "eu", "{served}");
     assert_eq!(served["cluster"], "east", "{served}");
 }
+
+#[test]
+fn a_bad_otlp_endpoint_is_named_before_anything_starts() {
+    let mut fed = Federation::new();
+    fed.add("east", "us-east", "us-east-1a", "");
+    let c = &fed.clusters[0];
+    c.set_gateway_option("tracing", "{ otlpEndpoint: \"collector:4317\" }");
+    let out = c.run_expect_failure();
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("gateway.tracing.otlpEndpoint") && out.stderr.contains("http://"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_gateway_whose_access_log_cannot_be_opened_stops_at_start_naming_it() {
+    let mut fed = Federation::new();
+    fed.add("east", "us-east", "us-east-1a", "");
+    let c = &mut fed.clusters[0];
+    c.start();
+    c.set_gateway_option("accessLog", "no-such-folder/access.log");
+    let mut child = c
+        .command(&fedmesh_tests::bin("fedgw"))
+        .arg("--config")
+        .arg(&c.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fedgw");
+    let deadline = std::time::Instant::now() + SYNC;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait fedgw") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fedgw kept running with an access log it cannot open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot open gateway.accessLog")
+            && stderr.contains("no-such-folder/access.log"),
+        "{stderr}"
+    );
+}
