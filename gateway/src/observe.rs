@@ -88,6 +88,38 @@ pub struct RequestDone {
     pub attempts: Option<u32>,
 }
 
+impl RequestDone {
+    /// The egress's record of a request answered by `cluster` (`none`)
+    /// after trying `attempts` targets; the status is the response's.
+    pub fn at_egress(service: ServiceKey, port: u16, cluster: String, attempts: u32) -> Self {
+        Self {
+            side: Side::Client,
+            service,
+            port,
+            cluster,
+            peer: None,
+            status: 0,
+            bytes: 0,
+            attempts: Some(attempts),
+        }
+    }
+
+    /// The ingress's record of a request from `peer`; the status is filled
+    /// in when it is known.
+    pub fn at_ingress(service: ServiceKey, port: u16, peer: &str) -> Self {
+        Self {
+            side: Side::Server,
+            service,
+            port,
+            cluster: String::new(),
+            peer: Some(peer.to_owned()),
+            status: 0,
+            bytes: 0,
+            attempts: None,
+        }
+    }
+}
+
 /// How a TCP connection ended.
 #[derive(Debug, Clone)]
 pub struct ConnectionDone {

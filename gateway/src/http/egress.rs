@@ -42,7 +42,6 @@ use crate::error::AttemptError;
 use crate::http::endpoints::EndpointError;
 use crate::metrics::HTTP_NO_CLUSTER;
 use crate::observe::RequestDone;
-use crate::otlp::Side;
 use crate::select::Rng;
 use crate::state::{GatewayState, Import, Listener, Target};
 use crate::wire::{self, Refusal, Route};
@@ -106,16 +105,8 @@ pub(super) async fn handle(
     egress
         .metrics
         .http_request(key, &cluster, code, started.elapsed());
-    let done = RequestDone {
-        side: Side::Client,
-        service: key.clone(),
-        port: conn.listener.port,
-        cluster,
-        peer: None,
-        status: code,
-        bytes: 0,
-        attempts: Some(attempts.tried.load(Ordering::Relaxed)),
-    };
+    let tried = attempts.tried.load(Ordering::Relaxed);
+    let done = RequestDone::at_egress(key.clone(), conn.listener.port, cluster, tried);
     Ok(observed(&egress.observe, begun, done, response))
 }
 

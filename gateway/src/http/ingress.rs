@@ -23,7 +23,6 @@ use super::headers::{strip_gateway, strip_hop_by_hop};
 use super::observed::observed;
 use crate::ingress::Ingress;
 use crate::observe::RequestDone;
-use crate::otlp::Side;
 use crate::transport::Incoming;
 use crate::wire::{self, Refusal, Route};
 
@@ -49,16 +48,7 @@ pub(crate) async fn forward(
     let begun = ingress
         .observe
         .begin(&parts.method, &parts.uri, &mut parts.headers);
-    let done = RequestDone {
-        side: Side::Server,
-        service: key.clone(),
-        port: route.port,
-        cluster: String::new(),
-        peer: Some(peer.to_owned()),
-        status: 0,
-        bytes: 0,
-        attempts: None,
-    };
+    let done = RequestDone::at_ingress(key.clone(), route.port, peer);
     let body = if recv.is_end_stream() {
         full(Bytes::new())
     } else {
