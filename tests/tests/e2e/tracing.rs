@@ -361,3 +361,38 @@ fn a_gateway_whose_access_log_cannot_be_opened_stops_at_start_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sample_ratio_zero_samples_no_started_trace_but_keeps_a_sampled_callers() {
+    let mut fed = mesh();
+    let receiver = OtlpReceiver::start(fed.get("eu").ip.into());
+    let none = format!(
+        "{{ otlpEndpoint: \"{}\", sampleRatio: 0 }}",
+        receiver.endpoint()
+    );
+    start_gateways(&mut fed, &[("tracing", none)]);
+    let backend = HeaderBackend::start(export_from_east(&fed, "hello", "http", 8080), "east");
+    let vip = eu_vip(&fed, "hello", 8080);
+    wait_until("eu's gateway serves the VIP", SYNC, || {
+        get_with_headers(vip, "/warm", &[]).is_ok_and(|(status, _)| status == 200)
+    });
+    let (status, _) = get_with_headers(vip, "/started", &[]).unwrap();
+    assert_eq!(status, 200);
+    let (started, _, flags) = seen_traceparent(&backend, "/started");
+    assert_eq!(flags, "00", "ratio 0: a started trace is not sampled");
+
+    // The caller sampled it: both gateways export whatever their ratio.
+    let incoming = traceparent(CALLER_TRACE, CALLER_SPAN, "01");
+    let (status, _) = get_with_headers(vip, "/kept", &[("traceparent", &incoming)]).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(seen_traceparent(&backend, "/kept").2, "01");
+    let spans = receiver
+        .wait_for_trace(CALLER_TRACE, 2, SPANS)
+        .unwrap_or_else(|got| panic!("the sampled caller's spans did not arrive; got {got:#?}"));
+    span_of(&spans, SPAN_KIND_CLIENT, "eu");
+    span_of(&spans, SPAN_KIND_SERVER, "east");
+    assert!(
+        receiver.spans().iter().all(|s| s.trace_id != started),
+        "the unsampled started trace was exported"
+    );
+}
