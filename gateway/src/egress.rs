@@ -71,6 +71,8 @@ pub struct Egress {
     pub idle_timeout: Duration,
     /// Kubernetes mode's listen address (the ingress's IP).
     pub bind: IpAddr,
+    /// Trace context, spans and access log lines.
+    pub observe: Arc<crate::observe::Observe>,
     /// Open connections and the drain.
     pub life: Lifecycle,
 }

@@ -24,6 +24,7 @@ use crate::ingress::{self, Ingress};
 use crate::lifecycle;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::observe::Observe;
 use crate::pools::Pools;
 use crate::status::StatusSources;
 use crate::tls::GatewayTls;
@@ -88,6 +89,12 @@ pub async fn run(
         admin: admin_listener.local_addr()?,
     };
     let metrics = Arc::new(Metrics::new());
+    // Spans and access log lines: queued by the data path, written by tasks
+    // of their own; a file that cannot be opened fails the start.
+    let observe = Arc::new(
+        Observe::start(config, metrics.clone())
+            .context("while starting gateway.tracing and gateway.accessLog")?,
+    );
     let admin_state = Arc::new(AdminState::default());
     tokio::spawn(admin::serve(
         admin_listener,
@@ -165,6 +172,7 @@ pub async fn run(
         connect_timeout: gw_config.connect_timeout,
         idle_timeout: gw_config.idle_timeout,
         bind: gw_config.ingress_listen.ip(),
+        observe: observe.clone(),
         life: life.clone(),
     });
     let ingress = Arc::new(Ingress {
@@ -177,6 +185,7 @@ pub async fn run(
         idle_timeout: gw_config.idle_timeout,
         drain_timeout: DRAIN,
         endpoints,
+        observe: observe.clone(),
         life,
     });
     let tasks = [
@@ -205,6 +214,8 @@ pub async fn run(
         t.abort();
     }
     let left = drain.wait_idle(DRAIN).await;
+    // What the last requests left for the collector and the access log.
+    observe.drain(DRAIN).await;
     info!(cut = left, "gateway stopped");
     Ok(())
 }

@@ -45,6 +45,7 @@ mod fault;
 mod grpc;
 mod headers;
 mod ingress;
+mod observed;
 mod policy;
 mod remote;
 mod retry;

@@ -68,6 +68,8 @@ pub struct Ingress {
     pub drain_timeout: Duration,
     /// Pooled HTTP connections to endpoints (HTTP ports).
     pub endpoints: Arc<crate::http::Endpoints>,
+    /// Trace context, spans and access log lines.
+    pub observe: Arc<crate::observe::Observe>,
     /// Open connections and the drain.
     pub life: Lifecycle,
 }

@@ -12,12 +12,15 @@
 //! cluster and per endpoint). What gateways say to each other is in
 //! [`wire`]; what can fail in an attempt is [`error`]. [`gateway::run`]
 //! wires it all and serves [`admin`] with [`metrics`]; [`status`] is what
-//! the gateway reports of itself to the control plane.
+//! the gateway reports of itself to the control plane. [`observe`] is what
+//! it tells of each request and connection: W3C trace context ([`trace`]),
+//! spans over OTLP ([`otlp`]) and JSON access logs ([`access_log`]).
 //!
 //! Start reading at `egress.rs`: its module doc lists the stages in order.
 //!
 //! Depends on `fedmesh-proto` only — never on `kube` or the control plane.
 
+pub mod access_log;
 pub mod admin;
 pub mod control;
 pub mod dial;
@@ -32,6 +35,8 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod observe;
+pub mod otlp;
 pub mod pools;
 pub mod routes;
 pub mod select;
@@ -39,5 +44,6 @@ pub mod splice;
 pub mod state;
 pub mod status;
 pub mod tls;
+pub mod trace;
 pub mod transport;
 pub mod wire;

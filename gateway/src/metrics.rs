@@ -17,6 +17,7 @@
 //! joined `ns/name`.
 
 mod http;
+mod observe;
 mod policy;
 
 pub use http::{HTTP_NO_CLUSTER, HTTP_PREPARED_CODES};
@@ -183,6 +184,8 @@ pub struct Metrics {
     peer_streams: Family<ClusterLabels, ActiveGauge>,
     /// Requests of HTTP ports.
     http: http::HttpMetrics,
+    /// Access log lines and spans dropped.
+    observe: observe::ObserveMetrics,
     /// What the last snapshot named (see `prepare`).
     prepared: Mutex<prepare::Named>,
 }
@@ -220,6 +223,7 @@ impl Metrics {
             peer_connections: Family::default(),
             peer_streams: Family::default(),
             http: http::HttpMetrics::default(),
+            observe: observe::ObserveMetrics::default(),
             prepared: Mutex::default(),
         };
         for reason in INGRESS_REFUSALS {
@@ -237,6 +241,7 @@ impl Metrics {
         self.register_egress(&mut registry);
         self.register_peers(&mut registry);
         self.http.register(&mut registry);
+        self.observe.register(&mut registry);
         registry
     }
 
@@ -399,6 +404,12 @@ impl Metrics {
     /// `status` (0–16 or [`GRPC_UNKNOWN`]).
     pub fn grpc_request(&self, service: &ServiceKey, cluster: &str, status: &str) {
         self.http.policy.grpc(service, cluster, status);
+    }
+
+    /// An access log line (`access_log`) or a span (`span`) was dropped:
+    /// its queue was full.
+    pub fn observe_dropped(&self, kind: &str) {
+        self.observe.dropped(kind);
     }
 
     /// A client connection was reset: nothing could serve.

@@ -29,6 +29,7 @@ mod listeners;
 mod log;
 mod names;
 mod net;
+mod observe;
 mod yaml;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use duration::{format_duration, parse_duration};
 pub use imports::{ImportEntry, ImportsPolicy, Refused};
 pub use log::{LogConfig, LogFormat};
 pub use net::{AdminListen, HostPort, Ipv4Net};
+pub use observe::{AccessLog, SampleRatio, TracingConfig};
 
 /// A cluster's whole config, validated, with defaults filled in and relative
 /// paths resolved against the config file's folder.
@@ -211,6 +213,11 @@ pub struct GatewayConfig {
     pub outlier: OutlierConfig,
     /// New-connection rate limit, applied per service at egress.
     pub rate_limit: RateLimitConfig,
+    /// Span export over OTLP (section `gateway.tracing`).
+    pub tracing: TracingConfig,
+    /// Where JSON access log lines go (`gateway.accessLog`); `None`: none
+    /// are written.
+    pub access_log: Option<AccessLog>,
 }
 
 /// Passive outlier detection: consecutive connect failures eject a target for

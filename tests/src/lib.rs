@@ -10,7 +10,9 @@
 //! or in `FEDMESH_BIN_DIR`; `cargo test --workspace` builds them.
 //!
 //! [`netns`] runs clusters in network namespaces of their own (root only),
-//! with [`relay`] to add latency where the kernel cannot.
+//! with [`relay`] to add latency where the kernel cannot. [`otlp`] is a real
+//! OTLP/gRPC receiver that keeps the spans gateways export;
+//! [`header_backend`] an HTTP backend that keeps the headers it was sent.
 
 pub mod netns;
 pub mod relay;
@@ -27,9 +29,11 @@ pub mod bench;
 pub mod cluster;
 pub mod fake_kube;
 pub mod federation;
+pub mod header_backend;
 pub mod hostile;
 pub mod http_backend;
 pub mod http_script;
+pub mod otlp;
 
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};
 pub use cluster::{Cluster, Out};

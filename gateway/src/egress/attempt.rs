@@ -23,8 +23,11 @@ use super::early::Early;
 use super::{Accepted, Egress, EgressError, remote, reset, targets};
 use crate::error::AttemptError;
 use crate::health::Transition;
+use crate::observe::ConnectionDone;
+use crate::otlp::Side;
 use crate::select::Rng;
-use crate::state::{GatewayState, Import, Target};
+use crate::splice::Moved;
+use crate::state::{GatewayState, Import, ServiceKey, Target};
 use crate::wire::Route;
 use crate::{dial, endpoint};
 
@@ -91,15 +94,47 @@ async fn forward(egress: Arc<Egress>, conn: Accepted) -> Result<(), EgressError>
             egress
                 .metrics
                 .egress_connected(&import.key, &connected.cluster, started.elapsed());
-            carry(&egress, client, connected, &import.key).await;
+            let cluster = connected.cluster.clone();
+            let moved = carry(&egress, client, connected, &import.key).await;
+            let done = connection_done(&import.key, listener.port, cluster, &moved, started);
+            egress.observe.connection_done(&done);
             Ok(())
         }
         Err(error) => {
             info!(%error, "no target can serve; resetting the client connection");
             egress.metrics.egress_failed(&import.key);
             reset(client);
+            let none = Moved::default();
+            let mut done =
+                connection_done(&import.key, listener.port, "none".into(), &none, started);
+            done.outcome = "no_target";
+            egress.observe.connection_done(&done);
             Err(error)
         }
+    }
+}
+
+/// The access log record of a client connection carried to `cluster`.
+fn connection_done(
+    service: &ServiceKey,
+    port: u16,
+    cluster: String,
+    moved: &Moved,
+    started: Instant,
+) -> ConnectionDone {
+    ConnectionDone {
+        side: Side::Client,
+        service: service.clone(),
+        port,
+        cluster,
+        bytes_up: moved.up,
+        bytes_down: moved.down,
+        duration: started.elapsed(),
+        outcome: if moved.idle_timeout {
+            "idle_timeout"
+        } else {
+            "closed"
+        },
     }
 }
 

@@ -8,7 +8,7 @@ use super::Egress;
 use tracing::debug;
 
 use crate::limits::TargetPermit;
-use crate::splice::{TlsSide, TunnelSide, splice, splice_tunnel};
+use crate::splice::{Moved, TlsSide, TunnelSide, splice, splice_tunnel};
 use crate::state::ServiceKey;
 use crate::transport::Tunnel;
 
@@ -30,13 +30,13 @@ pub(super) struct Connected {
     pub(super) permit: TargetPermit,
 }
 
-/// Carries `client` to `to` until either side is done.
+/// Carries `client` to `to` until either side is done; what moved.
 pub(super) async fn carry(
     egress: &Egress,
     mut client: TcpStream,
     to: Connected,
     service: &ServiceKey,
-) {
+) -> Moved {
     let Connected {
         upstream,
         cluster,
@@ -56,4 +56,5 @@ pub(super) async fn carry(
     };
     debug!(up = moved.up, down = moved.down, "client connection done");
     drop(permit);
+    moved
 }

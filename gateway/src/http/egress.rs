@@ -25,7 +25,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -34,12 +34,14 @@ use tracing::{debug, warn};
 
 use super::body::{Held, RequestBody, boxed, full};
 use super::headers::{absolute, is_idempotent, strip_gateway, strip_hop_by_hop};
+use super::observed::observed;
 use super::settle::{RESPONSE_HOLD, settle};
 use super::{Body, policy, remote};
 use crate::dial;
 use crate::egress::{Egress, attempt_feedback, choose_targets};
 use crate::error::AttemptError;
 use crate::http::endpoints::EndpointError;
+use crate::observe::RequestDone;
 use crate::select::Rng;
 use crate::state::{GatewayState, Import, Listener, Target};
 use crate::wire::{self, Refusal, Route};
@@ -64,10 +66,13 @@ pub(super) struct Hop<'a> {
 /// Serves one request of `conn`'s client.
 pub(super) async fn handle(
     conn: Arc<ClientConn>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let egress = &conn.egress;
+    // W3C trace context: continued or started, this hop as the parent.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let begun = egress.observe.begin(&method, &uri, request.headers_mut());
     let state = egress.state();
     let key = &conn.listener.key;
     let Some(import) = state.imports.get(key) else {
@@ -80,13 +85,24 @@ pub(super) async fn handle(
     let Some((head, body)) = prepare(request, &route).await else {
         return Ok(status(StatusCode::BAD_REQUEST, "malformed request"));
     };
-    let (cluster, response) =
-        policy::answer(egress, &state, &conn.listener, import, &route, head, body).await;
+    let tried = AtomicU32::new(0);
+    let (cluster, response) = policy::answer(
+        egress,
+        &state,
+        &conn.listener,
+        import,
+        &route,
+        (head, body),
+        &tried,
+    )
+    .await;
     let code = response.status().as_u16();
     egress
         .metrics
         .http_request(key, &cluster, code, started.elapsed());
-    Ok(response)
+    let tried = tried.load(Ordering::Relaxed);
+    let done = RequestDone::at_egress(key.clone(), conn.listener.port, cluster, tried);
+    Ok(observed(&egress.observe, begun, done, response))
 }
 
 /// Stages 1–2: the head as it goes upstream, and the body held for it.
@@ -116,6 +132,9 @@ pub(super) struct Attempts<'a> {
     per_try: Option<Duration>,
     /// Set when an attempt of the last run hit `per_try`.
     timed_out: AtomicBool,
+    /// Targets tried so far for the request, over every retry (spans and
+    /// access log lines).
+    tried: &'a AtomicU32,
 }
 
 /// Why one attempt failed, and whether the request may have reached an
@@ -134,6 +153,7 @@ impl<'a> Attempts<'a> {
         import: &'a Import,
         listener: &'a Listener,
         route: &'a Route,
+        tried: &'a AtomicU32,
     ) -> Self {
         Self {
             egress,
@@ -143,6 +163,7 @@ impl<'a> Attempts<'a> {
             route,
             per_try: None,
             timed_out: AtomicBool::new(false),
+            tried,
         }
     }
 
@@ -248,6 +269,7 @@ impl<'a> Attempts<'a> {
         head: &Request<()>,
         body: Option<Body>,
     ) -> Result<Response<Body>, Failed> {
+        self.tried.fetch_add(1, Ordering::Relaxed);
         if !target.local {
             let hop = Hop {
                 egress: self.egress,

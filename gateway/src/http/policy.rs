@@ -29,6 +29,7 @@
 //! Whatever the path, the answer's gRPC status is counted
 //! ([`super::grpc`]).
 
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use fedmesh_proto::routes::{
@@ -86,20 +87,22 @@ pub(super) async fn answer(
     listener: &Listener,
     import: &Import,
     route: &Route,
-    head: Request<()>,
-    mut body: RequestBody,
+    (head, mut body): (Request<()>, RequestBody),
+    tried: &AtomicU32,
 ) -> Answer {
     let roll = roll(&mut Rng::new());
     let (cluster, response) = match plan(state, listener, &head, roll) {
         Plan::Plain => {
-            let attempts = Attempts::new(egress, state, import, listener, route);
+            let attempts = Attempts::new(egress, state, import, listener, route, tried);
             once(&attempts, &head, &mut body).await.1
         }
         Plan::Refuse(code, text) => {
             debug!(%code, text, "a route answers the request");
             (HTTP_NO_CLUSTER.to_string(), status(code, text))
         }
-        Plan::Rule(applied) => ruled(egress, state, &listener.key, &applied, head, body).await,
+        Plan::Rule(applied) => {
+            ruled(egress, state, &listener.key, &applied, (head, body), tried).await
+        }
     };
     let response = grpc::observe(&egress.metrics, &listener.key, &cluster, response);
     (cluster, response)
@@ -202,13 +205,13 @@ async fn ruled(
     state: &GatewayState,
     client_key: &ServiceKey,
     applied: &Applied<'_>,
-    mut head: Request<()>,
-    body: RequestBody,
+    (mut head, body): (Request<()>, RequestBody),
+    tried: &AtomicU32,
 ) -> Answer {
     let rule = applied.rule;
     let l = &applied.listener;
     let route = Route::new(&l.key.0, &l.key.1, l.port);
-    let attempts = Attempts::new(egress, state, applied.import, l, &route)
+    let attempts = Attempts::new(egress, state, applied.import, l, &route, tried)
         .per_try(rule.timeouts.backend_request);
     let tries = Tries {
         egress,

@@ -22,6 +22,8 @@ use tracing::{Instrument, debug, info, info_span};
 use super::Ingress;
 use super::authorize::authorize;
 use crate::dial;
+use crate::observe::ConnectionDone;
+use crate::otlp::Side;
 use crate::splice::{TunnelSide, splice_tunnel};
 use crate::transport::{self, Incoming, ServerConfig};
 use crate::wire::{self, Refusal, Route};
@@ -105,7 +107,7 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
         // per request (DESIGN.md, HTTP-aware services).
         match authorize(&ingress.state(), &peer, &route) {
             Ok(candidates) => {
-                crate::http::forward(&ingress, &route, &candidates, budget, incoming).await
+                crate::http::forward(&ingress, &peer, &route, &candidates, budget, incoming).await
             }
             Err(refusal) => refuse(&ingress, &peer, Some(&route), incoming, refusal),
         }
@@ -131,7 +133,8 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
     let key = (route.namespace.clone(), route.service.clone());
     let _active = ingress.metrics.ingress_active(&key, &peer);
     let meters = ingress.metrics.ingress_meters(&key, &peer);
-    splice_tunnel(
+    let started = std::time::Instant::now();
+    let moved = splice_tunnel(
         &mut upstream,
         &mut tunnel,
         TunnelSide::TunnelFirst,
@@ -139,6 +142,21 @@ async fn one(ingress: Arc<Ingress>, caller: Arc<Peer>, incoming: Incoming) {
         &meters,
     )
     .await;
+    // TunnelFirst: `up` counts what came from the tunnel (the client).
+    ingress.observe.connection_done(&ConnectionDone {
+        side: Side::Server,
+        service: key,
+        port: route.port,
+        cluster: peer,
+        bytes_up: moved.up,
+        bytes_down: moved.down,
+        duration: started.elapsed(),
+        outcome: if moved.idle_timeout {
+            "idle_timeout"
+        } else {
+            "closed"
+        },
+    });
 }
 
 fn refuse(

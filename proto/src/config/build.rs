@@ -11,6 +11,7 @@ use super::listeners::{Listener, Protocol, check_conflicts};
 use super::log::LOG;
 use super::names::{dns_name_problem, label_problem};
 use super::net::{DEFAULT_VIP_RANGE, parse_upstream};
+use super::observe::{TRACING, access_log, tracing};
 use super::yaml::{Field, Issue, Node, Section};
 use super::{
     AdminListen, CaFiles, Config, ControlConfig, DnsConfig, GatewayConfig, HostPort, Ipv4Net,
@@ -63,6 +64,8 @@ const GATEWAY: &[&str] = &[
     "maxClaimedEndpoints",
     "outlier",
     "rateLimit",
+    "tracing",
+    "accessLog",
 ];
 const RATE_LIMIT: &[&str] = &["connectionsPerSecond", "burst"];
 const OUTLIER: &[&str] = &[
@@ -91,6 +94,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ("gateway", GATEWAY),
     ("gateway.outlier", OUTLIER),
     ("gateway.rateLimit", RATE_LIMIT),
+    ("gateway.tracing", TRACING),
     ("registry", REGISTRY),
     ("log", LOG),
 ];
@@ -313,6 +317,8 @@ fn gateway(
             .unwrap_or(1_000),
         outlier: outlier(&s.section("outlier", OUTLIER)?)?,
         rate_limit: rate_limit(&s.section("rateLimit", RATE_LIMIT)?)?,
+        tracing: tracing(&s.section("tracing", TRACING)?)?,
+        access_log: s.get("accessLog", |f| access_log(f, base))?,
     })
 }
 

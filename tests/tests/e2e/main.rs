@@ -37,5 +37,6 @@ mod routes_apply;
 mod store_full;
 mod tokens;
 mod torture;
+mod tracing;
 mod trust;
 mod web;

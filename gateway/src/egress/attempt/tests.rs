@@ -62,6 +62,7 @@ fn egress(state: GatewayState) -> Arc<Egress> {
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         bind: "127.0.0.1".parse().unwrap(),
+        observe: Arc::new(crate::observe::Observe::off("east")),
         life,
     })
 }
