@@ -21,6 +21,8 @@ mod imports;
 mod ingress;
 mod join;
 mod join_safety;
+mod kube_headless;
+mod kube_scope;
 mod kubernetes;
 mod leave;
 mod liveness;
