@@ -22,6 +22,7 @@ mod ingress;
 mod join;
 mod join_safety;
 mod kube_headless;
+mod kube_routes;
 mod kube_scope;
 mod kubernetes;
 mod leave;
