@@ -1,12 +1,14 @@
 //! Headless services across clusters in Kubernetes mode, real processes:
 //! east and west each read their own fake Kubernetes API server (no real
 //! one can run here; `fedmesh_tests::fake_kube` speaks the API's JSON over
-//! HTTP). `demo/db` (`clusterIP: None`) has pods `db-0`, `db-1` in east and
-//! `db-2` in west, each a real TCP backend that names itself. In every
-//! cluster each pod's MCS name resolves to the ClusterIP of an import
-//! Service of its own (`demo/db@<cluster>/<pod>`), and that Service's
-//! target port on the cluster's gateway (where kube-proxy would send the
-//! ClusterIP's connections) reaches that pod only, also when it is down.
+//! HTTP), eu is a standalone cluster beside them. `demo/db`
+//! (`clusterIP: None`) has pods `db-0`, `db-1` in east and `db-2` in west,
+//! each a real TCP backend that names itself. In east and west each pod's
+//! MCS name resolves to the ClusterIP of an import Service of its own
+//! (`demo/db@<cluster>/<pod>`), and that Service's target port on the
+//! cluster's gateway (where kube-proxy would send the ClusterIP's
+//! connections) reaches that pod only, also when it is down; in eu the
+//! name resolves to a VIP of its `vipRange` that does the same.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -102,13 +104,19 @@ fn setup(apis: &[FakeKube; 2]) -> (Federation, Vec<Backend>) {
     let mut fed = Federation::new();
     fed.add("east", "us-east", "us-east-1a", "");
     fed.add("west", "us-west", "us-west-2a", "");
+    fed.add("eu", "eu-central", "eu-central-1a", "");
     for (name, api) in CLUSTERS.iter().zip(apis) {
         let c = fed.get_mut(name);
         api.serve(c, "");
         c.start();
     }
+    fed.get_mut("eu").start();
     fed.join("west", "east");
-    fed.wait_connected("east", "west", SYNC);
+    fed.join("eu", "east");
+    fed.join("eu", "west");
+    for (a, b) in [("east", "west"), ("east", "eu"), ("west", "eu")] {
+        fed.wait_connected(a, b, SYNC);
+    }
     for c in &mut fed.clusters {
         c.start_gateway();
     }
@@ -203,10 +211,24 @@ fn in_kubernetes_mode_each_pod_has_its_own_import_service_and_only_it_answers() 
         }
     }
 
-    // db-0's backend goes down: its port reaches nothing else from either
+    // The standalone cluster: each pod name has a VIP reaching that pod.
+    for (host, cluster, _) in PODS {
+        let name = pod_name(host, cluster);
+        let dns = fed.get("eu").dns();
+        let mut vip = None;
+        wait_until(&format!("eu resolves {name}"), SYNC, || {
+            vip = dns_query(dns, &name, "A").a.first().copied();
+            vip.is_some()
+        });
+        let addr = (vip.expect("resolved above"), PG).into();
+        ten_reach(addr, host, "eu");
+        addrs.insert(("eu", host), addr);
+    }
+
+    // db-0's backend goes down: its name reaches nothing else from any
     // cluster, and east's other pod is still served.
     drop(backends.remove(0));
-    for from in CLUSTERS {
+    for from in ["east", "west", "eu"] {
         for i in 0..10 {
             let got = ask_backend(addrs[&(from, "db-0")]);
             assert!(
@@ -227,9 +249,9 @@ fn in_kubernetes_mode_each_pod_has_its_own_import_service_and_only_it_answers() 
             import_service(api, "demo/db@east/db-0").is_none()
         });
     }
-    let dns = fed.get("west").dns();
-    assert_eq!(
-        dns_query(dns, &pod_name("db-0", "east"), "A").code,
-        "NXDomain"
-    );
+    for from in ["west", "eu"] {
+        wait_until(&format!("{from} no longer answers db-0"), SYNC, || {
+            dns_query(fed.get(from).dns(), &pod_name("db-0", "east"), "A").code == "NXDomain"
+        });
+    }
 }
