@@ -39,6 +39,10 @@ pub const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 /// Events buffered between a watcher task and the registry.
 const QUEUE: usize = 256;
 
+/// The pause before asking again when a watcher's stream ended on its own
+/// (kube-runtime's does not; this only bounds the loop if it ever did).
+const ENDED_PAUSE: Duration = Duration::from_secs(1);
+
 /// The two route kinds the registry watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RouteKind {
@@ -140,15 +144,27 @@ async fn follow(api: Api<DynamicObject>, kind: RouteKind, tx: &mpsc::Sender<Rout
             // the watcher's to retry with its backoff and to report.
             _ => told = false,
         }
-        if !watch_until_gone(&api, tx).await {
-            return;
+        match watch_until_gone(&api, tx).await {
+            WatchEnd::Gone => {}
+            WatchEnd::Ended => tokio::time::sleep(ENDED_PAUSE).await,
+            WatchEnd::Closed => return,
         }
     }
 }
 
-/// Runs a watcher until its list answers 404 (true: the CRD went away)
-/// or `tx` closes (false).
-async fn watch_until_gone(api: &Api<DynamicObject>, tx: &mpsc::Sender<RouteItem>) -> bool {
+/// Why a watcher stopped being followed.
+enum WatchEnd {
+    /// Its list answered 404: the CRD went away.
+    Gone,
+    /// Its stream ended.
+    Ended,
+    /// The registry is gone.
+    Closed,
+}
+
+/// Runs a watcher until its list answers 404, its stream ends, or `tx`
+/// closes.
+async fn watch_until_gone(api: &Api<DynamicObject>, tx: &mpsc::Sender<RouteItem>) -> WatchEnd {
     let mut events = watcher::watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -158,15 +174,15 @@ async fn watch_until_gone(api: &Api<DynamicObject>, tx: &mpsc::Sender<RouteItem>
             // 410 Gone: the watcher relists, as it should.
             Err(watcher::Error::WatchError(s)) if s.code == 410 => continue,
             Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
-                return true;
+                return WatchEnd::Gone;
             }
             Err(e) => RouteItem::Failed(e.to_string()),
         };
         if tx.send(item).await.is_err() {
-            return false;
+            return WatchEnd::Closed;
         }
     }
-    true
+    WatchEnd::Ended
 }
 
 /// The route document of an API object: what a manifest file would hold
