@@ -218,9 +218,13 @@ fn listen_ports(
             })
         })
     });
+    // Named endpoints before the pinned names: a gateway of the previous
+    // release, which knows no `hostname`, keys listen ports by (cluster,
+    // port) and keeps the last; so it keeps the pinned port right and
+    // serves no per-pod port, rather than sending a pod's port to any pod.
     std::iter::once((String::new(), String::new(), s.key.global_vip()))
-        .chain(pinned)
         .chain(named)
+        .chain(pinned)
         .flat_map(|(cluster, hostname, name)| {
             listen
                 .get(&name)
