@@ -64,6 +64,9 @@ pub struct ImportServices {
     pub selector: BTreeMap<String, String>,
     /// Gateway ports to target.
     pub ports: RangeInclusive<u16>,
+    /// The namespaces the MCS objects are kept in (`registry.namespaces`;
+    /// empty: all).
+    pub namespaces: Vec<String>,
 }
 
 /// What the controller publishes.
@@ -86,6 +89,7 @@ impl ImportServices {
         );
         mcs::McsObjects {
             client: self.client.clone(),
+            namespaces: self.namespaces.clone(),
         }
         .spawn(table.clone());
         tokio::spawn(self.run(table, vips_tx, listen_tx));

@@ -330,6 +330,7 @@ fn gateway(write: Write<'_>, ca: &ClusterCa) -> Result<(), Error> {
                 cluster: String::new(),
                 port: 8080,
                 listen_port: 20080,
+                hostname: String::new(),
             }],
         }],
         exports: vec![v1::LocalService {

@@ -80,9 +80,10 @@ pub struct Import {
     /// Cluster → the VIP that reaches only it (DNS
     /// `<cluster>.<svc>.<ns>.svc.<zone>`).
     pub pinned: BTreeMap<String, Ipv4Addr>,
-    /// Kubernetes mode: (pinned cluster or `None`, service port) → the
-    /// gateway port the import's Service targets. Empty in standalone mode.
-    pub listen_ports: BTreeMap<(Option<String>, u16), u16>,
+    /// Kubernetes mode: (pinned cluster or `None`, named endpoint's
+    /// hostname or `None`, service port) → the gateway port the import's
+    /// Service targets. Empty in standalone mode.
+    pub listen_ports: BTreeMap<(Option<String>, Option<String>, u16), u16>,
 }
 
 /// One egress listener: where it binds and what it stands for.
@@ -114,8 +115,10 @@ impl GatewayState {
                 endpoint: None,
             };
             if !i.listen_ports.is_empty() {
-                for ((pinned, port), listen) in &i.listen_ports {
-                    out.insert((bind, *listen).into(), listener(pinned.as_ref(), *port));
+                for ((pinned, hostname, port), listen) in &i.listen_ports {
+                    let mut l = listener(pinned.as_ref(), *port);
+                    l.endpoint = hostname.clone();
+                    out.insert((bind, *listen).into(), l);
                 }
                 continue;
             }
@@ -371,7 +374,17 @@ fn import(i: &v1::ImportedService) -> Result<Import, String> {
             ));
         };
         let cluster = (!l.cluster.is_empty()).then(|| l.cluster.clone());
-        listen_ports.insert((cluster, port), listen);
+        let hostname = (!l.hostname.is_empty()).then(|| l.hostname.clone());
+        // The hostname becomes a label of the peer authority
+        // (`<hostname>.<port>.<svc>.<ns>.fedmesh`): one label, named cluster.
+        let bad_label = l.hostname.len() > 63 || l.hostname.contains('.');
+        if hostname.is_some() && (cluster.is_none() || bad_label) {
+            return Err(format!(
+                "listen_ports: hostname {:?} must be one DNS label with the cluster of its endpoint",
+                l.hostname
+            ));
+        }
+        listen_ports.insert((cluster, hostname, port), listen);
     }
     let targets = i
         .targets
@@ -441,145 +454,4 @@ fn export(e: &v1::LocalService) -> Result<Export, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn snapshot(listen_ports: Vec<v1::ListenPort>) -> v1::GatewaySnapshot {
-        let target = |cluster: &str, pinned: &str, local: bool| v1::Target {
-            cluster: cluster.into(),
-            healthy_endpoints: 1,
-            gateway_address: if local { "" } else { "127.0.2.1:15443" }.into(),
-            pinned_vip: pinned.into(),
-            local,
-            ..Default::default()
-        };
-        v1::GatewaySnapshot {
-            imports: vec![v1::ImportedService {
-                namespace: "demo".into(),
-                name: "hello".into(),
-                vip: "127.77.0.1".into(),
-                ports: vec![v1::ServicePort {
-                    name: "http".into(),
-                    port: 8080,
-                    ..Default::default()
-                }],
-                targets: vec![
-                    target("east", "127.77.0.2", true),
-                    target("west", "127.77.0.3", false),
-                ],
-                listen_ports,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn listener(pinned: Option<&str>) -> Listener {
-        Listener {
-            key: ("demo".into(), "hello".into()),
-            port: 8080,
-            pinned: pinned.map(str::to_string),
-            endpoint: None,
-        }
-    }
-
-    #[test]
-    fn a_named_endpoint_vip_gets_a_listener_of_its_own() {
-        let mut snap = snapshot(vec![]);
-        snap.imports[0].targets[1].endpoint_vips = vec![v1::EndpointVip {
-            hostname: "db-2".into(),
-            vip: "127.77.0.9".into(),
-        }];
-        let state = GatewayState::from_proto(&snap).unwrap();
-        let got = state.listeners("127.0.1.1".parse().unwrap());
-        assert_eq!(got.len(), 4, "{got:?}");
-        let mut want = listener(Some("west"));
-        want.endpoint = Some("db-2".into());
-        assert_eq!(got[&"127.77.0.9:8080".parse().unwrap()], want);
-    }
-
-    #[test]
-    fn standalone_listeners_are_the_vip_and_every_pinned_vip() {
-        let state = GatewayState::from_proto(&snapshot(vec![])).unwrap();
-        let got = state.listeners("127.0.1.1".parse().unwrap());
-        let want: HashMap<std::net::SocketAddr, Listener> = [
-            ("127.77.0.1:8080", listener(None)),
-            ("127.77.0.2:8080", listener(Some("east"))),
-            ("127.77.0.3:8080", listener(Some("west"))),
-        ]
-        .into_iter()
-        .map(|(a, l)| (a.parse().unwrap(), l))
-        .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn kubernetes_listeners_are_the_listen_ports_on_the_bind_address() {
-        let ports = vec![
-            v1::ListenPort {
-                cluster: String::new(),
-                port: 8080,
-                listen_port: 20001,
-            },
-            v1::ListenPort {
-                cluster: "west".into(),
-                port: 8080,
-                listen_port: 20002,
-            },
-        ];
-        let state = GatewayState::from_proto(&snapshot(ports)).unwrap();
-        let got = state.listeners("10.0.0.5".parse().unwrap());
-        assert_eq!(got.len(), 2, "{got:?}: no listener on the ClusterIPs");
-        assert_eq!(got[&"10.0.0.5:20001".parse().unwrap()], listener(None));
-        assert_eq!(
-            got[&"10.0.0.5:20002".parse().unwrap()],
-            listener(Some("west"))
-        );
-    }
-
-    #[test]
-    fn a_bad_pinned_vip_or_listen_port_is_refused_by_name() {
-        let mut bad = snapshot(vec![]);
-        bad.imports[0].targets[1].pinned_vip = "not-an-ip".into();
-        let e = GatewayState::from_proto(&bad).unwrap_err();
-        assert!(e.contains("imports[0]") && e.contains("pinned_vip"), "{e}");
-        let bad = snapshot(vec![v1::ListenPort {
-            cluster: String::new(),
-            port: 8080,
-            listen_port: 70000,
-        }]);
-        let e = GatewayState::from_proto(&bad).unwrap_err();
-        assert!(e.contains("listen_ports"), "{e}");
-    }
-
-    #[test]
-    fn http_ports_decode_and_an_empty_protocol_is_tcp() {
-        let mut snap = snapshot(vec![]);
-        snap.imports[0].ports[0].app_protocol = "grpc".into();
-        snap.imports[0].ports.push(v1::ServicePort {
-            name: "db".into(),
-            port: 5432,
-            ..Default::default()
-        });
-        let state = GatewayState::from_proto(&snap).unwrap();
-        let key = ("demo".to_string(), "hello".to_string());
-        assert_eq!(state.import_protocol(&key, 8080), AppProtocol::Grpc);
-        assert_eq!(state.import_protocol(&key, 5432), AppProtocol::Tcp);
-        assert_eq!(state.export_protocol(&key, 8080), AppProtocol::Tcp);
-        snap.imports[0].ports[0].app_protocol = "spdy".into();
-        let e = GatewayState::from_proto(&snap).unwrap_err();
-        assert!(e.contains("imports[0]") && e.contains("spdy"), "{e}");
-    }
-
-    #[test]
-    fn target_totals_decode_and_an_unknown_total_means_fully_healthy() {
-        let mut snap = snapshot(vec![]);
-        snap.imports[0].targets[1].healthy_endpoints = 4;
-        snap.imports[0].targets[1].total_endpoints = 10;
-        let state = GatewayState::from_proto(&snap).unwrap();
-        let targets = &state.imports[&("demo".into(), "hello".into())].targets;
-        let got: Vec<(u32, u32)> = targets.iter().map(|t| (t.healthy, t.total)).collect();
-        // east sent no total (0): read as its healthy count.
-        assert_eq!(got, [(1, 1), (4, 10)]);
-    }
-}
+mod tests;

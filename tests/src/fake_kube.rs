@@ -8,7 +8,10 @@
 //! `multicluster.x-k8s.io/v1alpha1` ServiceExports and ServiceImports with
 //! their `/status` subresource ([`subresource`]: the main resource's writes
 //! keep the stored status, `/status` merge patches change only it), which
-//! answer 404 while [`FakeKube::set_mcs_crds`] says the CRDs are absent.
+//! answer 404 while [`FakeKube::set_mcs_crds`] says the CRDs are absent;
+//! and the Gateway API's `gateway.networking.k8s.io/v1` HTTPRoutes and
+//! fedmesh's `fedmesh.io/v1alpha1` FaultInjections, which answer 404 while
+//! [`FakeKube::set_route_crds`] says those CRDs are absent.
 //!
 //! Tests change objects with [`FakeKube::apply`] / [`FakeKube::delete`] and
 //! force a relist with [`FakeKube::expire_watches`] (every open watch gets
@@ -26,61 +29,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+pub use self::kind::Kind;
+use self::kind::{Target, target};
 use self::query::{parse_selector, percent_decode};
 
+mod kind;
+mod mode;
 mod query;
 mod subresource;
-
-/// The kinds the fake serves (and a test names to read or delete one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// core/v1 Service.
-    Service,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    EndpointSlice,
-    /// core/v1 Secret.
-    Secret,
-    /// multicluster.x-k8s.io/v1alpha1 ServiceExport.
-    ServiceExport,
-    /// multicluster.x-k8s.io/v1alpha1 ServiceImport.
-    ServiceImport,
-}
-
-impl Kind {
-    fn of(object: &Value) -> Option<Kind> {
-        match object["kind"].as_str()? {
-            "Service" => Some(Kind::Service),
-            "EndpointSlice" => Some(Kind::EndpointSlice),
-            "Secret" => Some(Kind::Secret),
-            "ServiceExport" => Some(Kind::ServiceExport),
-            "ServiceImport" => Some(Kind::ServiceImport),
-            _ => None,
-        }
-    }
-
-    fn api_version(self) -> &'static str {
-        match self {
-            Kind::Service | Kind::Secret => "v1",
-            Kind::EndpointSlice => "discovery.k8s.io/v1",
-            Kind::ServiceExport | Kind::ServiceImport => "multicluster.x-k8s.io/v1alpha1",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Service => "Service",
-            Kind::EndpointSlice => "EndpointSlice",
-            Kind::Secret => "Secret",
-            Kind::ServiceExport => "ServiceExport",
-            Kind::ServiceImport => "ServiceImport",
-        }
-    }
-
-    /// A kind of the MCS API, served only while its CRDs are installed.
-    fn is_mcs(self) -> bool {
-        matches!(self, Kind::ServiceExport | Kind::ServiceImport)
-    }
-}
 
 type Key = (Kind, String, String);
 
@@ -103,6 +59,9 @@ struct State {
     requests: u64,
     /// The MCS CRDs are absent: their paths answer 404.
     no_mcs_crds: bool,
+    /// The HTTPRoute and FaultInjection CRDs are absent: their paths
+    /// answer 404.
+    no_route_crds: bool,
     /// Namespaces that do not exist: writes into them answer 404.
     missing_namespaces: Vec<String>,
 }
@@ -285,6 +244,12 @@ impl FakeKube {
         lock(&self.state).no_mcs_crds = !installed;
     }
 
+    /// Says whether the HTTPRoute and FaultInjection CRDs are installed
+    /// (by default they are); absent, their paths answer 404.
+    pub fn set_route_crds(&self, installed: bool) {
+        lock(&self.state).no_route_crds = !installed;
+    }
+
     /// Makes `namespace` one that does not exist: creating or changing an
     /// object in it answers 404, as a real API server does.
     pub fn without_namespace(&self, namespace: &str) {
@@ -331,52 +296,6 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// The parts of an API path: `/api/v1/[namespaces/NS/]services[/NAME]`.
-struct Target {
-    kind: Kind,
-    namespace: Option<String>,
-    name: Option<String>,
-    /// The path ends in `/status` (the status subresource).
-    status: bool,
-}
-
-fn target(path: &str) -> Option<Target> {
-    let rest = path
-        .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))
-        .or_else(|| path.strip_prefix("/apis/multicluster.x-k8s.io/v1alpha1/"))?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let (namespace, rest) = match parts.as_slice() {
-        ["namespaces", ns, rest @ ..] => (Some((*ns).to_string()), rest),
-        rest => (None, rest),
-    };
-    let (kind, name, status) = match rest {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some((*name).to_string()), false),
-        [plural, name, "status"] => (*plural, Some((*name).to_string()), true),
-        _ => return None,
-    };
-    let mcs = path.starts_with("/apis/multicluster.x-k8s.io/");
-    let kind = match kind {
-        "services" if path.starts_with("/api/v1/") => Kind::Service,
-        "secrets" if path.starts_with("/api/v1/") => Kind::Secret,
-        "endpointslices" if path.starts_with("/apis/discovery") => Kind::EndpointSlice,
-        "serviceexports" if mcs => Kind::ServiceExport,
-        "serviceimports" if mcs => Kind::ServiceImport,
-        _ => return None,
-    };
-    // Only custom resources have a status subresource here.
-    if status && !kind.is_mcs() {
-        return None;
-    }
-    Some(Target {
-        kind,
-        namespace,
-        name,
-        status,
-    })
-}
-
 async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
     lock(state).requests += 1;
     let query: BTreeMap<String, String> = req
@@ -387,7 +306,10 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_string(), percent_decode(v)))
         .collect();
-    let served = target(req.uri().path()).filter(|t| !(t.kind.is_mcs() && lock(state).no_mcs_crds));
+    let served = target(req.uri().path()).filter(|t| {
+        let s = lock(state);
+        !(t.kind.is_mcs() && s.no_mcs_crds || t.kind.is_route() && s.no_route_crds)
+    });
     let Some(t) = served else {
         return status(
             StatusCode::NOT_FOUND,
@@ -540,7 +462,7 @@ fn apply_patch(state: &Arc<Mutex<State>>, t: &Target, name: &str, body: &[u8]) -
     let mut s = lock(state);
     let key = (t.kind, ns, name.to_string());
     let existing = s.objects.get(&key).cloned();
-    if t.kind.is_mcs() {
+    if t.kind.has_status() {
         // The status subresource: writes of the main resource keep it.
         subresource::keep_status(&mut object, existing.as_ref());
     }

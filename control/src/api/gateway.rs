@@ -160,24 +160,7 @@ fn imported(
     listen: &ListenPorts,
     headless: Option<&HeadlessService>,
 ) -> Option<v1::ImportedService> {
-    let names = std::iter::once((String::new(), s.key.global_vip())).chain(
-        s.clusters
-            .iter()
-            .map(|c| (c.cluster.clone(), s.key.pinned_vip(&c.cluster))),
-    );
-    let listen_ports = names
-        .flat_map(|(cluster, name)| {
-            listen
-                .get(&name)
-                .into_iter()
-                .flatten()
-                .map(move |(port, listen_port)| v1::ListenPort {
-                    cluster: cluster.clone(),
-                    port: u32::from(*port),
-                    listen_port: u32::from(*listen_port),
-                })
-        })
-        .collect();
+    let listen_ports = listen_ports(s, listen, headless);
     Some(v1::ImportedService {
         namespace: s.key.namespace.clone(),
         name: s.key.name.clone(),
@@ -210,6 +193,51 @@ fn imported(
             .collect(),
         listen_ports,
     })
+}
+
+/// Kubernetes mode: the gateway ports of every VIP name of `s` (global,
+/// pinned per cluster, and each named endpoint of a headless service),
+/// each with the cluster and hostname it stands for.
+fn listen_ports(
+    s: &GlobalService,
+    listen: &ListenPorts,
+    headless: Option<&HeadlessService>,
+) -> Vec<v1::ListenPort> {
+    let pinned = s.clusters.iter().map(|c| {
+        (
+            c.cluster.clone(),
+            String::new(),
+            s.key.pinned_vip(&c.cluster),
+        )
+    });
+    let named = headless.into_iter().flat_map(|h| {
+        h.clusters.iter().flat_map(|(cluster, endpoints)| {
+            endpoints.iter().map(|e| {
+                let name = s.key.endpoint_vip(cluster, &e.hostname);
+                (cluster.clone(), e.hostname.clone(), name)
+            })
+        })
+    });
+    // Named endpoints before the pinned names: a gateway of the previous
+    // release, which knows no `hostname`, keys listen ports by (cluster,
+    // port) and keeps the last; so it keeps the pinned port right and
+    // serves no per-pod port, rather than sending a pod's port to any pod.
+    std::iter::once((String::new(), String::new(), s.key.global_vip()))
+        .chain(named)
+        .chain(pinned)
+        .flat_map(|(cluster, hostname, name)| {
+            listen
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .map(move |(port, listen_port)| v1::ListenPort {
+                    cluster: cluster.clone(),
+                    port: u32::from(*port),
+                    listen_port: u32::from(*listen_port),
+                    hostname: hostname.clone(),
+                })
+        })
+        .collect()
 }
 
 /// The VIPs of `cluster`'s named endpoints of a headless service, for the

@@ -144,6 +144,7 @@ fn vip_mode(
         cluster: config.cluster.clone(),
         selector: config.registry.gateway_selector.clone(),
         ports: config.registry.import_ports.clone(),
+        namespaces: config.registry.namespaces.clone(),
     }
     .spawn(table.clone());
     (VipMode::External(published.vips), published.listen, None)

@@ -4,13 +4,17 @@
 //! `ServiceExport` of this cluster the `Valid` and `Conflict` conditions.
 //!
 //! Data flow: table snapshots and three watchers (ServiceImports,
-//! ServiceExports and Services, all namespaces) → [`mcs_plan`] (pure) →
+//! ServiceExports and Services) per watched namespace (`registry.namespaces`,
+//! or all when it is empty) → [`mcs_plan`] (pure) →
 //! server-side apply of the spec, merge patches of `/status`, deletes of
 //! fedmesh's own imports that went away. A watcher whose CRD is not
 //! installed (list answered 404) counts as listed and empty, so the other
 //! half still works; it keeps retrying with backoff, so installing the CRDs
 //! later is picked up. ServiceImports without the `fedmesh.io/managed-by`
-//! label belong to someone else and are never touched.
+//! label belong to someone else and are never touched. With
+//! `registry.namespaces` set, nothing outside them is read or written: a
+//! `ServiceExport` there gets no status, and an import of such a namespace
+//! gets no `ServiceImport` (the service account may have no access there).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -46,16 +50,20 @@ const BURST: usize = 4096;
 pub struct McsObjects {
     /// The API client.
     pub client: Client,
+    /// The namespaces to read and write (`registry.namespaces`); empty:
+    /// all of them.
+    pub namespaces: Vec<String>,
 }
 
 /// One item of the merged watch streams.
 #[allow(clippy::large_enum_variant)]
 enum Item {
-    Import(Event<ServiceImport>),
-    Export(Event<ServiceExport>),
-    Service(Event<Service>),
-    /// The CRD of this kind is not installed.
-    Absent(Watched),
+    Import(usize, Event<ServiceImport>),
+    Export(usize, Event<ServiceExport>),
+    Service(usize, Event<Service>),
+    /// The CRD of this kind is not installed (seen by the watcher of
+    /// that scope).
+    Absent(Watched, usize),
     Failed(Watched, String),
 }
 
@@ -67,12 +75,12 @@ enum Watched {
     Services,
 }
 
-/// Everything the watchers have seen.
-#[derive(Default)]
+/// Everything the watchers have seen, one set per watched scope (each
+/// watcher relists on its own).
 struct Seen {
-    imports: ObjectSet<ServiceImport>,
-    exports: ObjectSet<ServiceExport>,
-    services: ObjectSet<Service>,
+    imports: Vec<ObjectSet<ServiceImport>>,
+    exports: Vec<ObjectSet<ServiceExport>>,
+    services: Vec<ObjectSet<Service>>,
     /// Kinds whose CRD is missing (nothing to write there).
     absent: BTreeSet<Watched>,
 }
@@ -85,14 +93,30 @@ impl McsObjects {
     }
 
     async fn run(self, mut table: watch::Receiver<Arc<TableSnapshot>>) {
-        let imports: Api<ServiceImport> = Api::all(self.client.clone());
-        let exports: Api<ServiceExport> = Api::all(self.client.clone());
-        let services: Api<Service> = Api::all(self.client.clone());
+        let scopes = mcs_plan::scopes(&self.namespaces);
         let mut streams = SelectAll::new();
-        streams.push(stream(imports, Watched::Imports, Item::Import));
-        streams.push(stream(exports, Watched::Exports, Item::Export));
-        streams.push(stream(services, Watched::Services, Item::Service));
-        let mut seen = Seen::default();
+        for (i, scope) in scopes.iter().enumerate() {
+            let ns = scope.as_deref();
+            streams.push(stream(
+                api(&self.client, ns),
+                Watched::Imports,
+                i,
+                Item::Import,
+            ));
+            streams.push(stream(
+                api(&self.client, ns),
+                Watched::Exports,
+                i,
+                Item::Export,
+            ));
+            streams.push(stream(
+                api(&self.client, ns),
+                Watched::Services,
+                i,
+                Item::Service,
+            ));
+        }
+        let mut seen = Seen::new(scopes.len());
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             tokio::select! {
@@ -103,13 +127,12 @@ impl McsObjects {
                 r = table.changed() => if r.is_err() { return },
                 _ = resync.tick() => {}
             }
-            let ready = seen.imports.listed() && seen.exports.listed() && seen.services.listed();
             // Until the table's first build nothing is known to be
             // imported: acting then would delete every ServiceImport.
-            if !ready || table.borrow().version == 0 {
+            if !seen.listed() || table.borrow().version == 0 {
                 continue;
             }
-            let snapshot = table.borrow().clone();
+            let snapshot = mcs_plan::scoped(&table.borrow(), &self.namespaces);
             if !seen.absent.contains(&Watched::Imports) {
                 self.write_imports(&snapshot, &seen).await;
             }
@@ -122,7 +145,8 @@ impl McsObjects {
     async fn write_imports(&self, table: &TableSnapshot, seen: &Seen) {
         let observed: BTreeMap<ServiceKey, ServiceImport> = seen
             .imports
-            .objects()
+            .iter()
+            .flat_map(ObjectSet::objects)
             .map(|s| (key(&s.object), s.object.clone()))
             .collect();
         let ImportPlan {
@@ -188,11 +212,13 @@ impl McsObjects {
     async fn write_export_status(&self, table: &TableSnapshot, seen: &Seen) {
         let services: BTreeMap<ServiceKey, &Service> = seen
             .services
-            .objects()
+            .iter()
+            .flat_map(ObjectSet::objects)
             .map(|s| (key(&s.object), &s.object))
             .collect();
         let now = clock::rfc3339_ms(clock::now_unix_ms());
-        for se in seen.exports.objects().map(|s| &s.object) {
+        for se in seen.exports.iter().flat_map(ObjectSet::objects) {
+            let se = &se.object;
             let key = key(se);
             let fresh = mcs_plan::export_conditions(&key, services.get(&key).copied(), table);
             let old = se.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
@@ -215,6 +241,22 @@ impl McsObjects {
 }
 
 impl Seen {
+    fn new(scopes: usize) -> Self {
+        Self {
+            imports: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            exports: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            services: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            absent: BTreeSet::new(),
+        }
+    }
+
+    /// Whether every watcher has completed a first list.
+    fn listed(&self) -> bool {
+        self.imports.iter().all(ObjectSet::listed)
+            && self.exports.iter().all(ObjectSet::listed)
+            && self.services.iter().all(ObjectSet::listed)
+    }
+
     /// Applies `item` and every item ready right after it.
     fn apply_ready(&mut self, mut item: Item, streams: &mut SelectAll<BoxStream<'static, Item>>) {
         for _ in 0..BURST {
@@ -228,18 +270,24 @@ impl Seen {
 
     fn apply(&mut self, item: Item) {
         match item {
-            Item::Import(e) => {
+            Item::Import(i, e) => {
                 self.absent.remove(&Watched::Imports);
-                self.imports.apply(e);
+                if let Some(set) = self.imports.get_mut(i) {
+                    set.apply(e);
+                }
             }
-            Item::Export(e) => {
+            Item::Export(i, e) => {
                 self.absent.remove(&Watched::Exports);
-                self.exports.apply(e);
+                if let Some(set) = self.exports.get_mut(i) {
+                    set.apply(e);
+                }
             }
-            Item::Service(e) => {
-                self.services.apply(e);
+            Item::Service(i, e) => {
+                if let Some(set) = self.services.get_mut(i) {
+                    set.apply(e);
+                }
             }
-            Item::Absent(kind) => {
+            Item::Absent(kind, i) => {
                 if self.absent.insert(kind) {
                     info!(
                         ?kind,
@@ -248,10 +296,10 @@ impl Seen {
                 }
                 // Listed, and empty.
                 match kind {
-                    Watched::Imports => relist_empty(&mut self.imports),
-                    Watched::Exports => relist_empty(&mut self.exports),
-                    Watched::Services => {}
-                }
+                    Watched::Imports => self.imports.get_mut(i).map(relist_empty),
+                    Watched::Exports => self.exports.get_mut(i).map(relist_empty),
+                    Watched::Services => None,
+                };
             }
             Item::Failed(kind, error) => {
                 warn!(?kind, %error, "cannot watch; retrying with backoff (check RBAC: examples/kubernetes/rbac.yaml)")
@@ -272,9 +320,27 @@ fn key<K: ResourceExt>(o: &K) -> ServiceKey {
     )
 }
 
-/// A watcher with default backoff; a 404 on the first list (no CRD)
-/// and every other error become items, never the end.
-fn stream<K>(api: Api<K>, kind: Watched, wrap: fn(Event<K>) -> Item) -> BoxStream<'static, Item>
+/// The API of `K` in `namespace`, or in all namespaces.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watcher with default backoff, its items tagged with their scope; a
+/// 404 on the first list (no CRD) and every other error become items,
+/// never the end.
+fn stream<K>(
+    api: Api<K>,
+    kind: Watched,
+    scope: usize,
+    wrap: fn(usize, Event<K>) -> Item,
+) -> BoxStream<'static, Item>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
@@ -283,10 +349,10 @@ where
         .default_backoff()
         .filter_map(move |r| {
             std::future::ready(match r {
-                Ok(e) => Some(wrap(e)),
+                Ok(e) => Some(wrap(scope, e)),
                 Err(watcher::Error::WatchError(s)) if s.code == 410 => None,
                 Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
-                    Some(Item::Absent(kind))
+                    Some(Item::Absent(kind, scope))
                 }
                 Err(e) => Some(Item::Failed(kind, e.to_string())),
             })

@@ -102,6 +102,33 @@ pub fn is_ours(si: &ServiceImport) -> bool {
         .is_some_and(|v| v == MANAGED_BY.1)
 }
 
+/// The watch scopes of `namespaces` (`registry.namespaces`): one per
+/// namespace, or a single `None` (all namespaces) when it is empty.
+pub fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
+/// Whether `key` lies in the watched `namespaces` (empty: all).
+pub fn in_scope(namespaces: &[String], key: &ServiceKey) -> bool {
+    namespaces.is_empty() || namespaces.contains(&key.namespace)
+}
+
+/// The part of `table` in the watched `namespaces`: the MCS objects of
+/// other namespaces are neither watched nor written (the service account
+/// may have no access there), so they are not planned either.
+pub fn scoped(table: &TableSnapshot, namespaces: &[String]) -> TableSnapshot {
+    let mut out = table.clone();
+    if !namespaces.is_empty() {
+        out.services.retain(|k, _| in_scope(namespaces, k));
+        out.headless.retain(|k, _| in_scope(namespaces, k));
+    }
+    out
+}
+
 /// What to change: imports to apply, imports of ours to delete, and the
 /// keys left alone because someone else owns an import of that name.
 #[derive(Debug, Default, PartialEq)]

@@ -1,6 +1,7 @@
 //! What the import Services should be, as pure functions: one Service per
 //! VIP name of the table (`ns/name` for a global service, `ns/name@cluster`
-//! for a pinned one), selecting the gateway pods, each service port
+//! for a pinned one, `ns/name@cluster/hostname` for each named endpoint of
+//! a headless one), selecting the gateway pods, each service port
 //! targeting a gateway port of its own from `registry.importPorts`.
 //!
 //! The Services themselves are the record of the allocations: a restarted
@@ -24,7 +25,10 @@ pub const OWNER_LABEL: &str = "fedmesh.io/cluster";
 /// The annotation holding the VIP name it stands for.
 pub const IMPORT_ANNOTATION: &str = "fedmesh.io/import";
 
-/// The VIP names the table asks for, with their service ports.
+/// The VIP names the table asks for, with their service ports: each
+/// service's global and pinned names, and the name of every named endpoint
+/// of a headless one (DESIGN.md, Headless services across clusters), which
+/// gets a Service (and so a ClusterIP) of its own like any other VIP.
 pub fn desired(table: &TableSnapshot) -> BTreeMap<VipName, Vec<PortSpec>> {
     let mut out = BTreeMap::new();
     for s in table.services.values() {
@@ -32,6 +36,16 @@ pub fn desired(table: &TableSnapshot) -> BTreeMap<VipName, Vec<PortSpec>> {
             out.insert(s.key.pinned_vip(&c.cluster), s.ports.clone());
         }
         out.insert(s.key.global_vip(), s.ports.clone());
+        let named = table.headless_service(&s.key).into_iter().flat_map(|h| {
+            h.clusters.iter().flat_map(|(cluster, endpoints)| {
+                endpoints
+                    .iter()
+                    .map(move |e| s.key.endpoint_vip(cluster, &e.hostname))
+            })
+        });
+        for name in named {
+            out.insert(name, s.ports.clone());
+        }
     }
     out
 }

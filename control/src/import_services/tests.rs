@@ -77,6 +77,42 @@ fn every_global_and_pinned_vip_name_is_desired() {
 }
 
 #[test]
+fn every_named_endpoint_of_a_headless_service_is_desired() {
+    use crate::table::headless::{EndpointEntry, HeadlessService};
+    let mut t = table(&[("demo", "db", &["east", "west"])]);
+    let ep = |hostname: &str| EndpointEntry {
+        hostname: hostname.into(),
+        ready: true,
+        vip: None,
+    };
+    let headless = HeadlessService {
+        clusters: [
+            ("east".to_string(), vec![ep("db-0"), ep("db-1")]),
+            ("west".to_string(), vec![ep("db-2")]),
+        ]
+        .into(),
+    };
+    t.headless.insert(ServiceKey::new("demo", "db"), headless);
+    let want = desired(&t);
+    let names: Vec<String> = want.keys().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        [
+            "demo/db",
+            "demo/db@east",
+            "demo/db@east/db-0",
+            "demo/db@east/db-1",
+            "demo/db@west",
+            "demo/db@west/db-2",
+        ]
+    );
+    assert_eq!(want[&v("demo/db@west/db-2")].len(), 2, "every service port");
+    let name = object_name(&v("demo/db@east/db-0"));
+    assert_ne!(name, object_name(&v("demo/db@east/db-1")));
+    assert_ne!(name, object_name(&v("demo/db@east")));
+}
+
+#[test]
 fn object_names_are_short_dns_labels_and_distinct() {
     let long = format!("{}/{}@west", "n".repeat(63), "s".repeat(63));
     let a = object_name(&v(&long));

@@ -1,7 +1,8 @@
 //! The Kubernetes registry: kube-rs watchers on Services and
-//! `discovery.k8s.io/v1` EndpointSlices, and MCS `ServiceExport`s
-//! ([`mcs`], when their CRD is installed), in all namespaces or in the
-//! configured ones (`registry.namespaces`).
+//! `discovery.k8s.io/v1` EndpointSlices, MCS `ServiceExport`s ([`mcs`],
+//! when their CRD is installed), and `HTTPRoute`s and `FaultInjection`s
+//! ([`routes`], when their CRDs are installed), in all namespaces or in
+//! the configured ones (`registry.namespaces`).
 //!
 //! Each watcher's events go into an `ObjectSet`; after every burst of
 //! events the registry rebuilds the local view with the same
@@ -18,10 +19,12 @@
 //! problem in the snapshot. A `ServiceExport` list answered 404 means the
 //! CRD is not installed: that watcher counts as listed and empty (the
 //! annotation still exports), and keeps retrying so that installing the
-//! CRD later is picked up.
+//! CRD later is picked up. Routes never hold the snapshot `pending`: until
+//! they are listed the services serve without routes, as with none.
 
 pub mod mcs;
 pub(crate) mod objects;
+pub mod routes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +35,7 @@ use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use futures_util::{FutureExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -40,8 +44,11 @@ use tracing::{debug, info, warn};
 
 use self::mcs::ServiceExport;
 use self::objects::ObjectSet;
+use self::routes::{RouteItem, RouteKind};
+use super::build::Sourced;
 use super::{Registry, build};
 use crate::model::{LocalSnapshot, Problem};
+use crate::routes::RouteView;
 
 /// Most events applied before the view is rebuilt, so a large relist is
 /// built once, not once per object.
@@ -66,6 +73,8 @@ enum Source {
     Services(usize),
     Slices(usize),
     Exports(usize),
+    Routes(usize),
+    Faults(usize),
 }
 
 /// One item of the merged watch streams (short-lived, one at a time, so
@@ -77,6 +86,8 @@ enum Watched {
     Export(Source, Event<ServiceExport>),
     /// The ServiceExport CRD is not installed (the list was a 404).
     NoExportCrd(Source),
+    /// An HTTPRoute or FaultInjection watcher's report.
+    Route(Source, RouteItem),
     Failed(Source, String),
 }
 
@@ -144,6 +155,13 @@ impl Kubernetes {
             all.push(tagged(slices, Source::Slices(i), Watched::Slice));
             let exports: Api<ServiceExport> = api(&self.client, scope.as_deref());
             all.push(tagged(exports, Source::Exports(i), Watched::Export));
+            for (kind, source) in [
+                (RouteKind::HttpRoute, Source::Routes(i)),
+                (RouteKind::FaultInjection, Source::Faults(i)),
+            ] {
+                let items = routes::watch(self.client.clone(), scope.clone(), kind);
+                all.push(items.map(move |item| Watched::Route(source, item)).boxed());
+            }
         }
         all
     }
@@ -222,6 +240,8 @@ struct View {
     services: Vec<ObjectSet<Service>>,
     slices: Vec<ObjectSet<EndpointSlice>>,
     exports: Vec<ObjectSet<ServiceExport>>,
+    routes: Vec<ObjectSet<DynamicObject>>,
+    faults: Vec<ObjectSet<DynamicObject>>,
     errors: BTreeMap<Source, String>,
 }
 
@@ -231,6 +251,8 @@ impl View {
             services: (0..scopes).map(|_| ObjectSet::default()).collect(),
             slices: (0..scopes).map(|_| ObjectSet::default()).collect(),
             exports: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            routes: (0..scopes).map(|_| ObjectSet::default()).collect(),
+            faults: (0..scopes).map(|_| ObjectSet::default()).collect(),
             errors: BTreeMap::new(),
         }
     }
@@ -271,11 +293,54 @@ impl View {
                 // A relist that finds nothing: listed, and empty.
                 set.is_some_and(|s| s.apply(Event::Init) | s.apply(Event::InitDone)) || cleared
             }
+            Watched::Route(source, item) => self.apply_route(source, item),
             Watched::Failed(source, error) => {
                 warn!(%error, ?source, "kubernetes watch failed; retrying with backoff");
                 self.errors.insert(source, error.clone()) != Some(error)
             }
         }
+    }
+
+    /// Applies a route watcher's report; true when the view changed.
+    fn apply_route(&mut self, source: Source, item: RouteItem) -> bool {
+        let set = match source {
+            Source::Routes(i) => self.routes.get_mut(i),
+            Source::Faults(i) => self.faults.get_mut(i),
+            _ => None,
+        };
+        let Some(set) = set else { return false };
+        match item {
+            RouteItem::Event(event) => {
+                let cleared = self.errors.remove(&source).is_some();
+                set.apply(event) || cleared
+            }
+            // No CRD: listed, and empty (a CRD removed takes its objects).
+            RouteItem::Absent => {
+                let cleared = self.errors.remove(&source).is_some();
+                set.apply(Event::Init) | set.apply(Event::InitDone) || cleared
+            }
+            RouteItem::Failed(error) => {
+                warn!(%error, ?source, "kubernetes watch failed; retrying with backoff");
+                self.errors.insert(source, error.clone()) != Some(error)
+            }
+        }
+    }
+
+    /// The route documents of every watched scope, checked.
+    fn route_view(&self) -> RouteView {
+        let docs = |sets: &[ObjectSet<DynamicObject>], kind: RouteKind| -> Vec<Sourced<_>> {
+            sets.iter()
+                .flat_map(ObjectSet::objects)
+                .map(|o| Sourced {
+                    source: "kubernetes API".into(),
+                    object: routes::document(kind, &o.object),
+                })
+                .collect()
+        };
+        RouteView::build(
+            &docs(&self.routes, RouteKind::HttpRoute),
+            &docs(&self.faults, RouteKind::FaultInjection),
+        )
     }
 
     fn export_set(&mut self, source: Source) -> Option<&mut ObjectSet<ServiceExport>> {
@@ -301,12 +366,15 @@ impl View {
             self.slices.iter().flat_map(ObjectSet::objects),
         );
         snap.problems.extend(exported.orphans);
+        snap.routes = self.route_view();
         snap.pending = pending;
         for (source, error) in &self.errors {
             let what = match source {
                 Source::Services(_) => "Services",
                 Source::Slices(_) => "EndpointSlices",
                 Source::Exports(_) => "ServiceExports",
+                Source::Routes(_) => "HTTPRoutes",
+                Source::Faults(_) => "FaultInjections",
             };
             snap.problems.push(Problem {
                 source: "kubernetes API".into(),
@@ -328,3 +396,5 @@ impl View {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_routes;

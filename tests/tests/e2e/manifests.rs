@@ -199,6 +199,7 @@ fn the_kustomize_layout_lists_everything_an_install_needs() {
             "CustomResourceDefinition",
             "serviceimports.multicluster.x-k8s.io",
         ),
+        ("CustomResourceDefinition", "faultinjections.fedmesh.io"),
         ("ClusterRole", "fedmesh-registry"),
         ("ConfigMap", "fedmesh-config"),
         ("Deployment", "fedmesh-control"),
@@ -328,6 +329,28 @@ fn rbac_grows_by_exactly_what_the_mcs_api_needs() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     assert_eq!(mcs, want);
+}
+
+#[test]
+fn rbac_grows_by_exactly_the_read_access_routes_need() {
+    let objects = render();
+    let role = find(&objects, "ClusterRole", "fedmesh-registry");
+    let groups = ["gateway.networking.k8s.io", "fedmesh.io"];
+    let mut routes: Vec<String> = role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| groups.iter().any(|g| r["apiGroups"][0] == *g))
+        .map(|r| format!("{}:{}:{}", r["apiGroups"], r["resources"], r["verbs"]))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            r#"["fedmesh.io"]:["faultinjections"]:["list","watch"]"#,
+            r#"["gateway.networking.k8s.io"]:["httproutes"]:["list","watch"]"#,
+        ]
+    );
 }
 
 #[test]

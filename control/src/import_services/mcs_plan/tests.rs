@@ -281,3 +281,28 @@ fn transition_times_move_only_when_a_status_changes() {
         "Conflict stayed False"
     );
 }
+
+#[test]
+fn only_the_watched_namespaces_are_planned() {
+    let t = table(vec![
+        global(
+            "demo",
+            "hello",
+            vec![entry("west", vec![port("http", 8080)])],
+        ),
+        global(
+            "other",
+            "hello",
+            vec![entry("west", vec![port("http", 8080)])],
+        ),
+    ]);
+    let demo = vec!["demo".to_string()];
+    let demo_only = scoped(&t, &demo);
+    let keys: Vec<String> = demo_only.services.keys().map(ToString::to_string).collect();
+    assert_eq!(keys, ["demo/hello"]);
+    let plan = plan_imports(&demo_only, &BTreeMap::new());
+    assert_eq!(plan.apply.len(), 1);
+    assert_eq!(scoped(&t, &[]).services.len(), 2, "empty: every namespace");
+    assert_eq!(scopes(&demo), [Some("demo".to_string())]);
+    assert_eq!(scopes(&[]), [None]);
+}

@@ -55,6 +55,11 @@ fn slice(e: fn(EndpointSlice) -> Event<EndpointSlice>, yaml: &str) -> Watched {
     Watched::Slice(Source::Slices(0), e(object(yaml)))
 }
 
+/// A view whose first lists are done, with nothing in them.
+pub(super) fn listed_view() -> View {
+    listed(&[], &[])
+}
+
 /// A view whose first lists (of `services` and `slices`) are done.
 fn listed(services: &[&str], slices: &[&str]) -> View {
     let mut view = View::new(1);
