@@ -133,7 +133,10 @@ impl RequestHandler for ZoneRouter {
 
 /// FORMERR with an empty question section: the question as sent cannot
 /// be echoed (see `question`).
-async fn formerr<R: ResponseHandler>(request: &Request, mut response_handle: R) -> ResponseInfo {
+pub(crate) async fn formerr<R: ResponseHandler>(
+    request: &Request,
+    mut response_handle: R,
+) -> ResponseInfo {
     let none = Queries::read(&mut BinDecoder::new(&[]), 0)
         .expect("reading zero questions reads no bytes, so cannot fail");
     let response = MessageResponseBuilder::new(&none, None)

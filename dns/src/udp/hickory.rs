@@ -3,10 +3,11 @@
 //!
 //! Responses (QR = 1) are dropped, as hickory drops them (no reflection);
 //! a packet too short for a header is dropped; one hickory cannot parse is
-//! answered FORMERR; other opcodes than QUERY get NOTIMP and EDNS versions
-//! above 0 get BADVERS (RFC 6891 §6.1.3) here, because hickory's catalog
-//! logs those at warn and a client should not be able to fill the
-//! operator's log. Everything else goes to the [`ZoneRouter`], as over TCP.
+//! answered FORMERR, and so is one whose question points into the header
+//! (see `question`), before anything echoes that question; other opcodes
+//! than QUERY get NOTIMP and EDNS versions above 0 get BADVERS (RFC 6891
+//! §6.1.3) here, because hickory's catalog logs those at warn and a client
+//! should not be able to fill the operator's log. Everything else goes to the [`ZoneRouter`], as over TCP.
 //! Every line logged about a client's packet is at debug.
 
 use std::net::SocketAddr;
@@ -73,6 +74,17 @@ pub(crate) async fn answer_over(
 
 async fn answer_request(router: &ZoneRouter, request: &Request, reply: Reply) {
     let metadata = &request.metadata;
+    // Before NOTIMP and BADVERS, which echo the question as sent too: a
+    // pointer into the header would name the response's header instead
+    // (see `question`), and the response would not parse.
+    if crate::question::points_into_header(request.queries.as_bytes()) {
+        debug!(
+            id = metadata.id,
+            "question points into the header; answering FORMERR"
+        );
+        crate::router::formerr(request, reply).await;
+        return;
+    }
     if metadata.op_code != OpCode::Query {
         debug!(id = metadata.id, op = %metadata.op_code, "DNS opcode not implemented; answering NOTIMP");
         let response = MessageResponseBuilder::new(&request.queries, None);
@@ -163,5 +175,62 @@ impl ResponseHandler for Reply {
         let info = response.destructive_emit(&mut encoder)?;
         *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
         Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+
+    use hickory_server::proto::op::{Message, ResponseCode};
+
+    use super::answer;
+    use crate::router::ZoneRouter;
+    use crate::snapshot::ZoneSnapshot;
+
+    /// The response to `packet` over UDP from a router with an empty zone.
+    async fn response_to(packet: &[u8]) -> Message {
+        let snapshot = Arc::new(ZoneSnapshot {
+            zone: "clusterset.local".into(),
+            ttl: 5,
+            services: vec![],
+            serial: 1,
+        });
+        let (_tx, rx) = tokio::sync::watch::channel(snapshot);
+        let router = ZoneRouter::new(rx, &[]).expect("a router without upstreams");
+        let src = SocketAddr::from((Ipv4Addr::LOCALHOST, 5300));
+        let response = answer(&router, packet, src)
+            .await
+            .expect("a query gets a response");
+        Message::from_vec(&response).expect("the response parses")
+    }
+
+    /// Found by the `dns_answer` fuzz target (the minimised input): an
+    /// IQUERY whose second question is a pointer to offset 2 got NOTIMP
+    /// with that question echoed, and the response did not parse.
+    #[tokio::test]
+    async fn an_iquery_pointing_into_the_header_gets_a_formerr_that_parses() {
+        let packet = b"\xe9\x34\x0b\x55\x00\x02\x00\x00\x00\x00\x00\x00\
+            \x00\x00\x00\x24\x02\xc0\x02\x00\x00\x00\x00";
+        let message = response_to(packet).await;
+        assert_eq!(message.metadata.id, 0xe934);
+        assert_eq!(message.metadata.response_code, ResponseCode::FormErr);
+        assert!(message.queries.is_empty(), "{message:?}");
+    }
+
+    /// The same through the BADVERS path (RFC 6891 §6.1.3), which echoes
+    /// the question too.
+    #[tokio::test]
+    async fn an_edns_version_1_query_pointing_into_the_header_gets_a_formerr() {
+        let mut packet = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01".to_vec();
+        // `web` + pointer to offset 2 (the flags), A IN.
+        packet.extend_from_slice(b"\x03web\xC0\x02\x00\x01\x00\x01");
+        // OPT: root owner, type 41, payload 4096, version 1, no options.
+        packet.extend_from_slice(b"\x00\x00\x29\x10\x00\x00\x01\x00\x00\x00\x00");
+        let message = response_to(&packet).await;
+        assert_eq!(message.metadata.id, 0x1234);
+        assert_eq!(message.metadata.response_code, ResponseCode::FormErr);
+        assert!(message.queries.is_empty(), "{message:?}");
     }
 }
