@@ -19,7 +19,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 pub use fedmesh_proto::app_protocol::AppProtocol;
+use fedmesh_proto::routes::{FaultInjection, HttpRoute};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub use headless::{MAX_NAMED_ENDPOINTS, NamedEndpoint, NamedEndpoints};
 
@@ -399,7 +401,7 @@ pub struct LocalSnapshot {
     /// may be withdrawn on its account; `problems` says what is wrong.
     pub pending: bool,
     /// HTTP routes and faults, with their own problems (warnings).
-    pub routes: crate::routes::RouteView,
+    pub routes: RouteView,
 }
 
 /// A service a peer exports, as imported here.
@@ -424,4 +426,38 @@ pub struct ImportedService {
     /// The peer is drained (`fedctl drain`): a last resort for new
     /// connections.
     pub draining: bool,
+}
+
+/// A valid route and the document it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRoute {
+    /// The file (or API object) it came from.
+    pub source: String,
+    /// The document as read.
+    pub document: Value,
+    /// The validated route.
+    pub route: HttpRoute,
+}
+
+/// A valid fault and the document it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFault {
+    /// The file (or API object) it came from.
+    pub source: String,
+    /// The document as read.
+    pub document: Value,
+    /// The validated fault.
+    pub fault: FaultInjection,
+}
+
+/// The routes and faults of one registry view, checked by
+/// [`crate::routes`] (`RouteView::build`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteView {
+    /// Valid routes, in the registry's order.
+    pub routes: Vec<LocalRoute>,
+    /// Valid faults, in the registry's order.
+    pub faults: Vec<LocalFault>,
+    /// Invalid and duplicate documents (warnings: they are ignored).
+    pub problems: Vec<Problem>,
 }

@@ -13,47 +13,13 @@
 
 use std::collections::BTreeSet;
 
-use fedmesh_proto::routes::{
-    FAULT_KIND, FaultInjection, HttpRoute, ROUTE_KIND, document, parse_fault, parse_route,
-};
+use fedmesh_proto::routes::{FAULT_KIND, ROUTE_KIND, document, parse_fault, parse_route};
 use fedmesh_proto::v1;
 use serde_json::Value;
 
+pub use crate::model::{LocalFault, LocalRoute, RouteView};
 use crate::model::{Problem, ServiceKey};
 use crate::registry::build::Sourced;
-
-/// A valid route and the document it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalRoute {
-    /// The file (or API object) it came from.
-    pub source: String,
-    /// The document as read.
-    pub document: Value,
-    /// The validated route.
-    pub route: HttpRoute,
-}
-
-/// A valid fault and the document it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalFault {
-    /// The file (or API object) it came from.
-    pub source: String,
-    /// The document as read.
-    pub document: Value,
-    /// The validated fault.
-    pub fault: FaultInjection,
-}
-
-/// The routes and faults of one registry view.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RouteView {
-    /// Valid routes, in the registry's order.
-    pub routes: Vec<LocalRoute>,
-    /// Valid faults, in the registry's order.
-    pub faults: Vec<LocalFault>,
-    /// Invalid and duplicate documents (warnings: they are ignored).
-    pub problems: Vec<Problem>,
-}
 
 impl RouteView {
     /// Checks every document; the first of a `namespace/name` wins, later

@@ -13,8 +13,8 @@ use tracing::{debug, warn};
 
 use crate::error::AttemptError;
 use crate::health::Health;
+use crate::model::Export;
 use crate::select::Rng;
-use crate::state::Export;
 
 /// The fewest endpoints a dial budget must leave room for (DESIGN.md:
 /// the ingress tries at least two endpoints inside the egress's

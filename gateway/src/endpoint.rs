@@ -7,7 +7,7 @@
 //! Data flow: the control plane's snapshot lists each target cluster's
 //! endpoint VIPs ([`decode`] into [`EndpointVip`]s, kept in
 //! [`crate::state::GatewayState::endpoint_vips`]); the listeners stage
-//! binds them with [`crate::state::Listener::endpoint`] set; the attempt
+//! binds them with [`crate::model::Listener::endpoint`] set; the attempt
 //! stage sends a route naming the hostname ([`crate::wire::Route`]:
 //! `<hostname>.<port>.<svc>.<ns>.fedmesh`) to that cluster only, or dials
 //! the endpoint directly when it is local; the ingress dials only the
@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use fedmesh_proto::v1;
 
 use crate::dial;
-use crate::state::Export;
+use crate::model::Export;
 use crate::wire::Route;
 
 /// The most endpoint VIPs one target may list (the export's bound).
@@ -127,7 +127,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::state::Endpoint;
+    use crate::model::Endpoint;
 
     fn export() -> Export {
         let ep = |ip: &str, host: &str, ready| Endpoint {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use fedmesh_proto::config::GatewayConfig;
 
-use crate::state::Target;
+use crate::model::Target;
 
 pub mod outlier;
 pub mod probes;

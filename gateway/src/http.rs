@@ -36,6 +36,7 @@
 //!
 //! Start reading at [`egress`].
 
+mod attempts;
 mod body;
 mod deadline;
 mod dispatch;
@@ -48,6 +49,7 @@ mod ingress;
 mod observed;
 mod policy;
 mod remote;
+mod reply;
 mod retry;
 mod settle;
 mod sniff;

@@ -35,6 +35,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod observe;
 pub mod otlp;
 pub mod pools;

@@ -14,7 +14,7 @@ use fedmesh_proto::routes::{FaultInjection, HttpRoute, RouteObject, RouteTable};
 use fedmesh_proto::v1;
 use tracing::{info, warn};
 
-use crate::state::ServiceKey;
+use crate::model::ServiceKey;
 
 /// The compiled route table of each service with routes.
 #[derive(Debug, Clone, Default)]

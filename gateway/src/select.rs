@@ -37,7 +37,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::state::{Affinity, Import, Locality, Target};
+use crate::model::{Affinity, Import, Locality, Target};
 
 /// Envoy's default overprovisioning factor: a group of endpoints counts as
 /// fully healthy until fewer than 1 / 1.4 ≈ 71.4 % of them are usable, so

@@ -16,7 +16,7 @@
 //! 2. **fault** ([`super::fault`]): a delay waits, an abort answers here.
 //! 3. **request headers**: `RequestHeaderModifier` (never a `fedmesh-*`
 //!    header: those are the gateways' own).
-//! 4. **tries**: [`super::egress::Attempts`] (target choice and failover)
+//! 4. **tries**: [`super::attempts::Attempts`] (target choice and failover)
 //!    once, then again per [`super::retry`] while the answer is retryable,
 //!    attempts are left, the method is idempotent (the route model carries
 //!    no opt-in for others) and the retry budget allows it.
@@ -38,10 +38,11 @@ use fedmesh_proto::routes::{
 use http::{Request, Response, StatusCode};
 use tracing::debug;
 
+use super::attempts::Attempts;
 use super::body::{RequestBody, boxed};
 use super::deadline::Deadline;
-use super::egress::{Attempts, status};
 use super::headers::{is_idempotent, strip_gateway};
+use super::reply::status;
 use super::retry::{Outcome, retryable};
 use super::{Body, fault, grpc};
 use crate::egress::Egress;

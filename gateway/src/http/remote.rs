@@ -11,11 +11,20 @@ use tracing::debug;
 
 use super::Body;
 use super::body::{H2Body, Held, send_body};
+use crate::egress::Egress;
 use crate::error::AttemptError;
-use crate::http::egress::Hop;
+use crate::state::Target;
 use crate::transport::stream::StreamSlot;
 use crate::transport::{RequestStream, TransportError};
 use crate::wire::{self, Route};
+
+/// One target being tried.
+pub(super) struct Hop<'a> {
+    /// The egress's handles.
+    pub(super) egress: &'a Egress,
+    /// The target.
+    pub(super) target: &'a Target,
+}
 
 /// What a peer answered: its response head and a body that keeps the
 /// stream counted in its pool while it is read.
