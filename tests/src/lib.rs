@@ -27,12 +27,14 @@ pub mod bench;
 pub mod cluster;
 pub mod fake_kube;
 pub mod federation;
+pub mod grpc_backend;
 pub mod hostile;
 pub mod http_backend;
 
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};
 pub use cluster::{Cluster, Out};
 pub use federation::{EXPORT, Federation, default_config, service_yaml};
+pub use grpc_backend::GrpcBackend;
 pub use http_backend::{Flavor, HttpBackend, KeepAliveClient};
 
 /// Installs the ring crypto provider once per test process.
