@@ -138,6 +138,7 @@ fn streaming_calls_both_ways_and_error_statuses_pass_the_gateways_unchanged() {
     let mut client = channel(&rt, vip).expect("a channel to eu's VIP");
     server_stream_arrives_whole_in_order(&rt, &mut client, 500);
     bidi_stream_echoes_each_message_as_it_arrives(&rt, &mut client, 100, 2000);
+    concurrent_and_large_calls_share_the_channel(&rt, &client);
     // A unary error status (trailers-only response) arrives as sent.
     let failing = HelloRequest {
         name: "nobody".into(),
@@ -204,6 +205,37 @@ fn server_stream_arrives_whole_in_order(rt: &Runtime, client: &mut GreeterClient
         assert_eq!(reply.seq as usize, i, "{reply:?}");
         assert_eq!(reply.cluster, replies[0].cluster, "one call, one cluster");
     }
+}
+
+/// 64 calls at once on the one channel (HTTP/2 streams side by side), and
+/// a call whose request and answer are 1 MiB each (far past what the
+/// gateway keeps of a body for a replay), all answered whole.
+fn concurrent_and_large_calls_share_the_channel(rt: &Runtime, client: &GreeterClient<Channel>) {
+    let answers = rt.block_on(async {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let mut client = client.clone();
+            let request = HelloRequest {
+                name: format!("at-once-{i}"),
+                ..HelloRequest::default()
+            };
+            calls.spawn(async move { client.hello(request).await.map(|r| (i, r.into_inner())) });
+        }
+        let mut answers = Vec::new();
+        while let Some(joined) = calls.join_next().await {
+            answers.push(joined.expect("the call task ran"));
+        }
+        answers
+    });
+    assert_eq!(answers.len(), 64);
+    for answer in answers {
+        let (i, reply) = answer.expect("every call at once is answered");
+        assert_eq!(reply.message, format!("hello at-once-{i}"));
+    }
+    let big = "x".repeat(1024 * 1024);
+    let mut client = client.clone();
+    let cluster = hello(rt, &mut client, &big).expect("a 1 MiB call is answered");
+    assert!(["east", "west"].contains(&cluster.as_str()), "{cluster}");
 }
 
 /// A bidirectional stream: `lockstep` messages sent one at a time, each
@@ -291,13 +323,49 @@ fn new_calls_go_to_west_after(
         before.contains_key("east"),
         "east served before: {before:?}"
     );
+    let (tx, mut open) = echo_stream_on(&rt, &mut client, "east");
     let _kept = kill(&mut fed, east);
+    // The call east was serving ends with an error, promptly, not a hang
+    // and not an OK (the cut reaches the client through both gateways).
+    let cut = rt.block_on(async { tokio::time::timeout(CALL, open.message()).await });
+    let cut = cut.expect("the cut call ends in time");
+    assert!(cut.is_err(), "a call cut by east's death: {cut:?}");
+    drop(tx);
     let served = calls(&rt, &mut client, after);
     assert_eq!(
         served.get("west"),
         Some(&after),
         "after the kill: {served:?}"
     );
+}
+
+/// An Echo call on `client` that `cluster` serves (one message echoed),
+/// still open: its sender and its answers.
+fn echo_stream_on(
+    rt: &Runtime,
+    client: &mut GreeterClient<Channel>,
+    cluster: &str,
+) -> (
+    tokio::sync::mpsc::Sender<EchoMessage>,
+    tonic::Streaming<EchoMessage>,
+) {
+    for _ in 0..100 {
+        let opened = rt.block_on(async {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(EchoMessage::default())
+                .await
+                .expect("the call holds rx");
+            let call = client.echo(tokio_stream::wrappers::ReceiverStream::new(rx));
+            let mut echoes = call.await?.into_inner();
+            let first = echoes.message().await?;
+            Ok::<_, tonic::Status>((tx, echoes, first))
+        });
+        let (tx, echoes, first) = opened.expect("an Echo call is answered");
+        if first.is_some_and(|m| m.cluster == cluster) {
+            return (tx, echoes);
+        }
+    }
+    panic!("no Echo call of 100 went to {cluster}");
 }
 
 #[test]
