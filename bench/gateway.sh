@@ -27,6 +27,9 @@
 #   GATEWAY_BENCH_OHA                the oha binary (default: installed
 #                                    once with cargo install --locked into
 #                                    target/bench-tools, ~4 min; empty: skip)
+#   GATEWAY_BENCH_MODE=tcp           tcp, or http: the service port is
+#                                    named http (per request) and HAProxy
+#                                    runs mode http (see bench/http.sh)
 #   BENCH_SKIP_BUILD=1               use the release binaries already built
 #   FEDMESH_BIN_DIR                  where fedctl and fedgw are (default
 #                                    target/release; e.g. another build, A/B)

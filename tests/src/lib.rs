@@ -29,6 +29,7 @@ pub mod bench;
 pub mod cluster;
 pub mod fake_kube;
 pub mod federation;
+pub mod grpc_backend;
 pub mod header_backend;
 pub mod hostile;
 pub mod http_backend;
@@ -38,6 +39,7 @@ pub mod otlp;
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};
 pub use cluster::{Cluster, Out};
 pub use federation::{EXPORT, Federation, default_config, service_yaml};
+pub use grpc_backend::GrpcBackend;
 pub use http_backend::{Flavor, HttpBackend, KeepAliveClient};
 pub use http_script::{Answer, HeaderClient, ScriptedBackend};
 

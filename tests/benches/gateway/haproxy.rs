@@ -9,12 +9,17 @@
 //! A second frontend on the front one (`rtt`) dials west's back HAProxy
 //! through a delaying relay, for the new-connection latency across a long
 //! link ([`crate::rtt`]); it has no backup and no checks.
+//!
+//! In [`ProxyMode::Http`] both run `mode http` (per request, keep-alive on
+//! both sides, the back one reusing its backend connections), as fedmesh's
+//! gateways do for a port named `http`; the mTLS between them is the same.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::ProxyMode;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 /// The name the back HAProxies' certificate carries (SNI and verifyhost).
@@ -122,14 +127,18 @@ pub(crate) struct Addrs {
 
 impl Pair {
     /// Writes certificates and configs into `dir` (not started); each
-    /// HAProxy takes up to `maxconn` connections (two descriptors each).
-    pub(crate) fn new(dir: &Path, addrs: Addrs, maxconn: usize) -> Self {
+    /// HAProxy takes up to `maxconn` connections (two descriptors each) and
+    /// carries the bench service in `mode`.
+    pub(crate) fn new(dir: &Path, addrs: Addrs, maxconn: usize, mode: ProxyMode) -> Self {
         std::fs::create_dir_all(dir).expect("haproxy dir");
         write_certs(dir);
         let back = |name: &str, (listen, backend): (SocketAddr, SocketAddr)| {
             let config = dir.join(format!("{name}.cfg"));
-            std::fs::write(&config, back_config(dir, listen, backend, maxconn))
-                .expect("write config");
+            std::fs::write(
+                &config,
+                back_config(dir, listen, backend, global(maxconn, mode)),
+            )
+            .expect("write config");
             Haproxy {
                 name: format!("HAProxy {name}"),
                 config,
@@ -141,7 +150,8 @@ impl Pair {
         let west = back("west", addrs.west);
         let eu = back("eu", addrs.eu);
         let config = dir.join("front.cfg");
-        std::fs::write(&config, front_config(dir, addrs, maxconn)).expect("write config");
+        std::fs::write(&config, front_config(dir, addrs, global(maxconn, mode)))
+            .expect("write config");
         let front = Haproxy {
             name: "HAProxy front".into(),
             config,
@@ -173,15 +183,28 @@ impl Pair {
     }
 }
 
-fn global(maxconn: usize) -> String {
+fn global(maxconn: usize, mode: ProxyMode) -> String {
     // Timeouts as fedmesh's gateway defaults: connect 1 s, idle 1 h.
+    let mode = match mode {
+        ProxyMode::Tcp => "mode tcp\n",
+        // Keep-alive on both sides (HAProxy's default in http mode, said
+        // here), idle server connections shared between clients, as
+        // fedmesh's ingress keeps endpoint connections.
+        ProxyMode::Http => {
+            "mode http
+    option http-keep-alive
+    http-reuse always
+    timeout http-request 10s
+    timeout http-keep-alive 1h
+"
+        }
+    };
     format!(
         "global
     maxconn {maxconn}
     ssl-server-verify required
 defaults
-    mode tcp
-    timeout connect 1s
+    {mode}    timeout connect 1s
     timeout client 1h
     timeout server 1h
     retries 3
@@ -190,7 +213,7 @@ defaults
     )
 }
 
-fn back_config(dir: &Path, listen: SocketAddr, backend: SocketAddr, maxconn: usize) -> String {
+fn back_config(dir: &Path, listen: SocketAddr, backend: SocketAddr, global: String) -> String {
     let d = dir.display();
     format!(
         "{}frontend mtls
@@ -199,11 +222,11 @@ fn back_config(dir: &Path, listen: SocketAddr, backend: SocketAddr, maxconn: usi
 backend local
     server app {backend}
 ",
-        global(maxconn)
+        global
     )
 }
 
-fn front_config(dir: &Path, addrs: Addrs, maxconn: usize) -> String {
+fn front_config(dir: &Path, addrs: Addrs, global: String) -> String {
     let d = dir.display();
     let tls = format!(
         "ssl crt {d}/front.pem ca-file {d}/ca.pem verify required sni str({BACK_NAME}) verifyhost {BACK_NAME}"
@@ -222,12 +245,7 @@ frontend rtt
 backend rtt
     server west {} {tls}
 ",
-        global(maxconn),
-        addrs.front,
-        addrs.west.0,
-        addrs.eu.0,
-        addrs.rtt.0,
-        addrs.rtt.1,
+        global, addrs.front, addrs.west.0, addrs.eu.0, addrs.rtt.0, addrs.rtt.1,
     )
 }
 

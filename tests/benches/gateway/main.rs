@@ -27,6 +27,11 @@
 //! latency at 10, 50 and 100 ms round trips; then failover to eu when
 //! west's gateway is killed or blackholed (nftables). Run it through
 //! `bench/gateway.sh`. Environment: see [`Knobs`]. See docs/benchmarks.md.
+//!
+//! With `GATEWAY_BENCH_MODE=http` (`bench/http.sh`) the same paths carry
+//! HTTP per request instead: the service port is named `http` (fedmesh's
+//! gateways balance each request over the pooled HTTP/2 transport) and
+//! both HAProxies run in `mode http` with the same mTLS between them.
 
 mod failover;
 mod haproxy;
@@ -107,6 +112,40 @@ pub(crate) struct Knobs {
     /// `GATEWAY_BENCH_RTT_CONNECTIONS` (1..=500, default 50): connections
     /// per path and round trip.
     pub(crate) rtt_connections: usize,
+    /// `GATEWAY_BENCH_MODE` (`tcp`, default, or `http`): how both proxy
+    /// pairs carry the bench service.
+    pub(crate) mode: ProxyMode,
+}
+
+/// How the proxies on the path carry the bench service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyMode {
+    /// Bytes per connection: port `tcp`, HAProxy `mode tcp`.
+    Tcp,
+    /// Per request: port `http`, HAProxy `mode http`.
+    Http,
+}
+
+impl ProxyMode {
+    /// `GATEWAY_BENCH_MODE`.
+    ///
+    /// # Panics
+    /// When it is set to something other than `tcp` or `http`.
+    fn from_env() -> Self {
+        match std::env::var("GATEWAY_BENCH_MODE").as_deref() {
+            Err(_) | Ok("" | "tcp") => Self::Tcp,
+            Ok("http") => Self::Http,
+            Ok(other) => panic!("GATEWAY_BENCH_MODE: {other:?} is neither tcp nor http"),
+        }
+    }
+
+    /// The bench service's port name, which decides how fedmesh carries it.
+    pub(crate) fn port_name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Http => "http",
+        }
+    }
 }
 
 impl Knobs {
@@ -130,6 +169,7 @@ impl Knobs {
             oha: program("GATEWAY_BENCH_OHA", None),
             rtts_ms: rtts_ms(),
             rtt_connections: n("GATEWAY_BENCH_RTT_CONNECTIONS", 50, 1, 500),
+            mode: ProxyMode::from_env(),
         }
     }
 }
@@ -326,19 +366,21 @@ fn start(rt: &Runtime, knobs: &Knobs) -> Setup {
         http::start_backend(eu_backend, "eu", bulk).await;
     });
     let west_ip = fed.get("west").ip.to_string();
-    for (c, name, ip) in [
-        ("west", "http", fed.get("west").ip.to_string()),
-        ("eu", "http", fed.get("eu").ip.to_string()),
-        ("remote", "rtt", west_ip),
+    // The port's name decides: `tcp` is carried per connection (compared
+    // with HAProxy's tcp mode), `http` per request (with its http mode).
+    // The long-link service stays TCP in both.
+    let port = knobs.mode.port_name();
+    for (c, name, ip, port) in [
+        ("west", "http", fed.get("west").ip.to_string(), port),
+        ("eu", "http", fed.get("eu").ip.to_string(), port),
+        ("remote", "rtt", west_ip, "tcp"),
     ] {
         fed.get(c).write_manifest(
             &format!("bench-{name}.yaml"),
             &service_yaml(
                 "bench",
                 name,
-                // Not "http": HTTP-named ports are handled per request now;
-                // this bench compares the TCP data path with HAProxy's tcp mode.
-                "tcp",
+                port,
                 SERVICE_PORT,
                 BACKEND_PORT,
                 &[EXPORT],
@@ -413,6 +455,7 @@ fn start_haproxy(
             rtt: (rtt_front, to_haproxy.addr()),
         },
         knobs.idle.max(800) + 200,
+        knobs.mode,
     );
     haproxy.start();
     let front = haproxy.front_addr;

@@ -9,7 +9,7 @@ use crate::failover::Failover;
 use crate::load::Sample;
 use crate::rtt::RttResult;
 use crate::tools::{Closed, Open};
-use crate::{Knobs, Path, TOOL_CONNECTIONS};
+use crate::{Knobs, Path, ProxyMode, TOOL_CONNECTIONS};
 
 /// One fixed-rate run.
 #[derive(Debug, Clone, Copy)]
@@ -155,8 +155,12 @@ pub(crate) fn print(
 ) {
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!();
+    let mode = match knobs.mode {
+        ProxyMode::Tcp => "TCP port (HAProxy mode tcp)",
+        ProxyMode::Http => "HTTP port, per request (HAProxy mode http)",
+    };
     println!(
-        "fedmesh gateway pair vs direct TCP vs HAProxy pair (mTLS), {} rounds, medians",
+        "fedmesh gateway pair vs direct TCP vs HAProxy pair (mTLS), {mode}, {} rounds, medians",
         knobs.rounds
     );
     println!(

@@ -13,6 +13,7 @@ mod examples;
 mod export;
 mod gateway;
 mod gateway_api;
+mod grpc;
 mod hardening;
 mod headless;
 mod hostile;
