@@ -18,8 +18,9 @@
 //!    header: those are the gateways' own).
 //! 4. **tries**: [`super::attempts::Attempts`] (target choice and failover)
 //!    once, then again per [`super::retry`] while the answer is retryable,
-//!    attempts are left, the method is idempotent (the route model carries
-//!    no opt-in for others) and the retry budget allows it.
+//!    attempts are left, the method is idempotent (or the answer is a gRPC
+//!    UNAVAILABLE: [`super::retry::may_resend`]) and the retry budget
+//!    allows it.
 //!    `timeouts.backendRequest` bounds each attempt, `timeouts.request`
 //!    2–4 as a whole: expiry before the response head answers 504, after
 //!    it cuts the response body ([`super::deadline`]).
@@ -43,7 +44,7 @@ use super::body::{RequestBody, boxed};
 use super::deadline::Deadline;
 use super::headers::{is_idempotent, strip_gateway};
 use super::reply::status;
-use super::retry::{Outcome, retryable};
+use super::retry::{Outcome, may_resend, retryable};
 use super::{Body, fault, grpc};
 use crate::egress::Egress;
 use crate::metrics::HTTP_NO_CLUSTER;
@@ -278,18 +279,16 @@ impl Tries<'_> {
         let budgets = &self.egress.retry_budgets;
         let metrics = &self.egress.metrics;
         budgets.deposit(self.target, Instant::now());
-        let retry = self
-            .rule
-            .retry
-            .as_ref()
-            .filter(|_| is_idempotent(head.method()));
+        let retry = self.rule.retry.as_ref();
+        let idempotent = is_idempotent(head.method());
         let mut left = retry.map_or(0, |r| r.attempts);
         loop {
             let (outcome, answer) = once(self.attempts, head, &mut body).await;
             let Some(retry) = retry else {
                 return answer;
             };
-            if left == 0 || !retryable(retry, outcome) || !body.can_replay() {
+            let again = retryable(retry, outcome) && may_resend(idempotent, outcome);
+            if left == 0 || !again || !body.can_replay() {
                 return answer;
             }
             if !budgets.try_retry(self.target, Instant::now()) {

@@ -42,8 +42,11 @@ pub(super) const GRPC_UNAVAILABLE: &str = "14";
 /// How one try of a request ended, as the retry policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
-    /// A response with this status (a gRPC UNAVAILABLE already as 503).
+    /// A response with this status.
     Answered(u16),
+    /// A gRPC trailers-only response with `grpc-status: 14` (UNAVAILABLE):
+    /// a 503 to the rule's codes.
+    GrpcUnavailable,
     /// No target could serve it (the gateway answers 503).
     NoTarget,
     /// The rule's `backendRequest` timeout expired (the gateway answers 504).
@@ -60,7 +63,7 @@ impl Outcome {
                 .get("grpc-status")
                 .is_some_and(|v| v.as_bytes() == GRPC_UNAVAILABLE.as_bytes())
         {
-            return Outcome::Answered(503);
+            return Outcome::GrpcUnavailable;
         }
         Outcome::Answered(status.as_u16())
     }
@@ -69,7 +72,7 @@ impl Outcome {
     fn code(self) -> u16 {
         match self {
             Outcome::Answered(code) => code,
-            Outcome::NoTarget => 503,
+            Outcome::GrpcUnavailable | Outcome::NoTarget => 503,
             Outcome::TimedOut => 504,
         }
     }
@@ -92,6 +95,16 @@ pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
 /// 503 the gateway answers, an expired `backendRequest` as the 504).
 pub(super) fn retryable(retry: &Retry, outcome: Outcome) -> bool {
     retry.codes.contains(&outcome.code())
+}
+
+/// Whether a request may be sent again at all after `outcome`: an
+/// idempotent one always (RFC 9110 §9.2.2); any other only after a gRPC
+/// UNAVAILABLE. gRPC calls are all POSTs, and a route's `retry` on 503 is
+/// the service owner's opt-in, as a gRPC retry policy is (gRFC A6 retries
+/// any method its policy names); UNAVAILABLE is the status gRPC defines
+/// as transient and safe to retry.
+pub(super) fn may_resend(idempotent: bool, outcome: Outcome) -> bool {
+    idempotent || outcome == Outcome::GrpcUnavailable
 }
 
 /// One service's deposits and retries, per second of the window.
@@ -290,12 +303,26 @@ mod tests {
         );
         assert_eq!(
             Outcome::of(StatusCode::OK, &headers),
-            Outcome::Answered(503)
+            Outcome::GrpcUnavailable
         );
         headers.insert("grpc-status", HeaderValue::from_static("5"));
         assert_eq!(
             Outcome::of(StatusCode::OK, &headers),
             Outcome::Answered(200)
+        );
+    }
+
+    #[test]
+    fn only_an_idempotent_request_or_a_grpc_unavailable_is_sent_again() {
+        assert!(may_resend(true, Outcome::Answered(503)), "a GET");
+        assert!(!may_resend(false, Outcome::Answered(503)), "a POST's 503");
+        assert!(
+            !may_resend(false, Outcome::NoTarget),
+            "a POST nothing served"
+        );
+        assert!(
+            may_resend(false, Outcome::GrpcUnavailable),
+            "a gRPC call (a POST) answered UNAVAILABLE"
         );
     }
 }

@@ -389,3 +389,65 @@ fn new_calls_on_one_channel_go_to_west_when_easts_gateway_dies() {
         60,
     );
 }
+
+/// A route in eu's registry that retries demo/hello's 503s twice.
+const RETRY_ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: hello-retry, namespace: demo }
+spec:
+  parentRefs: [ { group: "", kind: Service, name: hello, port: 8080 } ]
+  rules:
+    - backendRefs: [ { kind: Service, name: hello, port: 8080 } ]
+      retry: { attempts: 2, codes: [ 503 ] }
+"#;
+
+/// One unary call answered `code` with `fail_code` set: how many calls the
+/// two servers took for it.
+fn failing_call(
+    rt: &Runtime,
+    client: &mut GreeterClient<Channel>,
+    servers: &[&GrpcBackend],
+    code: Code,
+) -> usize {
+    let before: usize = servers.iter().map(|s| s.calls()).sum();
+    let request = HelloRequest {
+        name: "retry".into(),
+        fail_code: code as i32,
+        fail_message: format!("{code:?} on purpose"),
+    };
+    let status = rt
+        .block_on(client.hello(request))
+        .expect_err("a failing call");
+    assert_eq!(status.code(), code, "{status:?}");
+    servers.iter().map(|s| s.calls()).sum::<usize>() - before
+}
+
+#[test]
+fn a_routes_retry_resends_a_grpc_call_answered_unavailable_and_nothing_else() {
+    let fed = mesh();
+    let east = serve_hello(&fed, "east", &[EXPORT]);
+    let west = serve_hello(&fed, "west", &[EXPORT]);
+    let rt = runtime();
+    let vip = eu_vip(&fed, &rt);
+    let mut client = channel(&rt, vip).expect("a channel to eu's VIP");
+    let servers = [&east, &west];
+    // Without a route a gRPC call (a POST) is never sent twice.
+    assert_eq!(
+        failing_call(&rt, &mut client, &servers, Code::Unavailable),
+        1
+    );
+
+    fed.get("eu")
+        .write_manifest("hello-retry.yaml", RETRY_ROUTE);
+    wait_until(
+        "eu's gateway retries an UNAVAILABLE call (1 call + 2 retries)",
+        SYNC,
+        || failing_call(&rt, &mut client, &servers, Code::Unavailable) == 3,
+    );
+    // Another status is the call's answer: not retried.
+    assert_eq!(failing_call(&rt, &mut client, &servers, Code::NotFound), 1);
+    // A call that succeeds is sent once.
+    let before = east.calls() + west.calls();
+    hello(&rt, &mut client, "once").expect("a call that succeeds");
+    assert_eq!(east.calls() + west.calls() - before, 1);
+}
