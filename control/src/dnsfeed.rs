@@ -329,10 +329,13 @@ mod tests {
             ports: vec![],
             affinity: Affinity::Local,
             weights: BTreeMap::new(),
-            clusters: (1..).zip(clusters).map(|(i, c)| entry(&c, i)).collect(),
+            clusters: (1..).zip(clusters).map(|(i, c)| entry(c, i)).collect(),
             conflicts: vec![],
         }
     }
+
+    /// One change to a table.
+    type Step = Box<dyn Fn(&mut TableSnapshot)>;
 
     #[test]
     fn an_updated_zone_equals_the_zone_built_whole() {
@@ -345,7 +348,7 @@ mod tests {
         }
         let mut was = table.clone();
         let mut zone = zone_snapshot(&was, "clusterset.local", ttl, 1);
-        let steps: Vec<Box<dyn Fn(&mut TableSnapshot)>> = vec![
+        let steps: Vec<Step> = vec![
             Box::new(|t| {
                 t.services.remove(&ServiceKey::new("demo", "b"));
             }),

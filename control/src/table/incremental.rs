@@ -19,17 +19,18 @@
 //! whole table). [`update`] is checked against [`super::build`] by a
 //! property test (`tests/incremental.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use imbl::OrdMap;
 
+use super::headless::{EndpointEntry, HeadlessService};
 use super::vips::VipSource;
 use super::{
     Candidate, GlobalService, Imports, LocalCluster, PeerLink, TableEvent, local_candidate,
     merge_sorted, peer_candidate,
 };
 use crate::exports::ExportState;
-use crate::model::{LinkState, ServiceKey};
+use crate::model::{LinkState, NamedEndpoints, ServiceKey, VipName};
 
 /// The global services, as published: a persistent map.
 pub type Services = OrdMap<ServiceKey, GlobalService>;
@@ -139,6 +140,78 @@ pub fn update(
             services.insert(key.clone(), service);
         }
     }
+}
+
+/// Rebuilds the headless entries of `keys` in `headless`, reading the
+/// sources in the order the full build reads them (this cluster, then
+/// each peer; keys in order within each), so new endpoint VIPs are
+/// allocated as a full build would allocate them.
+pub fn update_headless(
+    headless: &mut BTreeMap<ServiceKey, HeadlessService>,
+    keys: &BTreeSet<ServiceKey>,
+    me: &LocalCluster,
+    exports: &ExportState,
+    peers: &[PeerLink],
+    imports: &Imports,
+    vips: &mut dyn VipSource,
+) {
+    for key in keys {
+        headless.remove(key);
+    }
+    let in_use = |_: &VipName| true;
+    for (cluster, key, named) in headless_sources(keys, me, exports, peers, imports) {
+        let endpoints = named
+            .iter()
+            .map(|e| EndpointEntry {
+                hostname: e.hostname.clone(),
+                ready: e.ready,
+                vip: vips.vip(&key.endpoint_vip(cluster, &e.hostname), &in_use),
+            })
+            .collect();
+        headless
+            .entry(key.clone())
+            .or_default()
+            .clusters
+            .insert(cluster.to_string(), endpoints);
+    }
+}
+
+/// How many named endpoints the exports of `keys` hold: the most new
+/// endpoint VIPs [`update_headless`] may allocate.
+pub fn endpoints_of(
+    keys: &BTreeSet<ServiceKey>,
+    me: &LocalCluster,
+    exports: &ExportState,
+    peers: &[PeerLink],
+    imports: &Imports,
+) -> usize {
+    headless_sources(keys, me, exports, peers, imports)
+        .map(|(_, _, named)| named.iter().count())
+        .sum()
+}
+
+/// The headless exports of `keys`: (cluster, key, endpoints), this
+/// cluster's first, then each counted peer's.
+fn headless_sources<'a>(
+    keys: &'a BTreeSet<ServiceKey>,
+    me: &'a LocalCluster,
+    exports: &'a ExportState,
+    peers: &'a [PeerLink],
+    imports: &'a Imports,
+) -> impl Iterator<Item = (&'a str, &'a ServiceKey, &'a NamedEndpoints)> + 'a {
+    let local = keys.iter().filter_map(move |k| {
+        let named = exports.entries.get(k)?.headless.as_ref()?;
+        Some((me.name.as_str(), k, named))
+    });
+    let remote = peers
+        .iter()
+        .filter(|p| p.state != LinkState::Disconnected)
+        .filter_map(move |p| Some((p.name.as_str(), imports.get(&p.name)?)))
+        .flat_map(move |(peer, services)| {
+            keys.iter()
+                .filter_map(move |k| Some((peer, k, services.get(k)?.headless.as_ref()?)))
+        });
+    local.chain(remote)
 }
 
 /// Every cluster's export of `key`, as the full build collects them:

@@ -34,6 +34,7 @@ struct Owner {
     exports: Option<Arc<ExportState>>,
     peers: Vec<PeerLink>,
     services: Services,
+    headless: BTreeMap<ServiceKey, headless::HeadlessService>,
 }
 
 /// Runs the table's owner task.
@@ -56,6 +57,7 @@ pub async fn run(mut t: TableTask) {
         exports: None,
         peers: Vec::new(),
         services: Services::new(),
+        headless: BTreeMap::new(),
     };
     owner.touched.all();
     loop {
@@ -116,18 +118,22 @@ impl Owner {
             imports: &admitted,
             keys: incremental.then_some(&touched.keys),
         };
-        let headless = match (&mut self.allocator, &mut t.vips) {
+        let tables = (&mut self.services, &mut self.headless);
+        match (&mut self.allocator, &mut t.vips) {
             (Some(range), _) => {
-                let headless = rebuild(&mut self.services, &inputs, range);
+                rebuild(tables, &inputs, range);
                 persist_vips(&t.store, range).await;
-                headless
             }
             (None, VipMode::External(ips)) => {
                 let mut external = ExternalVips(ips.borrow_and_update().clone());
-                rebuild(&mut self.services, &inputs, &mut external)
+                rebuild(tables, &inputs, &mut external);
             }
-            (None, VipMode::Range(_)) => Default::default(),
-        };
+            (None, VipMode::Range(_)) => {
+                *tables.0 = Services::new();
+                tables.1.clear();
+            }
+        }
+        let headless = self.headless.clone();
         drop(admitted);
         let built = started.elapsed();
         let services = self.services.clone();
@@ -155,7 +161,7 @@ impl Owner {
             // External VIPs are never reclaimed here.
             return true;
         };
-        let endpoints = headless::live_names(me, exports, peers, &self.imports).len();
+        let endpoints = incremental::endpoints_of(&touched.keys, me, exports, peers, &self.imports);
         range.free() >= vips_needed(touched.keys.len(), peers.len()) + endpoints
     }
 }
@@ -170,23 +176,26 @@ struct Inputs<'a> {
     keys: Option<&'a BTreeSet<ServiceKey>>,
 }
 
-/// Rebuilds `services` (the touched keys, or all) and the headless
-/// services; returns the latter.
+/// Rebuilds the services and the headless services: the touched keys,
+/// or all.
 fn rebuild(
-    services: &mut Services,
+    (services, headless): (
+        &mut Services,
+        &mut BTreeMap<ServiceKey, headless::HeadlessService>,
+    ),
     i: &Inputs<'_>,
     vips: &mut dyn VipSource,
-) -> BTreeMap<ServiceKey, headless::HeadlessService> {
+) {
     match i.keys {
         Some(keys) => {
-            incremental::update(services, keys, i.me, i.exports, i.peers, i.imports, vips);
             // `room` made sure no allocation reclaims: nothing asks.
-            headless::build(i.me, i.exports, i.peers, i.imports, vips, &|_| true)
+            incremental::update(services, keys, i.me, i.exports, i.peers, i.imports, vips);
+            incremental::update_headless(headless, keys, i.me, i.exports, i.peers, i.imports, vips);
         }
         None => {
-            let (all, headless) = build_all(i.me, i.exports, i.peers, i.imports, vips);
+            let (all, named) = build_all(i.me, i.exports, i.peers, i.imports, vips);
             *services = Services::from(all);
-            headless
+            *headless = named;
         }
     }
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use super::*;
 use crate::exports::ExportEntry;
-use crate::model::{Affinity, ExportSpec, ImportedService, Locality, PortSpec};
-use crate::table::build;
+use crate::model::{
+    Affinity, ExportSpec, ImportedService, Locality, NamedEndpoint, NamedEndpoints, PortSpec,
+};
+use crate::table::build_all;
 use crate::table::owner::apply;
 use crate::table::vips::VipAllocator;
 
@@ -62,6 +64,17 @@ fn ports(rng: &mut Rng) -> Vec<PortSpec> {
     }]
 }
 
+/// Headless one time in three: one or two named pods.
+fn named(rng: &mut Rng) -> Option<NamedEndpoints> {
+    (rng.below(3) == 0).then(|| {
+        let pods = (0..=rng.below(2)).map(|i| NamedEndpoint {
+            hostname: format!("pod-{i}"),
+            ready: rng.below(2) == 0,
+        });
+        NamedEndpoints::from_list(pods.collect::<Vec<_>>())
+    })
+}
+
 fn import(rng: &mut Rng) -> ImportedService {
     ImportedService {
         ports: ports(rng),
@@ -74,7 +87,7 @@ fn import(rng: &mut Rng) -> ImportedService {
         weights: BTreeMap::new(),
         healthy: u32::try_from(rng.below(3)).unwrap_or(0),
         total: 2,
-        headless: None,
+        headless: named(rng),
         draining: rng.below(4) == 0,
     }
 }
@@ -87,7 +100,7 @@ fn export_entry(rng: &mut Rng, key: ServiceKey) -> Arc<ExportEntry> {
         spec: ExportSpec::default(),
         healthy: u32::try_from(rng.below(3)).unwrap_or(0),
         total: 2,
-        headless: None,
+        headless: named(rng),
         draining: false,
     })
 }
@@ -131,6 +144,7 @@ fn applying_any_sequence_of_changes_gives_the_table_a_full_build_gives() {
         let range = "127.77.0.0/24".parse().expect("a valid range");
         let mut vips = VipAllocator::new(range, BTreeMap::new());
         let mut services = Services::new();
+        let mut headless = BTreeMap::new();
         for turn in 0..60 {
             let mut touched = Touched::default();
             for _ in 0..=rng.below(3) {
@@ -147,12 +161,22 @@ fn applying_any_sequence_of_changes_gives_the_table_a_full_build_gives() {
                 &imports,
                 &mut vips,
             );
-            let full = build(&me, &exports, &peers, &imports, &mut reference_vips);
+            update_headless(
+                &mut headless,
+                &touched.keys,
+                &me,
+                &exports,
+                &peers,
+                &imports,
+                &mut vips,
+            );
+            let (full, named) = build_all(&me, &exports, &peers, &imports, &mut reference_vips);
             assert_eq!(
                 services,
                 Services::from(full),
                 "seed {seed}, turn {turn}: the updated table differs from a full build"
             );
+            assert_eq!(headless, named, "seed {seed}, turn {turn}: headless");
         }
     }
 }

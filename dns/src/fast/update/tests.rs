@@ -21,8 +21,11 @@ fn names() -> Vec<&'static str> {
     names
 }
 
+/// One change to a zone.
+type Change = Box<dyn Fn(&mut ZoneSnapshot)>;
+
 /// One change after another to the sample zone.
-fn changes() -> Vec<Box<dyn Fn(&mut ZoneSnapshot)>> {
+fn changes() -> Vec<Change> {
     let key = |ns: &str, name: &str| (ns.to_string(), name.to_string());
     vec![
         Box::new(move |z| {
