@@ -6,6 +6,10 @@
 # Usage: bench/convergence.sh        (from the repo root)
 # Environment (passed to the bench):
 #   CONVERGENCE_SERVICES=10000   services exported per cluster (1..10000)
+#   CONVERGENCE_SWEEP="200 2000 10000"  run once per size instead (600, 6 000
+#                                and 30 000 global services); overrides
+#                                CONVERGENCE_SERVICES
+#   CONVERGENCE_ROUNDS=1         runs per size (1..5): report the median
 #   CONVERGENCE_CHANGES=200      single-service changes timed (1..1000)
 #   CONVERGENCE_TIMEOUT=600      seconds allowed for convergence
 #   BENCH_SKIP_BUILD=1           use the release binaries already built
@@ -38,10 +42,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-log "running $BENCH_EXE"
-TMPDIR=$WORK FEDMESH_BIN_DIR=$(realpath "$TARGET_DIR/release") "$BENCH_EXE" --bench &
-BENCH_PID=$!
-wait "$BENCH_PID"
-BENCH_PID=
-log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+SIZES=${CONVERGENCE_SWEEP:-${CONVERGENCE_SERVICES:-10000}}
+ROUNDS=${CONVERGENCE_ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-5]$ ]] || die "CONVERGENCE_ROUNDS must be 1..5, not $ROUNDS"
+for size in $SIZES; do
+  [[ $size =~ ^[0-9]+$ ]] || die "CONVERGENCE_SWEEP holds $size, not a number of services"
+  for round in $(seq "$ROUNDS"); do
+    log "load average before ($size per cluster, round $round): $(cut -d' ' -f1-3 /proc/loadavg)"
+    log "running $BENCH_EXE"
+    CONVERGENCE_SERVICES=$size TMPDIR=$WORK FEDMESH_BIN_DIR=${FEDMESH_BIN_DIR:-$(realpath "$TARGET_DIR/release")} \
+      "$BENCH_EXE" --bench &
+    BENCH_PID=$!
+    wait "$BENCH_PID"
+    BENCH_PID=
+    log "load average after ($size per cluster, round $round): $(cut -d' ' -f1-3 /proc/loadavg)"
+  done
+done

@@ -1,16 +1,27 @@
 //! Feeds the DNS server: each service-table snapshot becomes a zone
 //! snapshot (`fedmesh_dns::ZoneSnapshot`), published on the watch channel
 //! the DNS server reads, so answers change as soon as the table does.
+//!
+//! Both are persistent maps. A table snapshot shares every unchanged
+//! service with the one before; [`zone_update`] finds the changed ones
+//! with `OrdMap::diff` (which skips the shared parts) and converts only
+//! those, so the zone snapshot shares every unchanged record in turn and
+//! the DNS server re-indexes only what changed. [`zone_snapshot`], the
+//! whole conversion, is the reference (and what the first snapshot uses).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_dns::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneSnapshot};
+use fedmesh_dns::{
+    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ServiceRecords, ZoneSnapshot,
+};
+use imbl::ordmap::DiffItem;
 use tokio::sync::watch;
 
 use crate::clock;
 use crate::model::ServiceKey;
-use crate::table::TableSnapshot;
+use crate::table::{GlobalService, TableSnapshot};
 
 /// SRV weight of a service port: one target per name, so any value works;
 /// the MCS DNS spec leaves it to the implementation.
@@ -24,37 +35,10 @@ pub fn zone_snapshot(
     ttl: Duration,
     serial: u32,
 ) -> ZoneSnapshot {
-    let services = table
+    let services: ServiceRecords = table
         .services
         .values()
-        .filter_map(|s| {
-            Some(ServiceRecord {
-                namespace: s.key.namespace.clone(),
-                name: s.key.name.clone(),
-                vip: s.vip?,
-                ports: s
-                    .ports
-                    .iter()
-                    .filter(|p| !p.name.is_empty())
-                    .map(|p| PortRecord {
-                        name: p.name.clone(),
-                        port: p.port,
-                        weight: SRV_WEIGHT,
-                    })
-                    .collect(),
-                clusters: s
-                    .clusters
-                    .iter()
-                    .filter_map(|c| {
-                        Some(ClusterRecord {
-                            cluster: c.cluster.clone(),
-                            pinned_vip: c.pinned_vip?,
-                            endpoints: endpoint_records(table, &s.key, &c.cluster),
-                        })
-                    })
-                    .collect(),
-            })
-        })
+        .filter_map(|s| Some((zone_key(&s.key), service_record(table, s)?)))
         .collect();
     ZoneSnapshot {
         zone: zone.to_string(),
@@ -62,6 +46,86 @@ pub fn zone_snapshot(
         services,
         serial,
     }
+}
+
+/// The zone for `table`, from `before`, the zone made for the table
+/// snapshot `was`: only the services that differ between the two tables,
+/// or whose headless endpoints do, are converted again. Equal to
+/// [`zone_snapshot`] of `table` with `before`'s zone and TTL.
+pub fn zone_update(
+    before: &ZoneSnapshot,
+    was: &TableSnapshot,
+    table: &TableSnapshot,
+    serial: u32,
+) -> ZoneSnapshot {
+    let mut changed: BTreeSet<&ServiceKey> = was
+        .services
+        .diff(&table.services)
+        .map(|item| match item {
+            DiffItem::Add(key, _) | DiffItem::Remove(key, _) => key,
+            DiffItem::Update { new, .. } => new.0,
+        })
+        .collect();
+    if was.headless != table.headless {
+        let keys = was.headless.keys().chain(table.headless.keys());
+        changed.extend(keys.filter(|k| was.headless.get(*k) != table.headless.get(*k)));
+    }
+    let mut services = before.services.clone();
+    for key in changed {
+        let record = table
+            .services
+            .get(key)
+            .and_then(|s| service_record(table, s));
+        match record {
+            Some(record) => {
+                services.insert(zone_key(key), record);
+            }
+            None => {
+                services.remove(&zone_key(key));
+            }
+        }
+    }
+    ZoneSnapshot {
+        zone: before.zone.clone(),
+        ttl: before.ttl,
+        services,
+        serial,
+    }
+}
+
+/// A service's key in the zone snapshot.
+fn zone_key(key: &ServiceKey) -> (String, String) {
+    (key.namespace.clone(), key.name.clone())
+}
+
+/// One service's record, or `None` without a VIP.
+fn service_record(table: &TableSnapshot, s: &GlobalService) -> Option<ServiceRecord> {
+    Some(ServiceRecord {
+        namespace: s.key.namespace.clone(),
+        name: s.key.name.clone(),
+        vip: s.vip?,
+        ports: s
+            .ports
+            .iter()
+            .filter(|p| !p.name.is_empty())
+            .map(|p| PortRecord {
+                name: p.name.clone(),
+                port: p.port,
+                weight: SRV_WEIGHT,
+            })
+            .collect(),
+        clusters: s
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                Some(ClusterRecord {
+                    cluster: c.cluster.clone(),
+                    pinned_vip: c.pinned_vip?,
+                    endpoints: endpoint_records(table, &s.key, &c.cluster),
+                })
+            })
+            .collect(),
+    })
 }
 
 /// The named endpoints of `cluster` a headless service's DNS answers:
@@ -93,11 +157,24 @@ pub async fn run(
     out: watch::Sender<Arc<ZoneSnapshot>>,
 ) {
     let mut serial = 0u32;
+    let mut last: Option<(Arc<TableSnapshot>, Arc<ZoneSnapshot>)> = None;
     loop {
         let snapshot = table.borrow_and_update().clone();
         let now = u32::try_from(clock::now_unix_ms() / 1000).unwrap_or(u32::MAX);
         serial = now.max(serial.wrapping_add(1));
-        out.send_replace(Arc::new(zone_snapshot(&snapshot, &zone, ttl, serial)));
+        let started = std::time::Instant::now();
+        let next = Arc::new(match &last {
+            Some((was, before)) => zone_update(before, was, &snapshot, serial),
+            None => zone_snapshot(&snapshot, &zone, ttl, serial),
+        });
+        let built = started.elapsed();
+        out.send_replace(Arc::clone(&next));
+        tracing::debug!(
+            zone_us = built.as_micros() as u64,
+            version = snapshot.version,
+            "stage timing: dnsfeed"
+        );
+        last = Some((snapshot, next));
         if table.changed().await.is_err() {
             return;
         }
@@ -154,7 +231,7 @@ mod tests {
         no_vip.vip = None;
         let table = TableSnapshot {
             version: 3,
-            services: BTreeMap::from([(key, service), (no_vip.key.clone(), no_vip)]),
+            services: BTreeMap::from([(key, service), (no_vip.key.clone(), no_vip)]).into(),
             ..Default::default()
         };
         let zone = zone_snapshot(&table, "clusterset.local", Duration::from_secs(5), 42);
@@ -163,7 +240,7 @@ mod tests {
             1,
             "a service without a VIP is left out"
         );
-        let r = &zone.services[0];
+        let r = zone.services.values().next().expect("one record");
         assert_eq!(r.vip.to_string(), "127.77.0.1");
         assert_eq!(r.ports.len(), 1, "only named ports get SRV records");
         assert_eq!(r.ports[0].port, 8080);
@@ -215,12 +292,13 @@ mod tests {
         };
         let table = TableSnapshot {
             version: 1,
-            services: BTreeMap::from([(key.clone(), service)]),
+            services: BTreeMap::from([(key.clone(), service)]).into(),
             headless: BTreeMap::from([(key, headless)]),
             ..Default::default()
         };
         let zone = zone_snapshot(&table, "clusterset.local", Duration::from_secs(5), 1);
-        let eps = &zone.services[0].clusters[0].endpoints;
+        let record = zone.services.values().next().expect("one record");
+        let eps = &record.clusters[0].endpoints;
         assert_eq!(
             eps.len(),
             1,
@@ -228,5 +306,79 @@ mod tests {
         );
         assert_eq!(eps[0].hostname, "db-0");
         assert_eq!(eps[0].vip.to_string(), "127.77.0.3");
+    }
+
+    fn service(name: &str, vip: u8, clusters: &[&str]) -> GlobalService {
+        let key = ServiceKey::new("demo", name);
+        let entry = |cluster: &&str, i: u8| ClusterEntry {
+            cluster: (*cluster).into(),
+            local: false,
+            locality: Locality::default(),
+            healthy: 1,
+            total: 1,
+            stale: false,
+            pinned_vip: Some(std::net::Ipv4Addr::new(127, 77, i, vip)),
+            exported_at_ms: 0,
+            gateway_address: String::new(),
+            ports: vec![],
+            draining: false,
+        };
+        GlobalService {
+            key,
+            vip: Some(std::net::Ipv4Addr::new(127, 77, 0, vip)),
+            ports: vec![],
+            affinity: Affinity::Local,
+            weights: BTreeMap::new(),
+            clusters: (1..).zip(clusters).map(|(i, c)| entry(c, i)).collect(),
+            conflicts: vec![],
+        }
+    }
+
+    /// One change to a table.
+    type Step = Box<dyn Fn(&mut TableSnapshot)>;
+
+    #[test]
+    fn an_updated_zone_equals_the_zone_built_whole() {
+        use crate::table::headless::{EndpointEntry, HeadlessService};
+        let ttl = Duration::from_secs(5);
+        let mut table = TableSnapshot::default();
+        for (i, name) in (1..).zip(["a", "b", "c", "d"]) {
+            let s = service(name, i, &["east", "west"]);
+            table.services.insert(s.key.clone(), s);
+        }
+        let mut was = table.clone();
+        let mut zone = zone_snapshot(&was, "clusterset.local", ttl, 1);
+        let steps: Vec<Step> = vec![
+            Box::new(|t| {
+                t.services.remove(&ServiceKey::new("demo", "b"));
+            }),
+            Box::new(|t| {
+                let s = service("c", 30, &["eu"]);
+                t.services.insert(s.key.clone(), s);
+            }),
+            Box::new(|t| {
+                let mut s = service("e", 40, &["east"]);
+                s.vip = None;
+                t.services.insert(s.key.clone(), s);
+            }),
+            Box::new(|t| {
+                let endpoint = EndpointEntry {
+                    hostname: "db-0".into(),
+                    ready: true,
+                    vip: Some("127.77.9.9".parse().unwrap()),
+                };
+                let headless = HeadlessService {
+                    clusters: BTreeMap::from([("east".to_string(), vec![endpoint])]),
+                };
+                t.headless.insert(ServiceKey::new("demo", "a"), headless);
+            }),
+        ];
+        for (serial, step) in (2..).zip(steps) {
+            step(&mut table);
+            let updated = zone_update(&zone, &was, &table, serial);
+            let whole = zone_snapshot(&table, "clusterset.local", ttl, serial);
+            assert_eq!(updated, whole, "serial {serial}");
+            (was, zone) = (table.clone(), updated);
+        }
     }
 }

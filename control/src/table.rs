@@ -2,10 +2,14 @@
 //! into one global service (namespace sameness), with a VIP, a pinned VIP
 //! per cluster, conflicts flagged and stale peers marked.
 //!
-//! One owner task ([`run`]) holds the imports and the VIP allocator,
-//! applies events, rebuilds with [`build`] (a pure function) and publishes
-//! [`TableSnapshot`]s on a `watch` channel read by DNS, the admin API and
-//! gateways. Imports are persisted by the peering session *before* they
+//! One owner task ([`run`], in `owner`) holds the imports and the VIP
+//! allocator, applies events, merges again only the services they touch
+//! ([`incremental`]; [`build`], a pure function over everything, is the
+//! reference and the fallback) and publishes [`TableSnapshot`]s on a
+//! `watch` channel read by DNS, the admin API and gateways. A snapshot's
+//! services are a persistent map: it shares every unchanged service with
+//! the snapshot before, and readers find what changed with
+//! `OrdMap::diff`. Imports are persisted by the peering session *before* they
 //! reach the table (so an ack never outruns the disk), and loaded from the
 //! store at start: a restarted cluster serves its last imports at once,
 //! stale until their peers reconnect. The `imports` policy is applied
@@ -13,6 +17,8 @@
 //! global service, and is published as a [`Refusal`] instead.
 
 pub mod headless;
+pub mod incremental;
+mod owner;
 pub mod policy;
 mod protocols;
 pub mod vips;
@@ -22,13 +28,14 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
 
 use crate::exports::ExportState;
 use crate::model::{Affinity, ImportedService, LinkState, Locality, PortSpec, ServiceKey, VipName};
 use fedmesh_proto::config::ImportsPolicy;
+pub use incremental::Services;
+pub use owner::run;
 pub use policy::Refusal;
-use vips::{ExternalVips, VipAllocator, VipSource};
+use vips::VipSource;
 
 /// What the table needs to know of one peer: which imports count, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +119,9 @@ pub struct GlobalService {
 pub struct TableSnapshot {
     /// Grows with every publish.
     pub version: u64,
-    /// Global services by key.
-    pub services: BTreeMap<ServiceKey, GlobalService>,
+    /// Global services by key: a persistent map, sharing every unchanged
+    /// service with the snapshot before.
+    pub services: Services,
     /// Peers' exports the `imports` policy refused, by service then peer.
     pub refused: Vec<Refusal>,
     /// The headless ones' named endpoints ([`headless`]).
@@ -198,13 +206,8 @@ pub fn build_all(
     let in_use = |name: &VipName| live.contains(name);
     let services = entries
         .into_iter()
-        .map(|(key, mut es)| {
-            // Oldest export first; the cluster name breaks ties.
-            es.sort_by(|a, b| {
-                (a.entry.exported_at_ms, &a.entry.cluster)
-                    .cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
-            });
-            let service = merge(key.clone(), es, vips, &in_use);
+        .map(|(key, es)| {
+            let service = merge_sorted(key.clone(), es, vips, &in_use);
             (key, service)
         })
         .collect();
@@ -221,26 +224,34 @@ fn local_candidates(
 ) -> BTreeMap<ServiceKey, Vec<Candidate>> {
     let mut entries: BTreeMap<ServiceKey, Vec<Candidate>> = BTreeMap::new();
     for (key, e) in exports.entries.iter() {
-        let entry = ClusterEntry {
-            cluster: me.name.clone(),
-            local: true,
-            locality: me.locality.clone(),
-            healthy: e.healthy,
-            total: e.total.max(e.healthy),
-            stale: false,
-            pinned_vip: None,
-            exported_at_ms: e.exported_at_ms,
-            gateway_address: String::new(),
-            ports: e.ports.clone(),
-            draining: e.draining,
-        };
-        entries.entry(key.clone()).or_default().push(Candidate {
-            entry,
-            affinity: e.spec.affinity,
-            weights: e.spec.weights.clone(),
-        });
+        entries
+            .entry(key.clone())
+            .or_default()
+            .push(local_candidate(me, e));
     }
     entries
+}
+
+/// This cluster's export of one service.
+fn local_candidate(me: &LocalCluster, e: &crate::exports::ExportEntry) -> Candidate {
+    let entry = ClusterEntry {
+        cluster: me.name.clone(),
+        local: true,
+        locality: me.locality.clone(),
+        healthy: e.healthy,
+        total: e.total.max(e.healthy),
+        stale: false,
+        pinned_vip: None,
+        exported_at_ms: e.exported_at_ms,
+        gateway_address: String::new(),
+        ports: e.ports.clone(),
+        draining: e.draining,
+    };
+    Candidate {
+        entry,
+        affinity: e.spec.affinity,
+        weights: e.spec.weights.clone(),
+    }
 }
 
 /// The peers' imports; a disconnected peer's count for nothing, a stale
@@ -258,26 +269,48 @@ fn add_peer_candidates(
             continue;
         };
         for (key, imp) in services {
-            let entry = ClusterEntry {
-                cluster: peer.name.clone(),
-                local: false,
-                locality: peer.locality.clone(),
-                healthy: imp.healthy,
-                total: imp.total.max(imp.healthy),
-                stale: peer.state == LinkState::Stale,
-                pinned_vip: None,
-                exported_at_ms: imp.exported_at_ms,
-                gateway_address: peer.gateway_address.clone(),
-                ports: imp.ports.clone(),
-                draining: imp.draining,
-            };
-            entries.entry(key.clone()).or_default().push(Candidate {
-                entry,
-                affinity: imp.affinity,
-                weights: imp.weights.clone(),
-            });
+            entries
+                .entry(key.clone())
+                .or_default()
+                .push(peer_candidate(peer, imp));
         }
     }
+}
+
+/// A connected or stale peer's export of one service.
+fn peer_candidate(peer: &PeerLink, imp: &ImportedService) -> Candidate {
+    let entry = ClusterEntry {
+        cluster: peer.name.clone(),
+        local: false,
+        locality: peer.locality.clone(),
+        healthy: imp.healthy,
+        total: imp.total.max(imp.healthy),
+        stale: peer.state == LinkState::Stale,
+        pinned_vip: None,
+        exported_at_ms: imp.exported_at_ms,
+        gateway_address: peer.gateway_address.clone(),
+        ports: imp.ports.clone(),
+        draining: imp.draining,
+    };
+    Candidate {
+        entry,
+        affinity: imp.affinity,
+        weights: imp.weights.clone(),
+    }
+}
+
+/// Merges one service's candidates, oldest export first (the cluster
+/// name breaks ties).
+fn merge_sorted(
+    key: ServiceKey,
+    mut es: Vec<Candidate>,
+    vips: &mut dyn VipSource,
+    in_use: &impl Fn(&VipName) -> bool,
+) -> GlobalService {
+    es.sort_by(|a, b| {
+        (a.entry.exported_at_ms, &a.entry.cluster).cmp(&(b.entry.exported_at_ms, &b.entry.cluster))
+    });
+    merge(key, es, vips, in_use)
 }
 
 fn merge(
@@ -364,159 +397,6 @@ pub enum VipMode {
     Range(fedmesh_proto::config::Ipv4Net),
     /// Assigned elsewhere (Kubernetes ClusterIPs), published on a channel.
     External(watch::Receiver<Arc<BTreeMap<VipName, Ipv4Addr>>>),
-}
-
-/// Runs the table's owner task.
-pub async fn run(mut t: TableTask) {
-    let mut imports = load_imports(&t.store);
-    let mut allocator = match &t.vips {
-        VipMode::Range(range) => {
-            let stored = t.store.vips().unwrap_or_else(|error| {
-                warn!(%error, "cannot read VIP allocations; allocating anew");
-                BTreeMap::new()
-            });
-            Some(VipAllocator::new(*range, stored))
-        }
-        VipMode::External(_) => None,
-    };
-    let mut version = 0u64;
-    loop {
-        // Coalesce: apply every event already queued before rebuilding.
-        while let Ok(event) = t.events.try_recv() {
-            apply(&mut imports, event);
-        }
-        let exports = t.exports.borrow_and_update().clone();
-        t.peer_changes.borrow_and_update();
-        let peers = (t.peers)();
-        imports.retain(|peer, _| peers.iter().any(|p| p.name == *peer));
-        let (admitted, refused) = policy::admit(&t.imports_policy, &peers, &imports);
-        let (services, headless) = match (&mut allocator, &mut t.vips) {
-            (Some(range), _) => {
-                let built = build_all(&t.me, &exports, &peers, &admitted, range);
-                persist_vips(&t.store, range).await;
-                built
-            }
-            (None, VipMode::External(ips)) => {
-                let mut external = ExternalVips(ips.borrow_and_update().clone());
-                build_all(&t.me, &exports, &peers, &admitted, &mut external)
-            }
-            (None, VipMode::Range(_)) => Default::default(),
-        };
-        drop(admitted);
-        version = publish(&t.out, version, services, headless, refused);
-        tokio::select! {
-            event = t.events.recv() => match event {
-                Some(event) => apply(&mut imports, event),
-                None => return,
-            },
-            r = t.exports.changed() => if r.is_err() { return },
-            r = t.peer_changes.changed() => if r.is_err() { return },
-            r = external_changed(&mut t.vips) => if r.is_err() { return },
-        }
-    }
-}
-
-/// Publishes a snapshot when the services or the refusals changed, and
-/// always the first build, even when empty: readers (the import Service
-/// controller) wait for it before acting. Returns the version published.
-fn publish(
-    out: &watch::Sender<Arc<TableSnapshot>>,
-    version: u64,
-    services: BTreeMap<ServiceKey, GlobalService>,
-    headless: BTreeMap<ServiceKey, headless::HeadlessService>,
-    refused: Vec<Refusal>,
-) -> u64 {
-    let unchanged = {
-        let last = out.borrow();
-        log_new_refusals(&last.refused, &refused);
-        services == last.services && headless == last.headless && refused == last.refused
-    };
-    if unchanged && version > 0 {
-        return version;
-    }
-    let version = version + 1;
-    debug!(
-        version,
-        services = services.len(),
-        refused = refused.len(),
-        "service table changed"
-    );
-    out.send_replace(Arc::new(TableSnapshot {
-        version,
-        services,
-        headless,
-        refused,
-    }));
-    version
-}
-
-/// One warning per export the policy newly refuses, so an operator sees a
-/// peer trying to serve a name it may not.
-fn log_new_refusals(before: &[Refusal], now: &[Refusal]) {
-    for r in now.iter().filter(|r| !before.contains(r)) {
-        warn!(peer = %r.peer, service = %r.service, reason = %r.reason, "export refused by the imports policy");
-    }
-}
-
-/// Waits for new external VIPs; never resolves in range mode.
-async fn external_changed(vips: &mut VipMode) -> Result<(), watch::error::RecvError> {
-    match vips {
-        VipMode::External(ips) => ips.changed().await,
-        VipMode::Range(_) => std::future::pending().await,
-    }
-}
-
-fn apply(imports: &mut Imports, event: TableEvent) {
-    match event {
-        TableEvent::Imports {
-            peer,
-            full,
-            upserts,
-            removals,
-        } => {
-            let services = imports.entry(peer).or_default();
-            if full {
-                services.clear();
-            }
-            for key in removals {
-                services.remove(&key);
-            }
-            services.extend(upserts);
-        }
-    }
-}
-
-fn load_imports(store: &crate::store::Store) -> Imports {
-    let stored = match store.imports() {
-        Ok(s) => s,
-        Err(error) => {
-            warn!(%error, "cannot read stored imports; waiting for peers to resend them");
-            return Imports::new();
-        }
-    };
-    stored
-        .into_iter()
-        .map(|(peer, p)| {
-            let services = p
-                .services
-                .iter()
-                .filter_map(|(key, record)| Some((key.clone(), record.to_import()?)))
-                .collect();
-            (peer, services)
-        })
-        .collect()
-}
-
-async fn persist_vips(store: &Arc<crate::store::Store>, vips: &mut VipAllocator) {
-    let (added, removed) = vips.take_changes();
-    if added.is_empty() && removed.is_empty() {
-        return;
-    }
-    let store = store.clone();
-    let saved = tokio::task::spawn_blocking(move || store.update_vips(&added, &removed)).await;
-    if !matches!(saved, Ok(Ok(()))) {
-        warn!("cannot persist VIP allocations; they may change after a restart");
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 pub(crate) mod publish;
 pub(crate) mod query;
 mod table;
+mod update;
 
 use std::sync::Arc;
 
@@ -29,9 +30,14 @@ use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
 use tracing::debug;
 
 use crate::answer::{Answer, answer};
-use crate::snapshot::{ZoneIndex, ZoneSnapshot};
+use crate::snapshot::{ServiceEntry, ZoneIndex, ZoneSnapshot};
 use query::{MAX_NAME, Query};
-use table::{AnswerTable, BodyRef, Lookup};
+use table::{AnswerTable, BodyRef, Entry, Lookup};
+
+/// Names encoded or removed since the base table was built: the bodies
+/// (laid out as in the table), or `None` for a name that no longer
+/// exists.
+type Overlay = imbl::HashMap<Box<[u8]>, Option<Arc<[u8]>>>;
 
 /// The query types answered here. Each is either one of the zone's record
 /// types or answered NODATA/NXDOMAIN; meta types (ANY, AXFR, IXFR, OPT)
@@ -77,8 +83,11 @@ struct Encoded {
     /// The zone's name on the wire, lowercase.
     wire: Vec<u8>,
     /// Every name that exists, by its lowercase wire form: the bodies of
-    /// its positive answers by type. A type not listed is NODATA.
-    names: AnswerTable,
+    /// its positive answers by type. A type not listed is NODATA. Shared
+    /// by the tables updated from it (`update`).
+    names: Arc<AnswerTable>,
+    /// What changed since `names` was built; read first.
+    overlay: Overlay,
     /// NODATA: the SOA in the authority section (RFC 2308 §2.2).
     nodata: Body,
     /// NXDOMAIN: the SOA in the authority section (RFC 2308 §2.1).
@@ -113,6 +122,7 @@ impl FastZone {
             debug!(
                 serial = snapshot.serial,
                 names = zone.names.len(),
+                changed = zone.overlay.len(),
                 "pre-encoded the zone's answers"
             );
         }
@@ -181,46 +191,94 @@ impl FastZone {
 
 impl Encoded {
     fn build(index: &ZoneIndex) -> Self {
-        let wire = wire(index.zone());
-        let soa = index.soa_record(index.zone().clone());
-        let negative = |rcode| Body {
-            rcode,
-            counts: [0, 1, 0],
-            bytes: record(&soa, Owner::Written).into(),
-        };
-        let mut zone = Self {
-            wire,
-            names: AnswerTable::default(),
-            nodata: negative(0),
-            nxdomain: negative(NXDOMAIN),
-        };
+        let (nodata, nxdomain) = negatives(index);
+        let mut names = AnswerTable::default();
         for name in existing_names(index) {
-            zone.insert(index, &name);
-        }
-        zone
-    }
-
-    /// Records the positive answers of `name`, which exists in the zone.
-    fn insert(&mut self, index: &ZoneIndex, name: &Name) {
-        let mut bodies = Vec::new();
-        for qtype in POSITIVE_TYPES {
-            if let Answer::Records {
-                answers,
-                additionals,
-            } = answer(index, name, qtype)
-            {
-                bodies.push((
-                    u16::from(qtype),
-                    positive(index, qtype, &answers, &additionals),
-                ));
+            let bodies = bodies(index, &name);
+            let refs: Vec<(u16, BodyRef<'_>)> =
+                bodies.iter().map(|(t, b)| (*t, b.as_ref())).collect();
+            if !names.insert(&wire(&name), &refs) {
+                debug!(%name, "answers too large to pre-encode; hickory answers them");
             }
         }
-        let refs: Vec<(u16, BodyRef<'_>)> = bodies.iter().map(|(t, b)| (*t, b.as_ref())).collect();
-        if !self.names.insert(&wire(name), &refs) {
-            debug!(%name, "answers too large to pre-encode; hickory answers them");
+        Self {
+            wire: wire(index.zone()),
+            names: Arc::new(names),
+            overlay: Overlay::new(),
+            nodata,
+            nxdomain,
         }
     }
 
+    /// Records, in the overlay, the positive answers of `name`, which
+    /// exists in the zone. Answers too large for the layout are left to
+    /// hickory: the name is marked so the base's older answers are not
+    /// used either.
+    fn insert(&mut self, index: &ZoneIndex, name: &Name) {
+        let bodies = bodies(index, name);
+        let refs: Vec<(u16, BodyRef<'_>)> = bodies.iter().map(|(t, b)| (*t, b.as_ref())).collect();
+        let key: Box<[u8]> = wire(name).into();
+        match table::encode_bodies(&refs) {
+            Some(entry) => {
+                self.overlay.insert(key, Some(entry.into()));
+            }
+            None => {
+                debug!(%name, "answers too large to pre-encode; hickory answers them");
+                self.overlay.insert(key, Some(Arc::from(TOO_LARGE)));
+            }
+        }
+    }
+
+    /// What the table says about `name` (lowercase wire form): the
+    /// overlay first, then the base.
+    fn lookup(&self, name: &[u8]) -> Lookup<'_> {
+        if self.overlay.is_empty() {
+            return self.names.get(name);
+        }
+        match self.overlay.get(name) {
+            Some(Some(entry)) if **entry == *TOO_LARGE => Lookup::Ambiguous,
+            Some(Some(entry)) => Lookup::Exists(Entry::new(entry)),
+            Some(None) => Lookup::Absent,
+            None => self.names.get(name),
+        }
+    }
+}
+
+/// An overlay entry that no body layout produces (its body count says one
+/// body, and there is none): answers hickory must give.
+const TOO_LARGE: &[u8] = &[1];
+
+/// NODATA and NXDOMAIN of `index`: the SOA in the authority section
+/// (RFC 2308 §2.2, §2.1).
+fn negatives(index: &ZoneIndex) -> (Body, Body) {
+    let soa = index.soa_record(index.zone().clone());
+    let negative = |rcode| Body {
+        rcode,
+        counts: [0, 1, 0],
+        bytes: record(&soa, Owner::Written).into(),
+    };
+    (negative(0), negative(NXDOMAIN))
+}
+
+/// The bodies of the positive answers of `name` by type.
+fn bodies(index: &ZoneIndex, name: &Name) -> Vec<(u16, Body)> {
+    let mut bodies = Vec::new();
+    for qtype in POSITIVE_TYPES {
+        if let Answer::Records {
+            answers,
+            additionals,
+        } = answer(index, name, qtype)
+        {
+            bodies.push((
+                u16::from(qtype),
+                positive(index, qtype, &answers, &additionals),
+            ));
+        }
+    }
+    bodies
+}
+
+impl Encoded {
     /// The body answering `query`, or `None` when hickory must answer.
     fn body(&self, query: &Query<'_>) -> Option<BodyRef<'_>> {
         if !FAST_TYPES.iter().any(|t| u16::from(*t) == query.qtype) {
@@ -235,7 +293,7 @@ impl Encoded {
         if !in_zone(lower, &self.wire) {
             return None;
         }
-        match self.names.get(lower) {
+        match self.lookup(lower) {
             Lookup::Exists(entry) => Some(entry.body(query.qtype).unwrap_or(self.nodata.as_ref())),
             Lookup::Absent => Some(self.nxdomain.as_ref()),
             Lookup::Ambiguous => None,
@@ -264,6 +322,7 @@ fn in_zone(name: &[u8], zone: &[u8]) -> bool {
 fn existing_names(index: &ZoneIndex) -> Vec<Name> {
     let zone = index.zone();
     let mut names = vec![zone.clone()];
+    let mut owned = Vec::new();
     let mut push = |labels: &[&[u8]], base: &Name| match prepend(labels, base) {
         Some(name) => names.push(name),
         // Too long to be asked for: a query for it cannot be sent.
@@ -275,29 +334,43 @@ fn existing_names(index: &ZoneIndex) -> Vec<Name> {
             push(&[ns.as_bytes(), b"svc"], zone);
         }
         for service in services.values() {
-            let fqdn = &service.fqdn;
-            push(&[], fqdn);
-            for cluster in service.pinned.keys() {
-                push(&[cluster.as_bytes()], fqdn);
-            }
-            // A cluster with named endpoints but no pinned VIP is an
-            // empty non-terminal: it exists too.
-            for (cluster, hosts) in &service.endpoints {
-                if !service.pinned.contains_key(cluster) {
-                    push(&[cluster.as_bytes()], fqdn);
-                }
-                for host in hosts.keys() {
-                    push(&[host.as_bytes(), cluster.as_bytes()], fqdn);
-                }
-            }
-            if !service.ports.is_empty() {
-                push(&[b"_tcp"], fqdn);
-            }
-            for port in service.ports.keys() {
-                let label = format!("_{port}");
-                push(&[label.as_bytes(), b"_tcp"], fqdn);
-            }
+            owned.extend(service_names(service));
         }
+    }
+    names.extend(owned);
+    names
+}
+
+/// The names one service owns, all below its own name: the service, its
+/// clusters (pinned VIPs, or empty non-terminals over named endpoints),
+/// its named endpoints, `_tcp` and its SRV names. A name too long for DNS
+/// is left out (a query for it cannot be sent).
+fn service_names(service: &ServiceEntry) -> Vec<Name> {
+    let fqdn = &service.fqdn;
+    let mut names = vec![fqdn.clone()];
+    let mut push = |labels: &[&[u8]]| match prepend(labels, fqdn) {
+        Some(name) => names.push(name),
+        None => debug!(%fqdn, "a name of the zone is too long for DNS; not pre-encoded"),
+    };
+    for cluster in service.pinned.keys() {
+        push(&[cluster.as_bytes()]);
+    }
+    // A cluster with named endpoints but no pinned VIP is an empty
+    // non-terminal: it exists too.
+    for (cluster, hosts) in &service.endpoints {
+        if !service.pinned.contains_key(cluster) {
+            push(&[cluster.as_bytes()]);
+        }
+        for host in hosts.keys() {
+            push(&[host.as_bytes(), cluster.as_bytes()]);
+        }
+    }
+    if !service.ports.is_empty() {
+        push(&[b"_tcp"]);
+    }
+    for port in service.ports.keys() {
+        let label = format!("_{port}");
+        push(&[label.as_bytes(), b"_tcp"]);
     }
     names
 }

@@ -53,4 +53,7 @@ mod udp;
 pub use counters::{QueryCounters, RCODES};
 pub use error::DnsError;
 pub use server::{DnsConfig, DnsServer};
-pub use snapshot::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneSnapshot};
+pub use snapshot::{
+    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ServiceRecords, ZoneSnapshot,
+    service_records,
+};

@@ -93,7 +93,7 @@ mod tests {
         let snapshot = Arc::new(ZoneSnapshot {
             zone: "clusterset.local".into(),
             ttl: 5,
-            services: vec![],
+            services: Default::default(),
             serial: 1,
         });
         let (_tx, rx) = tokio::sync::watch::channel(snapshot);

@@ -4,10 +4,14 @@
 //! [`ZoneSnapshot`] and publishes it on a `tokio::sync::watch` channel. The
 //! DNS server turns each snapshot it sees into a [`ZoneIndex`] once (lowercase
 //! keys, prebuilt names), so a query costs a few hash lookups and never
-//! scans the service list.
+//! scans the service list. A snapshot's services and the index are
+//! persistent maps: the index of a new snapshot is the previous index with
+//! the changed services replaced (`update`), so a change costs what
+//! changed, not the zone's size.
+
+mod update;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -15,6 +19,23 @@ use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record};
 use tracing::{debug, warn};
+
+pub(crate) use update::IndexChanges;
+
+/// The services of a zone, keyed by (namespace, name) as published: a
+/// persistent map (`imbl::OrdMap`), so a snapshot that changes one service
+/// shares every other record with the snapshot before, and the DNS server
+/// finds the changed ones with `OrdMap::diff` without scanning the rest.
+pub type ServiceRecords = imbl::OrdMap<(String, String), ServiceRecord>;
+
+/// `services` keyed for a [`ZoneSnapshot`]; of two with the same
+/// namespace and name, the last one wins.
+pub fn service_records(services: impl IntoIterator<Item = ServiceRecord>) -> ServiceRecords {
+    services
+        .into_iter()
+        .map(|s| ((s.namespace.clone(), s.name.clone()), s))
+        .collect()
+}
 
 /// One published state of the zone.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,8 +45,8 @@ pub struct ZoneSnapshot {
     /// TTL of every record, in seconds; also the SOA minimum (the
     /// negative-caching TTL, RFC 2308 §4).
     pub ttl: u32,
-    /// The services of the zone, in any order.
-    pub services: Vec<ServiceRecord>,
+    /// The services of the zone ([`service_records`] keys a list).
+    pub services: ServiceRecords,
     /// SOA serial; the control plane bumps it on every change.
     pub serial: u32,
 }
@@ -91,8 +112,13 @@ const SOA_EXPIRE: i32 = 604_800;
 pub(crate) struct ZoneIndex {
     snapshot: Arc<ZoneSnapshot>,
     zone: Name,
-    namespaces: HashMap<String, HashMap<String, ServiceEntry>>,
+    /// Lowercase namespace → lowercase service name → entry; persistent
+    /// maps, so an updated index shares what did not change.
+    namespaces: Namespaces,
 }
+
+/// The index's services by lowercase namespace, then name.
+pub(crate) type Namespaces = imbl::HashMap<String, imbl::HashMap<String, Arc<ServiceEntry>>>;
 
 /// What the answers need about one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +149,7 @@ impl ZoneIndex {
         let mut index = Self {
             snapshot: Arc::clone(&snapshot),
             zone: zone.clone(),
-            namespaces: HashMap::new(),
+            namespaces: Namespaces::new(),
         };
         let published = zone_name(&snapshot.zone);
         if published.as_ref().ok() != Some(zone) {
@@ -134,7 +160,7 @@ impl ZoneIndex {
             );
             return index;
         }
-        for service in &snapshot.services {
+        for service in snapshot.services.values() {
             if let Err(error) = index.insert(service) {
                 warn!(
                     namespace = %service.namespace,
@@ -148,6 +174,23 @@ impl ZoneIndex {
     }
 
     fn insert(&mut self, service: &ServiceRecord) -> Result<(), ProtoError> {
+        let entry = self.entry_of(service)?;
+        let ns = service.namespace.to_ascii_lowercase();
+        let svc = service.name.to_ascii_lowercase();
+        let mut services = self.namespaces.get(&ns).cloned().unwrap_or_default();
+        if services.insert(svc, Arc::new(entry)).is_some() {
+            warn!(
+                namespace = %service.namespace,
+                service = %service.name,
+                "service appears twice in the zone snapshot (names differ in case only); the last one wins"
+            );
+        }
+        self.namespaces.insert(ns, services);
+        Ok(())
+    }
+
+    /// The entry `service` is indexed as.
+    fn entry_of(&self, service: &ServiceRecord) -> Result<ServiceEntry, ProtoError> {
         let ns = service.namespace.to_ascii_lowercase();
         let svc = service.name.to_ascii_lowercase();
         let fqdn = Name::from_ascii(format!("{svc}.{ns}.svc"))?.append_domain(&self.zone)?;
@@ -179,20 +222,7 @@ impl ZoneIndex {
                 targets.push((port.port, port.weight));
             }
         }
-        match self.namespaces.entry(ns).or_default().entry(svc) {
-            Entry::Occupied(mut occupied) => {
-                warn!(
-                    namespace = %service.namespace,
-                    service = %service.name,
-                    "service appears twice in the zone snapshot; the last one wins"
-                );
-                occupied.insert(entry);
-            }
-            Entry::Vacant(vacant) => {
-                vacant.insert(entry);
-            }
-        }
-        Ok(())
+        Ok(entry)
     }
 
     /// The snapshot this index was built from.
@@ -216,13 +246,13 @@ impl ZoneIndex {
     }
 
     /// Every namespace (lowercase) and its services by lowercase name.
-    pub(crate) fn namespaces(&self) -> &HashMap<String, HashMap<String, ServiceEntry>> {
+    pub(crate) fn namespaces(&self) -> &Namespaces {
         &self.namespaces
     }
 
     /// The service `svc` in namespace `ns` (both lowercase).
     pub(crate) fn service(&self, ns: &str, svc: &str) -> Option<&ServiceEntry> {
-        self.namespaces.get(ns)?.get(svc)
+        self.namespaces.get(ns)?.get(svc).map(|e| &**e)
     }
 
     /// `ns.<zone>.`: the name server named by the SOA and the apex NS record.
@@ -319,7 +349,7 @@ mod tests {
         let snapshot = ZoneSnapshot {
             zone: "clusterset.local".into(),
             ttl: 5,
-            services,
+            services: service_records(services),
             serial: 1,
         };
         let zone = zone_name("clusterset.local").expect("valid zone");
@@ -388,7 +418,7 @@ mod tests {
         let snapshot = ZoneSnapshot {
             zone: "other.local".into(),
             ttl: 5,
-            services: vec![service("prod", "web")],
+            services: service_records([service("prod", "web")]),
             serial: 1,
         };
         let zone = zone_name("clusterset.local").expect("valid zone");

@@ -43,7 +43,7 @@ fn snapshot() -> ZoneSnapshot {
     ZoneSnapshot {
         zone: "clusterset.local".into(),
         ttl: 5,
-        services: vec![web, db],
+        services: fedmesh_dns::service_records([web, db]),
         serial: 7,
     }
 }

@@ -123,7 +123,12 @@ pub fn in_scope(namespaces: &[String], key: &ServiceKey) -> bool {
 pub fn scoped(table: &TableSnapshot, namespaces: &[String]) -> TableSnapshot {
     let mut out = table.clone();
     if !namespaces.is_empty() {
-        out.services.retain(|k, _| in_scope(namespaces, k));
+        out.services = table
+            .services
+            .iter()
+            .filter(|(k, _)| in_scope(namespaces, k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         out.headless.retain(|k, _| in_scope(namespaces, k));
     }
     out

@@ -1,6 +1,7 @@
 use super::*;
 use crate::exports::ExportEntry;
 use crate::model::ExportSpec;
+use crate::table::vips::VipAllocator;
 
 fn me() -> LocalCluster {
     LocalCluster {

@@ -99,6 +99,13 @@ impl VipAllocator {
         (added, removed)
     }
 
+    /// How many addresses are still free: so many new names get one
+    /// without reclaiming any.
+    pub fn free(&self) -> usize {
+        let usable = usize::try_from(self.usable()).unwrap_or(usize::MAX);
+        usable.saturating_sub(self.used.len())
+    }
+
     /// Usable addresses: the range without its first and last address.
     fn usable(&self) -> u64 {
         self.range.size().saturating_sub(2)

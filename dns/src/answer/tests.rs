@@ -6,7 +6,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::{Answer, answer};
 use crate::snapshot::{
-    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneIndex, ZoneSnapshot, zone_name,
+    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, ZoneIndex, ZoneSnapshot,
+    service_records, zone_name,
 };
 
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 10);
@@ -20,7 +21,7 @@ fn snapshot() -> ZoneSnapshot {
         zone: "clusterset.local".into(),
         ttl: 7,
         serial: 42,
-        services: vec![
+        services: service_records([
             ServiceRecord {
                 namespace: "prod".into(),
                 name: "web".into(),
@@ -82,7 +83,7 @@ fn snapshot() -> ZoneSnapshot {
                     },
                 ],
             },
-        ],
+        ]),
     }
 }
 
@@ -237,7 +238,11 @@ fn srv_target_is_lowercase_whatever_the_question_case() {
 #[test]
 fn ports_sharing_a_name_form_one_srv_rrset() {
     let mut snapshot = snapshot();
-    snapshot.services[0].ports = (0..3)
+    snapshot
+        .services
+        .get_mut(&("prod".to_string(), "web".to_string()))
+        .expect("web")
+        .ports = (0..3)
         .map(|i| PortRecord {
             name: "grpc".into(),
             port: 9000 + i,

@@ -1,6 +1,9 @@
 //! Keeping a [`FastZone`] of the latest snapshot: one task encodes each
 //! published snapshot off the query path and publishes the table with one
-//! `Arc` swap; each UDP worker reads it through a [`FastReader`].
+//! `Arc` swap; each UDP worker reads it through a [`FastReader`]. A
+//! snapshot that follows the one encoded last costs only its changed
+//! services: the task keeps that snapshot's index and updates both
+//! (`ZoneIndex::update`, `FastZone::update`).
 //!
 //! A query never waits for encoding. While the table of the newest
 //! snapshot is still being built, the reader says so and the query goes to
@@ -25,23 +28,30 @@ pub(crate) fn spawn(
     tasks: &mut JoinSet<()>,
 ) -> watch::Receiver<Arc<FastZone>> {
     let first = Arc::clone(&snapshots.borrow());
-    let (tables, receiver) = watch::channel(Arc::new(encode(first)));
-    tasks.spawn(run(snapshots, tables));
+    let (index, table) = encode(None, first);
+    let (tables, receiver) = watch::channel(Arc::new(table));
+    tasks.spawn(run(snapshots, tables, index));
     receiver
 }
 
 async fn run(
     mut snapshots: watch::Receiver<Arc<ZoneSnapshot>>,
     tables: watch::Sender<Arc<FastZone>>,
+    mut index: Option<Arc<ZoneIndex>>,
 ) {
     // Bounded by the publisher: each turn waits for a new snapshot, and the
     // loop ends when the sender is dropped.
     while snapshots.changed().await.is_ok() {
         let latest = Arc::clone(&snapshots.borrow_and_update());
-        // Encoding 30 000 names takes a while: keep it off the runtime's
-        // worker threads, so UDP workers and hickory keep answering.
-        match tokio::task::spawn_blocking(move || encode(latest)).await {
-            Ok(table) => {
+        let previous = index
+            .take()
+            .map(|index| (index, Arc::clone(&tables.borrow())));
+        // Encoding a whole zone of 30 000 names takes a while: keep it off
+        // the runtime's worker threads, so UDP workers and hickory keep
+        // answering.
+        match tokio::task::spawn_blocking(move || encode(previous, latest)).await {
+            Ok((next, table)) => {
+                index = next;
                 tables.send_replace(Arc::new(table));
             }
             // Only a panic in encoding gets here; hickory keeps answering.
@@ -50,16 +60,46 @@ async fn run(
     }
 }
 
-/// The table of `snapshot`, for the zone the snapshot names.
-fn encode(snapshot: Arc<ZoneSnapshot>) -> FastZone {
+/// The table of `snapshot` (and its index), for the zone the snapshot
+/// names: updated from `previous` (the last table and its snapshot's
+/// index) when it can be, else encoded whole.
+fn encode(
+    previous: Option<(Arc<ZoneIndex>, Arc<FastZone>)>,
+    snapshot: Arc<ZoneSnapshot>,
+) -> (Option<Arc<ZoneIndex>>, FastZone) {
+    let started = std::time::Instant::now();
+    if let Some((index, table)) = previous
+        && Arc::ptr_eq(index.snapshot(), table.snapshot())
+        && let Some((index, changes)) = ZoneIndex::update(&index, Arc::clone(&snapshot))
+    {
+        let indexed = started.elapsed();
+        let table = FastZone::update(&table, snapshot, &index, &changes);
+        timing(started, indexed, changes.services.len());
+        return (Some(Arc::new(index)), table);
+    }
     match zone_name(&snapshot.zone) {
         Ok(zone) => {
             let index = ZoneIndex::build(Arc::clone(&snapshot), &zone);
-            FastZone::build(snapshot, Some(&index))
+            let indexed = started.elapsed();
+            let table = FastZone::build(snapshot, Some(&index));
+            timing(started, indexed, usize::MAX);
+            (Some(Arc::new(index)), table)
         }
         // The router logs a zone it cannot serve; hickory answers it all.
-        Err(_) => FastZone::build(snapshot, None),
+        Err(_) => (None, FastZone::build(snapshot, None)),
     }
+}
+
+/// The debug line the convergence bench reads; `changed` is `usize::MAX`
+/// for a whole zone.
+fn timing(started: std::time::Instant, indexed: std::time::Duration, changed: usize) {
+    debug!(
+        index_us = indexed.as_micros() as u64,
+        encode_us = (started.elapsed() - indexed).as_micros() as u64,
+        whole = changed == usize::MAX,
+        changed = changed.min(u32::MAX as usize),
+        "stage timing: dns_fast"
+    );
 }
 
 /// One UDP worker's view of the tables.

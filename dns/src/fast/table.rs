@@ -71,26 +71,16 @@ impl AnswerTable {
         ) else {
             return false;
         };
-        if offset == AMBIGUOUS
-            || bodies
-                .iter()
-                .any(|(_, b)| b.bytes.len() > usize::from(u16::MAX))
-        {
+        if offset == AMBIGUOUS {
             return false;
         }
+        let Some(entry) = encode_bodies(bodies) else {
+            return false;
+        };
+        debug_assert_eq!(usize::from(entry[0]), usize::from(count));
         self.arena.push(name_len);
         self.arena.extend_from_slice(name);
-        self.arena.push(count);
-        for (qtype, body) in bodies {
-            let len =
-                u16::try_from(body.bytes.len()).expect("bodies over 64 KiB are refused above");
-            self.arena.extend_from_slice(&qtype.to_be_bytes());
-            self.arena.push(body.rcode);
-            for value in body.counts.into_iter().chain([len]) {
-                self.arena.extend_from_slice(&value.to_be_bytes());
-            }
-            self.arena.extend_from_slice(body.bytes);
-        }
+        self.arena.extend_from_slice(&entry);
         let hash = self.hasher.hash_one(name);
         self.offsets
             .entry(hash)
@@ -117,7 +107,30 @@ impl AnswerTable {
     }
 }
 
+/// One name's bodies laid out as in the arena after the name (body
+/// count, then each body), or `None` when they do not fit the layout (more
+/// than 255 bodies, a body over 64 KiB).
+pub(super) fn encode_bodies(bodies: &[(u16, BodyRef<'_>)]) -> Option<Vec<u8>> {
+    let count = u8::try_from(bodies.len()).ok()?;
+    let mut out = vec![count];
+    for (qtype, body) in bodies {
+        let len = u16::try_from(body.bytes.len()).ok()?;
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.push(body.rcode);
+        for value in body.counts.into_iter().chain([len]) {
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out.extend_from_slice(body.bytes);
+    }
+    Some(out)
+}
+
 impl<'a> Entry<'a> {
+    /// An entry over bodies laid out by [`encode_bodies`].
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
     /// The body answering `qtype`, or `None` for NODATA.
     pub(super) fn body(self, qtype: u16) -> Option<BodyRef<'a>> {
         let read = |at: usize| u16::from_be_bytes([self.0[at], self.0[at + 1]]);

@@ -12,10 +12,12 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::router::ZoneRouter;
-use crate::snapshot::{ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, zone_name};
+use crate::snapshot::{
+    ClusterRecord, EndpointRecord, PortRecord, ServiceRecord, service_records, zone_name,
+};
 use crate::udp::hickory_answer;
 
-fn snapshot() -> ZoneSnapshot {
+pub(super) fn snapshot() -> ZoneSnapshot {
     let web = ServiceRecord {
         namespace: "prod".into(),
         name: "web".into(),
@@ -73,7 +75,7 @@ fn snapshot() -> ZoneSnapshot {
     ZoneSnapshot {
         zone: "clusterset.local".into(),
         ttl: 5,
-        services: vec![web, db, pg],
+        services: service_records([web, db, pg]),
         serial: 7,
     }
 }
@@ -86,7 +88,7 @@ fn fast_zone(snapshot: &Arc<ZoneSnapshot>) -> FastZone {
 
 /// Every kind of name: apex, empty non-terminals, VIP, pinned, SRV, and
 /// NXDOMAIN ones.
-const NAMES: [&str; 17] = [
+pub(super) const NAMES: [&str; 17] = [
     "clusterset.local.",
     "svc.clusterset.local.",
     "prod.svc.clusterset.local.",
@@ -106,7 +108,7 @@ const NAMES: [&str; 17] = [
     "_pg._tcp.pg.prod.svc.clusterset.local.",
 ];
 
-const TYPES: [RecordType; 7] = [
+pub(super) const TYPES: [RecordType; 7] = [
     RecordType::A,
     RecordType::AAAA,
     RecordType::SRV,
@@ -140,7 +142,13 @@ fn edns_variants() -> [Option<Edns>; 4] {
     [None, with(1232, false), with(1232, true), with(100, true)]
 }
 
-fn query(id: u16, name: &str, qtype: RecordType, edns: Option<Edns>, rd: bool) -> Vec<u8> {
+pub(super) fn query(
+    id: u16,
+    name: &str,
+    qtype: RecordType,
+    edns: Option<Edns>,
+    rd: bool,
+) -> Vec<u8> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = rd;
     message.metadata.checking_disabled = id.is_multiple_of(2);
@@ -240,7 +248,8 @@ fn a_snapshot_without_a_valid_zone_answers_nothing_fast() {
 fn a_response_larger_than_the_clients_buffer_is_left_to_hickory() {
     let mut big = snapshot();
     // 40 SRV targets of about 60 octets each exceed 512 octets.
-    big.services[0].ports = (0..40)
+    let web = ("prod".to_string(), "web".to_string());
+    big.services.get_mut(&web).expect("web").ports = (0..40)
         .map(|i| PortRecord {
             name: "http".into(),
             port: 8000 + i,

@@ -16,13 +16,13 @@ async fn upstream() -> TestServer {
     TestServer::start(ZoneSnapshot {
         zone: "upstream.test".into(),
         ttl: 30,
-        services: vec![ServiceRecord {
+        services: fedmesh_dns::service_records([ServiceRecord {
             namespace: "team".into(),
             name: "api".into(),
             vip: UPSTREAM_VIP,
             ports: vec![],
             clusters: vec![],
-        }],
+        }]),
         serial: 1,
     })
     .await

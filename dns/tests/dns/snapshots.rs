@@ -21,7 +21,9 @@ async fn a_removed_service_becomes_nxdomain() {
     );
 
     let mut snapshot = sample();
-    snapshot.services.retain(|s| s.name != "web");
+    snapshot
+        .services
+        .remove(&("prod".to_string(), "web".to_string()));
     dns.publish(snapshot);
 
     assert_nxdomain(&ask(dns.addr(), WEB, RecordType::A).await);
@@ -38,7 +40,7 @@ async fn a_removed_service_becomes_nxdomain() {
 #[tokio::test]
 async fn an_added_service_answers_its_vip() {
     let mut first = sample();
-    first.services = vec![db()];
+    first.services = fedmesh_dns::service_records([db()]);
     let dns = TestServer::start(first).await;
     assert_nxdomain(&ask(dns.addr(), WEB, RecordType::A).await);
 
@@ -55,7 +57,11 @@ async fn a_changed_vip_is_answered_at_once() {
     let dns = TestServer::start(sample()).await;
     let moved = Ipv4Addr::new(127, 240, 1, 1);
     let mut snapshot = sample();
-    snapshot.services[0].vip = moved;
+    snapshot
+        .services
+        .get_mut(&("prod".to_string(), "web".to_string()))
+        .expect("web")
+        .vip = moved;
     dns.publish(snapshot);
     assert_eq!(
         addresses(&ask(dns.addr(), WEB, RecordType::A).await),

@@ -70,7 +70,7 @@ pub(crate) fn sample() -> ZoneSnapshot {
     ZoneSnapshot {
         zone: ZONE.into(),
         ttl: TTL,
-        services: vec![web(), db()],
+        services: fedmesh_dns::service_records([web(), db()]),
         serial: SERIAL,
     }
 }

@@ -17,7 +17,11 @@ const SRV_NAME: &str = "_grpc._tcp.web.prod.svc.clusterset.local.";
 
 async fn many_ports() -> TestServer {
     let mut snapshot = sample();
-    snapshot.services[0].ports = (0..PORTS)
+    snapshot
+        .services
+        .get_mut(&("prod".to_string(), "web".to_string()))
+        .expect("web")
+        .ports = (0..PORTS)
         .map(|i| PortRecord {
             name: "grpc".into(),
             port: 20_000 + i,

@@ -89,7 +89,7 @@ fn table() -> TableSnapshot {
     };
     TableSnapshot {
         version: 1,
-        services: BTreeMap::from([(key, service)]),
+        services: BTreeMap::from([(key, service)]).into(),
         ..Default::default()
     }
 }
