@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Export convergence, change propagation and control-plane memory: three
 # release `fedctl run` clusters in a full mesh, each exporting 10 000
-# services (tests/benches/convergence.rs). See docs/benchmarks.md.
+# services (tests/benches/convergence/). See docs/benchmarks.md.
 #
 # Usage: bench/convergence.sh        (from the repo root)
 # Environment (passed to the bench):
