@@ -44,14 +44,7 @@ impl GrpcBackend {
     /// # Panics
     /// When the address cannot be bound.
     pub fn start(addr: SocketAddr, name: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the gRPC backend");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("gRPC backend bind {addr}: {e}"));
+        let (runtime, listener) = crate::serve::bind(addr, "gRPC backend");
         let calls = Arc::new(AtomicUsize::new(0));
         let service = NamedGreeter {
             cluster: Arc::from(name),

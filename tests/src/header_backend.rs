@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::serve;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 /// What one request carried.
@@ -38,14 +38,7 @@ impl HeaderBackend {
     /// # Panics
     /// When the address cannot be bound.
     pub fn start(addr: SocketAddr, name: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the backend");
-        let listener = runtime
-            .block_on(TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("HTTP backend bind {addr}: {e}"));
+        let (runtime, listener) = serve::bind(addr, "HTTP backend");
         let seen = Arc::new(Mutex::new(Vec::new()));
         runtime.spawn(accept(listener, name.to_owned(), seen.clone()));
         Self {
@@ -74,27 +67,17 @@ impl Drop for HeaderBackend {
 }
 
 async fn accept(listener: TcpListener, name: String, seen: Arc<Mutex<Vec<SeenRequest>>>) {
-    // Bounded by the runtime: it ends when the backend is dropped.
-    loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            continue;
-        };
-        let (name, seen) = (name.clone(), seen.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                seen.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(SeenRequest {
-                        path: req.uri().path().to_owned(),
-                        headers: req.headers().clone(),
-                    });
-                let body = Full::new(Bytes::from(name.clone()));
-                async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+    serve::serve_http(listener, move |req: Request<hyper::body::Incoming>| {
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(SeenRequest {
+                path: req.uri().path().to_owned(),
+                headers: req.headers().clone(),
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(conn), service).await;
-        });
-    }
+        let body = Full::new(Bytes::from(name.clone()));
+        std::future::ready(Response::new(body))
+    })
+    .await;
 }
 
 /// One HTTP/1.1 GET of `path` at `addr` with `headers`, on a connection of

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::serve;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
@@ -37,14 +38,7 @@ impl HttpBackend {
     /// # Panics
     /// When the address cannot be bound.
     pub fn start(addr: SocketAddr, name: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the backend");
-        let listener = runtime
-            .block_on(TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("HTTP backend bind {addr}: {e}"));
+        let (runtime, listener) = serve::bind(addr, "HTTP backend");
         let seen = Arc::new(AtomicUsize::new(0));
         let seen_h2 = Arc::new(AtomicUsize::new(0));
         let counts = (seen.clone(), seen_h2.clone());
@@ -85,44 +79,34 @@ impl Drop for HttpBackend {
 type Counts = (Arc<AtomicUsize>, Arc<AtomicUsize>);
 
 async fn accept(listener: TcpListener, name: String, counts: Counts) {
-    // Bounded by the runtime: it ends when the backend is dropped.
-    loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            continue;
-        };
-        let (name, (seen, seen_h2)) = (name.clone(), counts.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                seen.fetch_add(1, Ordering::Relaxed);
-                if req.version() == hyper::Version::HTTP_2 {
-                    seen_h2.fetch_add(1, Ordering::Relaxed);
+    serve::serve_http(listener, move |req: Request<hyper::body::Incoming>| {
+        let (seen, seen_h2) = &counts;
+        seen.fetch_add(1, Ordering::Relaxed);
+        if req.version() == hyper::Version::HTTP_2 {
+            seen_h2.fetch_add(1, Ordering::Relaxed);
+        }
+        // Trailers as gRPC sends its status (HTTP/2 only: HTTP/1.1
+        // drops them unless the client asked with `TE: trailers`).
+        let mut trailers = hyper::HeaderMap::new();
+        trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+        if let Ok(by) = hyper::header::HeaderValue::from_str(&name) {
+            trailers.insert("x-served-by", by);
+        }
+        let trailers = std::future::ready(Some(Ok(trailers)));
+        let name = name.clone();
+        async move {
+            // A request with a body is answered `<name> <body>`.
+            let got = req.into_body().collect().await.map(|b| b.to_bytes());
+            let text = match got {
+                Ok(body) if !body.is_empty() => {
+                    format!("{name} {}", String::from_utf8_lossy(&body))
                 }
-                // Trailers as gRPC sends its status (HTTP/2 only: HTTP/1.1
-                // drops them unless the client asked with `TE: trailers`).
-                let mut trailers = hyper::HeaderMap::new();
-                trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
-                if let Ok(by) = hyper::header::HeaderValue::from_str(&name) {
-                    trailers.insert("x-served-by", by);
-                }
-                let trailers = std::future::ready(Some(Ok(trailers)));
-                let name = name.clone();
-                async move {
-                    // A request with a body is answered `<name> <body>`.
-                    let got = req.into_body().collect().await.map(|b| b.to_bytes());
-                    let text = match got {
-                        Ok(body) if !body.is_empty() => {
-                            format!("{name} {}", String::from_utf8_lossy(&body))
-                        }
-                        _ => name,
-                    };
-                    let body = Full::new(Bytes::from(text)).with_trailers(trailers);
-                    Ok::<_, std::convert::Infallible>(Response::new(body))
-                }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(conn), service).await;
-        });
-    }
+                _ => name,
+            };
+            Response::new(Full::new(Bytes::from(text)).with_trailers(trailers))
+        }
+    })
+    .await;
 }
 
 /// Which HTTP a [`KeepAliveClient`] speaks.

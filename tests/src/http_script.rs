@@ -20,12 +20,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::serve;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long one client request may take.
@@ -57,14 +58,7 @@ impl ScriptedBackend {
     /// # Panics
     /// When the address cannot be bound.
     pub fn start(addr: SocketAddr, name: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the backend");
-        let listener = runtime
-            .block_on(TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("scripted backend bind {addr}: {e}"));
+        let (runtime, listener) = serve::bind(addr, "scripted backend");
         let seen = Arc::new(Mutex::new(Seen::default()));
         runtime.spawn(accept(listener, name.to_string(), seen.clone()));
         Self {
@@ -89,21 +83,11 @@ impl Drop for ScriptedBackend {
 }
 
 async fn accept(listener: TcpListener, name: String, seen: Arc<Mutex<Seen>>) {
-    // Bounded by the runtime: it ends when the backend is dropped.
-    loop {
-        let Ok((conn, _)) = listener.accept().await else {
-            continue;
-        };
+    serve::serve_http(listener, move |req| {
         let (name, seen) = (name.clone(), seen.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let (name, seen) = (name.clone(), seen.clone());
-                async move { Ok::<_, std::convert::Infallible>(answer(req, &name, &seen).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(conn), service).await;
-        });
-    }
+        async move { answer(req, &name, &seen).await }
+    })
+    .await;
 }
 
 /// The script: see the module docs.

@@ -35,6 +35,7 @@ pub mod hostile;
 pub mod http_backend;
 pub mod http_script;
 pub mod otlp;
+pub mod serve;
 
 pub use backend::{Backend, DnsAnswer, ask_backend, dns_query, http_get};
 pub use cluster::{Cluster, Out};
