@@ -10,31 +10,31 @@ use std::time::Duration;
 
 use fedmesh_tests::{Backend, Federation, ask_backend, dns_query, wait_until};
 
-const SYNC: Duration = Duration::from_secs(30);
+pub(crate) const SYNC: Duration = Duration::from_secs(30);
 
 /// The pods: (hostname, cluster, last octet of its address).
-const PODS: [(&str, &str, u8); 3] = [
+pub(crate) const PODS: [(&str, &str, u8); 3] = [
     ("db-0", "east", 101),
     ("db-1", "east", 102),
     ("db-2", "west", 103),
 ];
 
 /// The port every pod listens on (the EndpointSlice's target port).
-const POD_PORT: u16 = 15432;
+pub(crate) const POD_PORT: u16 = 15432;
 
 /// The service port clients dial.
-const PG: u16 = 5432;
+pub(crate) const PG: u16 = 5432;
 
 /// The address of a pod: in the federation's block, away from the
 /// clusters' own addresses (.1 to .3) and from the VIP ranges.
-fn pod_ip(fed: &Federation, octet: u8) -> Ipv4Addr {
+pub(crate) fn pod_ip(fed: &Federation, octet: u8) -> Ipv4Addr {
     let [a, b, c, _] = fed.ip(0).octets();
     Ipv4Addr::new(a, b, c, octet)
 }
 
 /// The headless Service and its EndpointSlice, with `pods` as
 /// (hostname, address).
-fn db_manifest(pods: &[(&str, Ipv4Addr)]) -> String {
+pub(crate) fn db_manifest(pods: &[(&str, Ipv4Addr)]) -> String {
     let endpoints: String = pods
         .iter()
         .map(|(host, ip)| {
@@ -69,7 +69,7 @@ endpoints:
 }
 
 /// The MCS name of a pod.
-fn pod_name(host: &str, cluster: &str) -> String {
+pub(crate) fn pod_name(host: &str, cluster: &str) -> String {
     format!("{host}.{cluster}.db.demo.svc.clusterset.local")
 }
 
@@ -107,7 +107,7 @@ fn setup() -> (Federation, Vec<Backend>) {
 }
 
 /// 10 of 10 connections to `addr` reach `host`, once its listener is up.
-fn ten_reach(addr: SocketAddr, host: &str, from: &str) {
+pub(crate) fn ten_reach(addr: SocketAddr, host: &str, from: &str) {
     wait_until(&format!("{from} reaches {host} at {addr}"), SYNC, || {
         ask_backend(addr).as_deref() == Ok(host)
     });

@@ -11,75 +11,21 @@
 //! name resolves to a VIP of its `vipRange` that does the same.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use fedmesh_tests::fake_kube::{FakeKube, Kind};
 use fedmesh_tests::{Backend, Federation, ask_backend, dns_query, wait_until};
 
-const SYNC: Duration = Duration::from_secs(30);
-
-/// The pods: (hostname, cluster, last octet of its address).
-const PODS: [(&str, &str, u8); 3] = [
-    ("db-0", "east", 101),
-    ("db-1", "east", 102),
-    ("db-2", "west", 103),
-];
-
-/// The port every pod listens on (the EndpointSlice's target port).
-const POD_PORT: u16 = 15432;
-
-/// The service port clients dial.
-const PG: u16 = 5432;
+use crate::headless::{PG, POD_PORT, PODS, SYNC, db_manifest, pod_ip, pod_name, ten_reach};
 
 const CLUSTERS: [&str; 2] = ["east", "west"];
 
-fn pod_ip(fed: &Federation, octet: u8) -> Ipv4Addr {
-    let [a, b, c, _] = fed.ip(0).octets();
-    Ipv4Addr::new(a, b, c, octet)
-}
-
-/// The headless Service and its EndpointSlice, with `pods` as
-/// (hostname, address), as API objects (two documents).
-fn db_objects(pods: &[(&str, Ipv4Addr)]) -> [String; 2] {
-    let endpoints: String = pods
-        .iter()
-        .map(|(host, ip)| {
-            format!(
-                "  - {{ addresses: [\"{ip}\"], hostname: {host}, conditions: {{ ready: true }} }}\n"
-            )
-        })
-        .collect();
-    [
-        format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: db
-  namespace: demo
-  annotations: {{ fedmesh.io/export: \"true\" }}
-spec:
-  clusterIP: None
-  ports:
-    - {{ name: pg, port: {PG}, protocol: TCP }}
-"
-        ),
-        format!(
-            "apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: db-1
-  namespace: demo
-  labels: {{ kubernetes.io/service-name: db }}
-addressType: IPv4
-ports: [ {{ name: pg, port: {POD_PORT}, protocol: TCP }} ]
-endpoints:
-{endpoints}"
-        ),
-    ]
-}
-
-fn pod_name(host: &str, cluster: &str) -> String {
-    format!("{host}.{cluster}.db.demo.svc.clusterset.local")
+/// The headless Service and its EndpointSlice as API objects: the
+/// standalone test's manifest, one object per document.
+fn db_objects(pods: &[(&str, Ipv4Addr)]) -> Vec<String> {
+    db_manifest(pods)
+        .split("---\n")
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The import Service of `vip_name` in `api`: (ClusterIP, target port of
@@ -162,20 +108,6 @@ fn pod_address(
         },
     );
     (c.ip, found.expect("found above")).into()
-}
-
-/// 10 of 10 connections to `addr` reach `host`.
-fn ten_reach(addr: SocketAddr, host: &str, from: &str) {
-    wait_until(&format!("{from} reaches {host} at {addr}"), SYNC, || {
-        ask_backend(addr).as_deref() == Ok(host)
-    });
-    for i in 0..10 {
-        assert_eq!(
-            ask_backend(addr).as_deref(),
-            Ok(host),
-            "{from}: connection {i} to {addr} did not reach {host}"
-        );
-    }
 }
 
 #[test]
