@@ -188,10 +188,16 @@ impl RetryBudgets {
     pub(super) fn deposit(&self, service: &ServiceKey, now: Instant) {
         let second = self.second(now);
         let mut budgets = self.lock();
-        if budgets.len() >= MAX_SERVICES && !budgets.contains_key(service) {
-            budgets.retain(|_, b| !b.idle(second));
+        if !budgets.contains_key(service) {
+            if budgets.len() >= MAX_SERVICES {
+                budgets.retain(|_, b| !b.idle(second));
+            }
+            // The key is copied once per service, not per request.
+            budgets.insert(service.clone(), Budget::new());
         }
-        let budget = budgets.entry(service.clone()).or_insert_with(Budget::new);
+        let Some(budget) = budgets.get_mut(service) else {
+            return;
+        };
         let at = budget.bucket(second);
         budget.requests[at] += 1;
     }
@@ -201,6 +207,7 @@ impl RetryBudgets {
     pub(super) fn try_retry(&self, service: &ServiceKey, now: Instant) -> bool {
         let second = self.second(now);
         let mut budgets = self.lock();
+        // A service with no deposit yet has the whole reserve.
         let budget = budgets.entry(service.clone()).or_insert_with(Budget::new);
         if !budget.allows(second) {
             return false;
